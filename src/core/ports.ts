@@ -1,0 +1,52 @@
+import type { GenerationRequest } from './generation.js';
+
+/**
+ * What core needs from the outside world. Implementations live at the edges (src/store, src/queue, src/engine); core and
+ * tests talk to these interfaces only. Every method that causes a side effect is idempotent by generationId.
+ */
+
+export interface QuotaReservation {
+  generationId: string;
+  units: number;
+}
+
+export interface QuotaLedger {
+  /** Reserve `units` for this generation in one conditional statement; throws ImagineError 'quota_exceeded'. */
+  reserve(request: GenerationRequest, units: number): Promise<QuotaReservation>;
+  /** Turn the reservation into a charge. Idempotent. */
+  commit(generationId: string): Promise<void>;
+  /** Give the reserved units back (failure, cancel). Idempotent; a no-op after commit. */
+  refund(generationId: string, reason: string): Promise<void>;
+}
+
+export type GenerationStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface GenerationResult {
+  generationId: string;
+  /** Image store keys, one per image, in batch order, plus the grid when batch > 1. */
+  imageKeys: string[];
+  gridKey?: string;
+  seeds: number[];
+  timingsMs: Record<string, number>;
+}
+
+export interface GenerationHistory {
+  recordQueued(request: GenerationRequest): Promise<void>;
+  markRunning(generationId: string): Promise<void>;
+  /** Returns false when the generation was already finished (a retried job must not post twice). */
+  markSucceeded(result: GenerationResult): Promise<boolean>;
+  markFailed(generationId: string, status: 'failed' | 'cancelled', userMessage: string): Promise<boolean>;
+}
+
+export interface ImageStore {
+  put(key: string, bytes: Buffer, contentType: string, options?: { ttlSeconds?: number }): Promise<void>;
+  get(key: string): Promise<Buffer | null>;
+  delete(key: string): Promise<void>;
+}
+
+export interface GenerationProgress {
+  step: number;
+  totalSteps: number;
+  /** Image store key of a small WebP preview, when one was made for this step. */
+  previewKey?: string;
+}
