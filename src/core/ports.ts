@@ -50,3 +50,29 @@ export interface GenerationProgress {
   /** Image store key of a small WebP preview, when one was made for this step. */
   previewKey?: string;
 }
+
+export interface EngineStepEvent {
+  step: number;
+  totalSteps: number;
+  /** Encodes a small WebP preview of the current x̂0 on demand, so throttled steps cost nothing. */
+  preview: () => Promise<Buffer>;
+}
+
+export interface EngineOutput {
+  /** PNG files (with their A1111 `parameters` chunk), one per image, in batch order. */
+  images: Buffer[];
+  /** A 2×2 (or smaller) PNG grid when the batch has more than one image. */
+  grid?: Buffer;
+  seeds: number[];
+  timingsMs: Record<string, number>;
+}
+
+/** The diffusion engine as the worker sees it; src/engine implements it for a model folder. */
+export interface ImageEngine {
+  readonly modelName: string;
+  /** `parentImage` is the PNG an upscale / vary / img2img acts on (the worker fetches it from the image store). */
+  generate(
+    request: GenerationRequest,
+    hooks: { signal?: AbortSignal; parentImage?: Buffer; onStep?: (event: EngineStepEvent) => void },
+  ): Promise<EngineOutput>;
+}
