@@ -9,6 +9,7 @@ export type ErrorKind =
   | 'forbidden'
   | 'not_found'
   | 'model_failure'
+  | 'cancelled'
   | 'transient';
 
 export class ImagineError extends Error {
