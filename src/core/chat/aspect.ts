@@ -1,0 +1,59 @@
+import { invalidInput } from '../errors.js';
+import type { ModelLimits } from './chat-config.js';
+
+export interface ImageSize {
+  width: number;
+  height: number;
+}
+
+/** Beyond this, latent models trained on near-square images repeat subjects; Midjourney draws the line in the same place. */
+const MAX_ASPECT_RATIO = 4;
+
+export function parseAspectRatio(text: string): { w: number; h: number } {
+  const match = /^(\d{1,3}):(\d{1,3})$/.exec(text.trim());
+  const w = match ? Number(match[1]) : 0;
+  const h = match ? Number(match[2]) : 0;
+  if (!match || w === 0 || h === 0) {
+    throw invalidInput(`"${text}" is not an aspect ratio; write it as W:H, for example 16:9.`);
+  }
+  if (Math.max(w / h, h / w) > MAX_ASPECT_RATIO) {
+    throw invalidInput(`Aspect ratio ${w}:${h} is too extreme; keep it between 1:${MAX_ASPECT_RATIO} and ${MAX_ASPECT_RATIO}:1.`);
+  }
+  return { w, h };
+}
+
+/**
+ * The size with the model's base pixel count and the requested shape: width/height = w/h and width × height ≈
+ * baseWidth × baseHeight, each side rounded to the nearest multiple of `sizeMultiple` (at least one multiple), so
+ * 16:9 on a 512×512 model gives 680×384.
+ */
+export function sizeForAspectRatio(ratio: { w: number; h: number }, model: ModelLimits): ImageSize {
+  const basePixels = model.baseWidth * model.baseHeight;
+  const exactWidth = Math.sqrt((basePixels * ratio.w) / ratio.h);
+  const exactHeight = (exactWidth * ratio.h) / ratio.w;
+  const roundToMultiple = (side: number) => Math.max(model.sizeMultiple, Math.round(side / model.sizeMultiple) * model.sizeMultiple);
+  const size = { width: roundToMultiple(exactWidth), height: roundToMultiple(exactHeight) };
+  checkSize(size, model);
+  return size;
+}
+
+/** A size the user typed (`768x512`): checked, never corrected. */
+export function parseSize(text: string, model: ModelLimits): ImageSize {
+  const match = /^(\d{1,5})\s*[x×]\s*(\d{1,5})$/i.exec(text.trim());
+  if (!match) {
+    throw invalidInput(`"${text}" is not a size; write it as WIDTHxHEIGHT, for example ${model.baseWidth}x${model.baseHeight}.`);
+  }
+  const size = { width: Number(match[1]), height: Number(match[2]) };
+  checkSize(size, model);
+  return size;
+}
+
+function checkSize(size: ImageSize, model: ModelLimits): void {
+  const { width, height } = size;
+  if (width % model.sizeMultiple !== 0 || height % model.sizeMultiple !== 0) {
+    throw invalidInput(`${width}x${height} does not fit ${model.name}: width and height must be multiples of ${model.sizeMultiple}.`);
+  }
+  if (width > model.maxSide || height > model.maxSide || width < model.sizeMultiple || height < model.sizeMultiple) {
+    throw invalidInput(`${width}x${height} does not fit ${model.name}: each side must be between ${model.sizeMultiple} and ${model.maxSide}.`);
+  }
+}

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { SAMPLER_NAMES } from '../../engine/types.js';
+
+/** What the chat flow must know about a model to turn user options into valid parameters. */
+export const ModelLimits = z.object({
+  name: z.string().min(1).max(100),
+  /** The size the model was trained at; aspect ratios keep roughly its pixel count. */
+  baseWidth: z.number().int().positive(),
+  baseHeight: z.number().int().positive(),
+  /** Width and height must be multiples of this (8 × the VAE's downsampling for latent models). */
+  sizeMultiple: z.number().int().positive(),
+  maxSide: z.number().int().positive(),
+  defaultSteps: z.number().int().min(1),
+  maxSteps: z.number().int().min(1).max(150),
+  defaultGuidance: z.number().min(0).max(30),
+  defaultSampler: z.enum(SAMPLER_NAMES),
+});
+export type ModelLimits = z.infer<typeof ModelLimits>;
+
+export const ChatConfig = z.object({
+  models: z.array(ModelLimits).min(1),
+  /** Name of the model used when neither the request nor the user's settings name one. */
+  defaultModel: z.string().min(1),
+  maxBatch: z.number().int().min(1).max(4).default(4),
+  defaultBatch: z.number().int().min(1).max(4).default(4),
+  admins: z
+    .object({
+      /** Platform user ids that are always admins (Discord user ids, Slack member ids). */
+      userIds: z.array(z.string()).default([]),
+      /** Discord role ids whose members are admins. */
+      discordRoleIds: z.array(z.string()).default([]),
+    })
+    .default({ userIds: [], discordRoleIds: [] }),
+});
+export type ChatConfig = z.infer<typeof ChatConfig>;

@@ -1,0 +1,55 @@
+import { SAMPLER_NAMES } from '../../../engine/types.js';
+import { GenerationRequest } from '../../generation.js';
+import { ImagineOptions, parseImagine } from '../imagine-options.js';
+import { newGenerationId } from '../result-actions.js';
+import { acceptedView } from '../views.js';
+import type { ChatCommand, OptionValues } from './command.js';
+import type { ChatConfig } from '../chat-config.js';
+import { invalidInput } from '../../errors.js';
+
+const readOptions = (options: OptionValues): ImagineOptions => {
+  const parsed = ImagineOptions.safeParse(options);
+  if (!parsed.success) throw invalidInput(`I couldn't read the options of /imagine: ${parsed.error.issues.map((issue) => issue.path.join('.')).join(', ')}.`);
+  return parsed.data;
+};
+
+export const imagineCommand: ChatCommand = {
+  definition: {
+    name: 'imagine',
+    description: 'Make images from a prompt (flags such as --ar 16:9 --seed 1 --no trees work inside the prompt)',
+    adminOnly: false,
+    options: [
+      { name: 'prompt', description: 'What to draw, optionally followed by --flags', type: 'string', required: true },
+      { name: 'negative', description: 'What to keep out of the image', type: 'string' },
+      { name: 'aspect', description: 'Aspect ratio W:H, e.g. 16:9', type: 'string' },
+      { name: 'size', description: 'Exact size WIDTHxHEIGHT, e.g. 512x768', type: 'string' },
+      { name: 'seed', description: 'Seed for a repeatable result', type: 'integer', minValue: 0, maxValue: 4294967295 },
+      { name: 'steps', description: 'Denoising steps', type: 'integer', minValue: 1, maxValue: 150 },
+      { name: 'guidance', description: 'How closely to follow the prompt (cfg)', type: 'number', minValue: 0, maxValue: 30 },
+      { name: 'sampler', description: 'Sampler', type: 'string', choices: SAMPLER_NAMES },
+      { name: 'model', description: 'Model name', type: 'string' },
+      { name: 'batch', description: 'How many images (1-4)', type: 'integer', minValue: 1, maxValue: 4 },
+      { name: 'mode', description: 'fast (uses quota) or relax (waits for idle workers)', type: 'string', choices: ['fast', 'relax'] },
+      { name: 'private', description: 'Only you see the result', type: 'boolean' },
+    ],
+  },
+  ephemeral: (options) => options.private === true,
+  check(options: OptionValues, config: ChatConfig) {
+    parseImagine(readOptions(options), config, {}, () => 0);
+  },
+  async handle({ requester, options, service, config, openGenerationMessage }) {
+    const settings = await service.settings(requester);
+    const parsed = parseImagine(readOptions(options), config, settings);
+    const replyTarget = await openGenerationMessage(parsed.private);
+    const request = GenerationRequest.parse({
+      generationId: newGenerationId(),
+      kind: 'imagine',
+      params: parsed.params,
+      requester,
+      mode: parsed.mode,
+      replyTarget,
+    });
+    const placement = await service.submit(request);
+    return { ...acceptedView(request, placement), ephemeral: parsed.private };
+  },
+};

@@ -1,0 +1,228 @@
+import { randomInt } from 'node:crypto';
+import { z } from 'zod';
+import { SAMPLER_NAMES, type SamplerName } from '../../engine/types.js';
+import { isImagineError, invalidInput } from '../errors.js';
+import type { GenerationParams } from '../generation.js';
+import { parseAspectRatio, parseSize, sizeForAspectRatio, type ImageSize } from './aspect.js';
+import type { ChatConfig, ModelLimits } from './chat-config.js';
+import type { UserSettings } from './service.js';
+
+/** The options of `/imagine` as a platform hands them over (Discord types them; Slack gives only `prompt`). */
+export const ImagineOptions = z.object({
+  prompt: z.string(),
+  negative: z.string().optional(),
+  size: z.string().optional(),
+  aspect: z.string().optional(),
+  seed: z.number().optional(),
+  steps: z.number().optional(),
+  guidance: z.number().optional(),
+  sampler: z.string().optional(),
+  model: z.string().optional(),
+  batch: z.number().optional(),
+  mode: z.enum(['fast', 'relax']).optional(),
+  private: z.boolean().optional(),
+});
+export type ImagineOptions = z.infer<typeof ImagineOptions>;
+
+export interface ParsedImagine {
+  params: GenerationParams;
+  mode: 'fast' | 'relax';
+  private: boolean;
+}
+
+export const MAX_SEED = 4294967295;
+
+const FLAG_FIELDS = ['aspect', 'seed', 'negative', 'steps', 'guidance', 'sampler', 'model', 'mode'] as const;
+type FlagField = (typeof FLAG_FIELDS)[number];
+
+interface InlineFlag {
+  field: FlagField;
+  /** 'word': one value; 'words': the rest up to the next flag; a literal: a switch that sets the field to it. */
+  value: 'word' | 'words' | { set: string };
+}
+
+/** Midjourney's spellings first, then the long names people also type. */
+const INLINE_FLAGS: Record<string, InlineFlag> = {
+  ar: { field: 'aspect', value: 'word' },
+  aspect: { field: 'aspect', value: 'word' },
+  seed: { field: 'seed', value: 'word' },
+  no: { field: 'negative', value: 'words' },
+  steps: { field: 'steps', value: 'word' },
+  cfg: { field: 'guidance', value: 'word' },
+  guidance: { field: 'guidance', value: 'word' },
+  sampler: { field: 'sampler', value: 'word' },
+  model: { field: 'model', value: 'word' },
+  fast: { field: 'mode', value: { set: 'fast' } },
+  relax: { field: 'mode', value: { set: 'relax' } },
+};
+
+// Phones turn "--" into an em or en dash; accept what the user meant.
+const FLAG_TOKEN = /^(?:--|—|–)([a-z][a-z-]*)$/i;
+
+export function acceptedFlagsText(config: ChatConfig): string {
+  const steps = Math.max(...config.models.map((model) => model.maxSteps));
+  return [
+    '--ar W:H',
+    `--seed 0–${MAX_SEED}`,
+    '--no WORDS',
+    `--steps 1–${steps}`,
+    '--cfg 0–30',
+    `--sampler ${SAMPLER_NAMES.join('|')}`,
+    `--model ${config.models.map((model) => model.name).join('|')}`,
+    '--fast',
+    '--relax',
+  ].join(', ');
+}
+
+/**
+ * Turns `/imagine` options plus Midjourney-style flags inside the prompt into generation parameters. Every problem is
+ * collected and reported in one `invalid_input` error that also lists what is accepted, so the user fixes all at once.
+ */
+export function parseImagine(
+  options: ImagineOptions,
+  config: ChatConfig,
+  settings: UserSettings = {},
+  randomSeed: () => number = () => randomInt(0, MAX_SEED + 1),
+): ParsedImagine {
+  const problems: string[] = [];
+  const { prompt, flags } = splitInlineFlags(options.prompt, problems);
+
+  const fromOptions: Partial<Record<FlagField, string>> = {
+    aspect: options.aspect,
+    seed: options.seed?.toString(),
+    negative: options.negative,
+    steps: options.steps?.toString(),
+    guidance: options.guidance?.toString(),
+    sampler: options.sampler,
+    model: options.model,
+    mode: options.mode,
+  };
+  const raw: Partial<Record<FlagField, string>> = {};
+  for (const field of FLAG_FIELDS) {
+    const optionValue = fromOptions[field];
+    const flagValue = flags[field];
+    if (optionValue !== undefined && flagValue !== undefined && optionValue !== flagValue) {
+      problems.push(`${field} is given twice (option "${optionValue}", flag "${flagValue}")`);
+    }
+    raw[field] = flagValue ?? optionValue;
+  }
+
+  const modelName = raw.model ?? settings.model ?? config.defaultModel;
+  const model = config.models.find((candidate) => candidate.name === modelName);
+  if (!model) {
+    problems.push(`model "${modelName}" is not one of ${config.models.map((m) => m.name).join(', ')}`);
+  }
+
+  if (prompt.length === 0) problems.push('the prompt is empty');
+  if (prompt.length > 2000) problems.push(`the prompt is ${prompt.length} characters (at most 2000)`);
+  if ((raw.negative ?? '').length > 2000) problems.push('the negative prompt is longer than 2000 characters');
+
+  const size = model ? readSize(options.size, raw.aspect, model, problems) : undefined;
+  const seed = raw.seed === undefined ? randomSeed() : readInteger('seed', raw.seed, 0, MAX_SEED, problems);
+  const steps = model && readInteger('steps', raw.steps ?? String(model.defaultSteps), 1, model.maxSteps, problems);
+  const guidance = readNumber('cfg', raw.guidance ?? String(model?.defaultGuidance ?? 0), 0, 30, problems);
+  const batch = readInteger('batch', String(options.batch ?? config.defaultBatch), 1, config.maxBatch, problems);
+  const sampler = raw.sampler ?? model?.defaultSampler;
+  if (sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
+    problems.push(`sampler "${sampler}" is not one of ${SAMPLER_NAMES.join(', ')}`);
+  }
+
+  if (problems.length > 0 || !model || !size || steps === undefined || seed === undefined) {
+    throw invalidInput(
+      `I couldn't read your request: ${problems.join('; ')}.\nAccepted flags: ${acceptedFlagsText(config)}.`,
+      { problems },
+    );
+  }
+  return {
+    params: {
+      prompt,
+      negativePrompt: raw.negative ?? '',
+      width: size.width,
+      height: size.height,
+      steps,
+      guidance: guidance!,
+      sampler: sampler as SamplerName,
+      seed,
+      batch: batch!,
+      model: model.name,
+    },
+    mode: (raw.mode as 'fast' | 'relax' | undefined) ?? settings.mode ?? 'fast',
+    private: options.private ?? false,
+  };
+}
+
+function splitInlineFlags(text: string, problems: string[]): { prompt: string; flags: Partial<Record<FlagField, string>> } {
+  const promptWords: string[] = [];
+  const flags: Partial<Record<FlagField, string>> = {};
+  const tokens = text.split(/\s+/).filter((token) => token.length > 0);
+  let index = 0;
+  while (index < tokens.length) {
+    const match = FLAG_TOKEN.exec(tokens[index]);
+    if (!match) {
+      promptWords.push(tokens[index]);
+      index += 1;
+      continue;
+    }
+    const name = match[1].toLowerCase();
+    const values: string[] = [];
+    index += 1;
+    while (index < tokens.length && !FLAG_TOKEN.test(tokens[index])) {
+      values.push(tokens[index]);
+      index += 1;
+    }
+    const flag = INLINE_FLAGS[name];
+    if (!flag) {
+      problems.push(`--${name} is not a flag I know`);
+      continue;
+    }
+    if (flags[flag.field] !== undefined) {
+      problems.push(`--${name} is given twice`);
+      continue;
+    }
+    if (typeof flag.value === 'object') {
+      if (values.length > 0) problems.push(`--${name} takes no value (got "${values.join(' ')}")`);
+      flags[flag.field] = flag.value.set;
+    } else if (values.length === 0) {
+      problems.push(`--${name} needs a value`);
+    } else if (flag.value === 'word' && values.length > 1) {
+      problems.push(`--${name} takes one value (got "${values.join(' ')}"); put flags after the prompt`);
+    } else {
+      flags[flag.field] = values.join(' ');
+    }
+  }
+  return { prompt: promptWords.join(' '), flags };
+}
+
+function readSize(size: string | undefined, aspect: string | undefined, model: ModelLimits, problems: string[]): ImageSize | undefined {
+  if (size !== undefined && aspect !== undefined) {
+    problems.push('give either a size or an aspect ratio, not both');
+    return undefined;
+  }
+  try {
+    if (size !== undefined) return parseSize(size, model);
+    if (aspect !== undefined) return sizeForAspectRatio(parseAspectRatio(aspect), model);
+    return { width: model.baseWidth, height: model.baseHeight };
+  } catch (error) {
+    if (!isImagineError(error)) throw error;
+    problems.push(error.userMessage.replace(/\.$/, ''));
+    return undefined;
+  }
+}
+
+function readNumber(name: string, text: string, min: number, max: number, problems: string[]): number | undefined {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < min || value > max) {
+    problems.push(`${name} "${text}" is not a number from ${min} to ${max}`);
+    return undefined;
+  }
+  return value;
+}
+
+function readInteger(name: string, text: string, min: number, max: number, problems: string[]): number | undefined {
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+    problems.push(`${name} "${text}" is not a whole number from ${min} to ${max}`);
+    return undefined;
+  }
+  return value;
+}

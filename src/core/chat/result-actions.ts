@@ -1,0 +1,153 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { ImagineError } from '../errors.js';
+import type { GenerationKind, GenerationRequest, Requester } from '../generation.js';
+import { MAX_SEED } from './imagine-options.js';
+import type { ActionButton } from './views.js';
+import type { GenerationRecord, ImagineService } from './service.js';
+
+/**
+ * What a user can do to a finished result, by button or by reaction. Button ids carry everything needed (action,
+ * generation id, image index), so a click works after a restart without any state in the bot.
+ */
+
+export const RESULT_ACTIONS = ['upscale', 'vary-subtle', 'vary-strong', 'reroll', 'dm', 'delete'] as const;
+export type ResultActionName = (typeof RESULT_ACTIONS)[number];
+
+export const ResultAction = z.object({
+  action: z.enum(RESULT_ACTIONS),
+  generationId: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
+  imageIndex: z.number().int().min(0).max(3),
+});
+export type ResultAction = z.infer<typeof ResultAction>;
+
+const ID_PREFIX = 'ib1';
+
+/** At most 4 + 12 + 64 + 2 = 82 characters, under Discord's 100 and Slack's 255. */
+export function encodeActionId(action: ResultAction): string {
+  return [ID_PREFIX, action.action, action.generationId, action.imageIndex].join(':');
+}
+
+/** The action a button id names, or null for ids this bot did not make. */
+export function parseActionId(customId: string): ResultAction | null {
+  const [prefix, action, generationId, imageIndex, ...rest] = customId.split(':');
+  if (prefix !== ID_PREFIX || rest.length > 0 || !/^\d$/.test(imageIndex ?? '')) return null;
+  const parsed = ResultAction.safeParse({ action, generationId, imageIndex: Number(imageIndex) });
+  return parsed.success ? parsed.data : null;
+}
+
+/** Emoji actions; `slackName` is how Slack names the same emoji in `reaction_added`. */
+export const REACTION_ACTIONS = [
+  { emoji: '🔍', slackName: 'mag', action: 'upscale', singleImageOnly: true },
+  { emoji: '🔀', slackName: 'twisted_rightwards_arrows', action: 'vary-subtle', singleImageOnly: true },
+  { emoji: '🔄', slackName: 'arrows_counterclockwise', action: 'reroll', singleImageOnly: false },
+  { emoji: '🔁', slackName: 'repeat', action: 'reroll', singleImageOnly: false },
+  { emoji: '✉️', slackName: 'envelope', action: 'dm', singleImageOnly: false },
+  { emoji: '❌', slackName: 'x', action: 'delete', singleImageOnly: false },
+] as const satisfies readonly { emoji: string; slackName: string; action: ResultActionName; singleImageOnly: boolean }[];
+
+// Clients send some emoji with and some without the VS16 presentation selector (✉ vs ✉️).
+const withoutVariationSelector = (emoji: string) => emoji.replace(/\uFE0F/g, '');
+
+/** The action an emoji (unicode, or Slack's name for it) asks for on a result, or null if it is not one of ours. */
+export function actionForReaction(emojiOrSlackName: string, generationId: string): ResultAction | null {
+  const key = withoutVariationSelector(emojiOrSlackName);
+  const entry = REACTION_ACTIONS.find((candidate) => withoutVariationSelector(candidate.emoji) === key || candidate.slackName === key);
+  return entry ? { action: entry.action, generationId, imageIndex: 0 } : null;
+}
+
+export function resultReactions(batch: number): string[] {
+  const offered = REACTION_ACTIONS.filter((entry) => batch === 1 || !entry.singleImageOnly).map((entry) => entry.emoji);
+  return offered.filter((emoji, index) => offered.indexOf(emoji) === index && emoji !== '🔁');
+}
+
+export function resultButtonRows(generationId: string, batch: number): ActionButton[][] {
+  const button = (label: string, action: ResultActionName, imageIndex: number, style: ActionButton['style'] = 'secondary', emoji?: string): ActionButton => ({
+    label,
+    emoji,
+    style,
+    customId: encodeActionId({ action, generationId, imageIndex }),
+  });
+  const indexes = Array.from({ length: batch }, (_, k) => k);
+  const common = [
+    button('Reroll', 'reroll', 0, 'secondary', '🔄'),
+    button('DM me the parameters', 'dm', 0, 'secondary', '✉️'),
+    button('Delete', 'delete', 0, 'danger', '❌'),
+  ];
+  if (batch === 1) {
+    return [
+      [button('Upscale', 'upscale', 0, 'primary', '🔍'), button('Vary (subtle)', 'vary-subtle', 0, 'secondary', '🔀'), button('Vary (strong)', 'vary-strong', 0)],
+      common,
+    ];
+  }
+  return [
+    indexes.map((k) => button(`U${k + 1}`, 'upscale', k, 'primary')),
+    indexes.map((k) => button(`V${k + 1}`, 'vary-subtle', k)),
+    common,
+  ];
+}
+
+/** A request the adapter completes with the `replyTarget` of the message it opens for it. */
+export type GenerationDraft = Omit<GenerationRequest, 'replyTarget'>;
+
+export type ActionPlan =
+  | { type: 'generate'; draft: GenerationDraft }
+  | { type: 'dm'; record: GenerationRecord }
+  | { type: 'delete'; record: GenerationRecord };
+
+const KIND_OF_ACTION: Partial<Record<ResultActionName, GenerationKind>> = {
+  upscale: 'upscale',
+  'vary-subtle': 'vary-subtle',
+  'vary-strong': 'vary-strong',
+  reroll: 'reroll',
+};
+
+export const newGenerationId = (): string => randomUUID();
+
+/**
+ * Decides what an action means for this actor: a new generation (charged to whoever clicked), a DM of the
+ * parameters, or deleting the message (the requester or an admin only).
+ */
+export async function planResultAction(
+  action: ResultAction,
+  actor: Requester,
+  service: ImagineService,
+  randomSeed: () => number = () => randomInt(0, MAX_SEED + 1),
+): Promise<ActionPlan> {
+  const record = await service.findGeneration(action.generationId);
+  if (!record) {
+    throw new ImagineError('not_found', 'That image is gone: it was deleted, or its owner asked to be forgotten.');
+  }
+  if (action.action === 'dm') return { type: 'dm', record };
+  if (action.action === 'delete') {
+    if (record.request.requester.userId !== actor.userId && !actor.isAdmin) {
+      throw new ImagineError('forbidden', 'Only the person who asked for this image, or an admin, can delete it.');
+    }
+    return { type: 'delete', record };
+  }
+  const kind = KIND_OF_ACTION[action.action]!;
+  const parent = record.request;
+  if (kind !== 'reroll' && record.status !== 'succeeded') {
+    throw new ImagineError('invalid_input', 'That generation has no finished image to work on yet.');
+  }
+  const imageCount = record.result?.imageKeys.length ?? parent.params.batch;
+  if (action.imageIndex >= imageCount) {
+    throw new ImagineError('invalid_input', `That result has ${imageCount} image(s); there is no image ${action.imageIndex + 1}.`);
+  }
+  const parentSeed = record.result?.seeds[action.imageIndex] ?? parent.params.seed;
+  const params =
+    kind === 'upscale'
+      ? { ...parent.params, batch: 1, seed: parentSeed }
+      : { ...parent.params, seed: randomSeed() };
+  return {
+    type: 'generate',
+    draft: {
+      generationId: newGenerationId(),
+      kind,
+      params,
+      requester: actor,
+      mode: parent.mode,
+      parent: { generationId: parent.generationId, imageIndex: action.imageIndex },
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import type { GenerationRequest, Platform, Requester } from '../generation.js';
+import type { GenerationResult, GenerationStatus } from '../ports.js';
+
+/**
+ * What the chat flow needs from the rest of the system (queue, store, quota ledger). Chat adapters talk to this port
+ * only; the service role wires it to BullMQ and Prisma. Every method is safe to call again after a restart: nothing
+ * here relies on state kept in the adapter's memory.
+ */
+
+export interface QueuePlacement {
+  /** 1 = next to run; 0 = already running. */
+  position: number;
+  etaMs: number;
+}
+
+export interface GenerationRecord {
+  request: GenerationRequest;
+  status: GenerationStatus;
+  result?: GenerationResult;
+  /** Why it failed or was cancelled, written for the user. */
+  userMessage?: string;
+  createdAt: Date;
+}
+
+export interface QuotaStatus {
+  /** Images the user may still make in the current period. */
+  remainingUnits: number;
+  limitUnits: number;
+  resetsAt?: Date;
+  banned: boolean;
+}
+
+export interface UserSettings {
+  model?: string;
+  mode?: 'fast' | 'relax';
+}
+
+export interface WorkspaceStats {
+  queued: number;
+  running: number;
+  succeededToday: number;
+  failedToday: number;
+  activeUsersToday: number;
+}
+
+interface EventBase {
+  generationId: string;
+  platform: Platform;
+  /** The adapter-made `replyTarget` of the request: where to render the event. */
+  replyTarget: string;
+}
+
+export type GenerationEvent =
+  | (EventBase & { type: 'progress'; step: number; totalSteps: number; previewKey?: string })
+  | (EventBase & { type: 'succeeded'; result: GenerationResult })
+  | (EventBase & { type: 'failed'; userMessage: string; refunded: boolean })
+  | (EventBase & { type: 'cancelled'; refunded: boolean });
+
+export interface ImagineService {
+  /** Reserves quota and enqueues; throws ImagineError ('quota_exceeded', 'forbidden' for banned users, 'busy'). */
+  submit(request: GenerationRequest): Promise<QueuePlacement>;
+  /** Cancels the given generation, or the requester's latest unfinished one; returns the id cancelled, if any. */
+  cancel(requester: Requester, generationId?: string): Promise<string | null>;
+  findGeneration(generationId: string): Promise<GenerationRecord | null>;
+  /** The requester's latest generation that used this seed. */
+  findBySeed(requester: Requester, seed: number): Promise<GenerationRecord | null>;
+  history(requester: Requester, limit: number): Promise<GenerationRecord[]>;
+  readImage(key: string): Promise<Buffer>;
+
+  quota(requester: Requester): Promise<QuotaStatus>;
+  settings(requester: Requester): Promise<UserSettings>;
+  updateSettings(requester: Requester, changes: UserSettings): Promise<UserSettings>;
+  /** Deletes the requester's history, images and settings; returns how many generations were removed. */
+  forgetUser(requester: Requester): Promise<number>;
+
+  setQuota(workspaceId: string, userId: string, limitUnits: number): Promise<QuotaStatus>;
+  grantQuota(workspaceId: string, userId: string, units: number): Promise<QuotaStatus>;
+  resetQuota(workspaceId: string, userId: string): Promise<QuotaStatus>;
+  setBanned(workspaceId: string, userId: string, banned: boolean): Promise<void>;
+  stats(workspaceId: string): Promise<WorkspaceStats>;
+
+  /** Events of every generation made on `platform`; returns the unsubscribe function. */
+  subscribe(platform: Platform, listener: (event: GenerationEvent) => void): () => void;
+}

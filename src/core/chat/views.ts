@@ -1,0 +1,100 @@
+import type { ImagineError } from '../errors.js';
+import type { GenerationParams, GenerationRequest } from '../generation.js';
+import type { GenerationResult } from '../ports.js';
+import { resultButtonRows, resultReactions } from './result-actions.js';
+import type { GenerationRecord, QueuePlacement } from './service.js';
+
+/**
+ * What the bot shows, as plain data. Adapters render a view into a Discord message or Slack blocks; nothing here knows
+ * either platform, so both say the same things.
+ */
+
+export interface ImageAttachment {
+  /** Image store key; the adapter reads the bytes through the service. */
+  key: string;
+  fileName: string;
+}
+
+export interface ActionButton {
+  label: string;
+  emoji?: string;
+  customId: string;
+  style: 'primary' | 'secondary' | 'danger';
+}
+
+export interface ChatView {
+  text: string;
+  images: ImageAttachment[];
+  buttonRows: ActionButton[][];
+  /** Reactions the bot adds to its own message to offer emoji actions. */
+  reactions: string[];
+  /** Visible only to the person who asked. */
+  ephemeral: boolean;
+}
+
+const view = (text: string, extra: Partial<ChatView> = {}): ChatView => ({
+  text,
+  images: [],
+  buttonRows: [],
+  reactions: [],
+  ephemeral: false,
+  ...extra,
+});
+
+export const textView = (text: string, ephemeral = true): ChatView => view(text, { ephemeral });
+
+export function errorView(error: ImagineError): ChatView {
+  return view(`⚠️ ${error.userMessage}`, { ephemeral: true });
+}
+
+export function formatWait(etaMs: number): string {
+  const seconds = Math.max(1, Math.round(etaMs / 1000));
+  return seconds < 90 ? `about ${seconds} s` : `about ${Math.round(seconds / 60)} min`;
+}
+
+const quoted = (params: GenerationParams) => `“${params.prompt.length > 180 ? `${params.prompt.slice(0, 177)}…` : params.prompt}”`;
+
+export function acceptedView(request: GenerationRequest, placement: QueuePlacement): ChatView {
+  const where = placement.position <= 0 ? 'starting now' : `position ${placement.position} in the queue`;
+  return view(`🎨 ${quoted(request.params)} — ${where}, ready in ${formatWait(placement.etaMs)}.`);
+}
+
+export function progressView(request: GenerationRequest, step: number, totalSteps: number, previewKey?: string): ChatView {
+  const images = previewKey ? [{ key: previewKey, fileName: 'preview.webp' }] : [];
+  return view(`🎨 ${quoted(request.params)} — step ${step}/${totalSteps}`, { images });
+}
+
+export function doneView(request: GenerationRequest, result: GenerationResult): ChatView {
+  const { params } = request;
+  const batch = result.imageKeys.length;
+  const shown = result.gridKey ?? result.imageKeys[0];
+  return view(`${quoted(params)} — ${params.width}×${params.height}, seed ${result.seeds[0] ?? params.seed}`, {
+    images: shown ? [{ key: shown, fileName: `${request.generationId}.png` }] : [],
+    buttonRows: resultButtonRows(request.generationId, batch),
+    reactions: resultReactions(batch),
+  });
+}
+
+export function failedView(request: GenerationRequest, userMessage: string, refunded: boolean): ChatView {
+  const refund = refunded ? ' Your quota was refunded.' : '';
+  return view(`⚠️ ${quoted(request.params)} failed: ${userMessage}${refund}`);
+}
+
+export function cancelledView(request: GenerationRequest, refunded: boolean): ChatView {
+  return view(`🚫 ${quoted(request.params)} was cancelled.${refunded ? ' Your quota was refunded.' : ''}`);
+}
+
+/** Everything needed to make the image again, for ✉️ and /info. */
+export function parametersView(record: GenerationRecord, ephemeral = true): ChatView {
+  const { params, generationId, kind } = record.request;
+  const seeds = record.result?.seeds.join(', ') ?? String(params.seed);
+  const lines = [
+    `Prompt: ${params.prompt}`,
+    params.negativePrompt ? `Negative prompt: ${params.negativePrompt}` : undefined,
+    `Seed: ${seeds}`,
+    `Size: ${params.width}×${params.height}, steps: ${params.steps}, cfg: ${params.guidance}, sampler: ${params.sampler}`,
+    `Model: ${params.model}, batch: ${params.batch}, kind: ${kind}, status: ${record.status}`,
+    `Generation: ${generationId}`,
+  ];
+  return view(lines.filter((line) => line !== undefined).join('\n'), { ephemeral });
+}

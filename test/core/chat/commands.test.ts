@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import type { Requester } from '../../../src/core/generation.js';
+import { isChatAdmin } from '../../../src/core/chat/admin.js';
+import type { CommandContext, OptionValues } from '../../../src/core/chat/commands/command.js';
+import { CHAT_COMMANDS, findCommand, runCommand } from '../../../src/core/chat/commands/index.js';
+import { RecordingImagineService, TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
+
+const member: Requester = { platform: 'discord', workspaceId: 'g1', userId: 'u1', isAdmin: false };
+
+function context(service: RecordingImagineService, options: OptionValues, extra: Partial<CommandContext> = {}): CommandContext {
+  return {
+    requester: member,
+    subcommand: [],
+    options,
+    service,
+    config: TEST_CHAT_CONFIG,
+    openGenerationMessage: async () => 'reply-target-1',
+    generationIdOfMessageLink: async () => null,
+    ...extra,
+  };
+}
+
+describe('chat commands', () => {
+  it('defines every command of the product once', () => {
+    expect(CHAT_COMMANDS.map((command) => command.definition.name)).toEqual([
+      'imagine',
+      'quota',
+      'history',
+      'info',
+      'cancel',
+      'settings',
+      'forget-me',
+      'admin',
+    ]);
+  });
+
+  it('/imagine submits a request aimed at the opened message and shows the queue position', async () => {
+    const service = new RecordingImagineService();
+    const view = await runCommand(findCommand('imagine')!, context(service, { prompt: 'a fox --ar 16:9 --seed 5' }));
+    expect(view.text).toBe('🎨 “a fox” — position 2 in the queue, ready in about 40 s.');
+    expect(service.submitted[0]).toMatchObject({
+      kind: 'imagine',
+      replyTarget: 'reply-target-1',
+      requester: member,
+      params: { prompt: 'a fox', width: 680, height: 384, seed: 5 },
+    });
+  });
+
+  it('/imagine with a bad flag answers privately and submits nothing', async () => {
+    const service = new RecordingImagineService();
+    const view = await runCommand(findCommand('imagine')!, context(service, { prompt: 'fox --chaos 5' }));
+    expect(view.ephemeral).toBe(true);
+    expect(view.text).toContain('--chaos is not a flag I know');
+    expect(service.submitted).toEqual([]);
+  });
+
+  it('refuses /admin to a member who is not an admin', async () => {
+    const service = new RecordingImagineService();
+    const view = await runCommand(findCommand('admin')!, context(service, { user: 'u2' }, { subcommand: ['ban'] }));
+    expect(view).toMatchObject({ ephemeral: true, text: '⚠️ Only admins can use /admin.' });
+    expect(service.adminCalls).toEqual([]);
+  });
+
+  it('/admin quota set changes the quota when an admin asks', async () => {
+    const service = new RecordingImagineService();
+    const view = await runCommand(
+      findCommand('admin')!,
+      context(service, { user: 'u2', units: 50 }, { subcommand: ['quota', 'set'], requester: { ...member, isAdmin: true } }),
+    );
+    expect(service.adminCalls).toEqual(['setQuota g1 u2 50']);
+    expect(view.text).toBe('u2: 50 of 50 images left.');
+  });
+
+  it('/info finds a generation by seed', async () => {
+    const service = new RecordingImagineService();
+    await runCommand(findCommand('imagine')!, context(service, { prompt: 'a fox --seed 77' }));
+    const view = await runCommand(findCommand('info')!, context(service, { target: '77' }));
+    expect(view.text).toContain('Prompt: a fox');
+    expect(view.text).toContain('Seed: 77');
+  });
+
+  it('/settings refuses a model that does not exist', async () => {
+    const view = await runCommand(findCommand('settings')!, context(new RecordingImagineService(), { model: 'sdxl' }));
+    expect(view.text).toContain('is not one of emoji-tiny, pixel-32');
+  });
+});
+
+describe('isChatAdmin', () => {
+  const admins = TEST_CHAT_CONFIG.admins;
+  it('grants the Manage Server holder, a configured role, a configured user and a Slack workspace admin', () => {
+    expect(isChatAdmin({ userId: 'x', canManageServer: true }, admins)).toBe(true);
+    expect(isChatAdmin({ userId: 'x', roleIds: ['role-admins'] }, admins)).toBe(true);
+    expect(isChatAdmin({ userId: 'admin-by-config' }, admins)).toBe(true);
+    expect(isChatAdmin({ userId: 'x', isWorkspaceAdmin: true }, admins)).toBe(true);
+  });
+
+  it('refuses everyone else', () => {
+    expect(isChatAdmin({ userId: 'x', roleIds: ['role-other'], canManageServer: false }, admins)).toBe(false);
+  });
+});

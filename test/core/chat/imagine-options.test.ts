@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { isImagineError } from '../../../src/core/errors.js';
+import { parseImagine } from '../../../src/core/chat/imagine-options.js';
+import { TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
+
+const config = TEST_CHAT_CONFIG;
+const fixedSeed = () => 42;
+
+function problemOf(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    if (isImagineError(error) && error.kind === 'invalid_input') return error.userMessage;
+    throw error;
+  }
+  throw new Error('expected an invalid_input error');
+}
+
+describe('parseImagine', () => {
+  it('fills the model defaults and a random seed for a bare prompt', () => {
+    const parsed = parseImagine({ prompt: 'a red fox' }, config, {}, fixedSeed);
+    expect(parsed).toEqual({
+      params: {
+        prompt: 'a red fox',
+        negativePrompt: '',
+        width: 512,
+        height: 512,
+        steps: 30,
+        guidance: 7,
+        sampler: 'euler-a',
+        seed: 42,
+        batch: 4,
+        model: 'emoji-tiny',
+      },
+      mode: 'fast',
+      private: false,
+    });
+  });
+
+  it('reads Midjourney-style flags inside the prompt', () => {
+    const parsed = parseImagine(
+      { prompt: 'a red fox in snow --ar 16:9 --seed 123 --no trees, houses --steps 40 --cfg 6.5 --sampler ddim --relax' },
+      config,
+    );
+    expect(parsed.params).toMatchObject({
+      prompt: 'a red fox in snow',
+      negativePrompt: 'trees, houses',
+      width: 680,
+      height: 384,
+      seed: 123,
+      steps: 40,
+      guidance: 6.5,
+      sampler: 'ddim',
+    });
+    expect(parsed.mode).toBe('relax');
+  });
+
+  it('accepts the em dash phones put in place of --', () => {
+    expect(parseImagine({ prompt: 'fox —seed 7' }, config).params.seed).toBe(7);
+  });
+
+  it('reads slash-command options', () => {
+    const parsed = parseImagine(
+      { prompt: 'fox', negative: 'blur', size: '256x768', seed: 9, steps: 12, guidance: 3, sampler: 'lcm', batch: 2, mode: 'relax', private: true },
+      config,
+    );
+    expect(parsed.params).toMatchObject({ negativePrompt: 'blur', width: 256, height: 768, seed: 9, steps: 12, guidance: 3, sampler: 'lcm', batch: 2 });
+    expect(parsed.private).toBe(true);
+  });
+
+  it('uses the model limits of --model', () => {
+    const parsed = parseImagine({ prompt: 'fox --model pixel-32' }, config);
+    expect(parsed.params).toMatchObject({ model: 'pixel-32', width: 32, height: 32, steps: 20, sampler: 'ddim' });
+  });
+
+  it('applies the user settings below what the request says', () => {
+    expect(parseImagine({ prompt: 'fox' }, config, { model: 'pixel-32', mode: 'relax' }).params.model).toBe('pixel-32');
+    expect(parseImagine({ prompt: 'fox --fast' }, config, { mode: 'relax' }).mode).toBe('fast');
+  });
+
+  it('reports every problem in one message that lists the accepted flags', () => {
+    const message = problemOf(() => parseImagine({ prompt: 'fox --chaos 50 --steps many --ar 9' }, config));
+    expect(message).toContain('--chaos is not a flag I know');
+    expect(message).toContain('steps "many" is not a whole number from 1 to 60');
+    expect(message).toContain('"9" is not an aspect ratio');
+    expect(message).toContain('Accepted flags: --ar W:H, --seed 0–4294967295, --no WORDS');
+    expect(message).toContain('--sampler ddpm|ddim|euler|euler-a|dpmpp-2m|dpmpp-2m-karras|lcm');
+    expect(message).toContain('--model emoji-tiny|pixel-32');
+  });
+
+  it('refuses an unknown sampler and an unknown model', () => {
+    const message = problemOf(() => parseImagine({ prompt: 'fox --sampler heun --model sdxl' }, config));
+    expect(message).toContain('sampler "heun" is not one of');
+    expect(message).toContain('model "sdxl" is not one of emoji-tiny, pixel-32');
+  });
+
+  it('refuses steps above the model maximum and a negative seed', () => {
+    const message = problemOf(() => parseImagine({ prompt: 'fox --steps 61 --seed -1' }, config));
+    expect(message).toContain('steps "61" is not a whole number from 1 to 60');
+    expect(message).toContain('seed "-1" is not a whole number from 0 to 4294967295');
+  });
+
+  it('refuses a flag in the middle of the prompt that swallows words', () => {
+    expect(problemOf(() => parseImagine({ prompt: 'fox --seed 12 on a mat' }, config))).toContain('--seed takes one value');
+  });
+
+  it('refuses the same setting given as option and as a different flag', () => {
+    expect(problemOf(() => parseImagine({ prompt: 'fox --seed 1', seed: 2 }, config))).toContain('seed is given twice');
+  });
+
+  it('refuses both a size and an aspect ratio', () => {
+    expect(problemOf(() => parseImagine({ prompt: 'fox --ar 1:1', size: '512x512' }, config))).toContain('either a size or an aspect ratio');
+  });
+
+  it('refuses a prompt made only of flags', () => {
+    expect(problemOf(() => parseImagine({ prompt: '--seed 3' }, config))).toContain('the prompt is empty');
+  });
+
+  it('refuses a switch given a value', () => {
+    expect(problemOf(() => parseImagine({ prompt: 'fox --fast please' }, config))).toContain('--fast takes no value');
+  });
+});
