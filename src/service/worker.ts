@@ -1,0 +1,207 @@
+import { UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { isImagineError } from '../core/errors.js';
+import type { EngineStepEvent, GenerationHistory, GenerationResult, ImageEngine, ImageStore, QuotaLedger } from '../core/ports.js';
+import { releaseJobSlot } from '../queue/claims.js';
+import { publishEvent, publishTerminalEvent } from '../queue/events.js';
+import { classifyFailure, type FailureVerdict } from '../queue/failures.js';
+import { finalImageKey, gridImageKey, imagineKeys, previewImageKey, queueNameForModel, QueuedGeneration } from '../queue/job.js';
+import { recordRunTime } from '../queue/wait-estimate.js';
+import { redisOptions } from './redis.js';
+
+export interface WorkerOptions {
+  redisUrl: string;
+  /** BullMQ key prefix; must match the producer's. */
+  prefix?: string;
+  /** Loaded once by the caller; the worker takes jobs only from this model's queue. */
+  engine: ImageEngine;
+  ledger: QuotaLedger;
+  history: GenerationHistory;
+  images: ImageStore;
+  /** Jobs run at once in this process (default 1: one model instance, one job). */
+  concurrency?: number;
+  /** At most one preview (and progress event) per this many ms (default 1500). */
+  previewIntervalMs?: number;
+  previewTtlSeconds?: number;
+  /** On stop(): how long the running job may take to finish before it is handed back to the queue (default 30 s). */
+  shutdownDeadlineMs?: number;
+  /** BullMQ lock: a worker that dies is noticed after about lockDurationMs + 2 × stalledIntervalMs. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  /** Times a job may be recovered from a lost worker before it fails (default 2). */
+  maxStalledCount?: number;
+  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface RunningWorker {
+  readonly queueName: string;
+  /** Stops taking jobs, lets the running ones finish within the deadline, hands back the rest, closes connections. */
+  stop(): Promise<void>;
+}
+
+type JobResult = { imageKeys: string[]; gridKey?: string; seeds: number[] } | { cancelled: true };
+
+const CANCELLED = 'cancelled';
+const SHUTDOWN = 'shutdown';
+// BullMQ's reasons for failing a job no processor finished (its worker kept dying or never came back).
+const LOST_WORKER = /stalled more than allowable limit|started more than allowable limit/;
+
+/** Runs generation jobs for one loaded model until stop(). */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const prefix = options.prefix ?? 'imagine';
+  const keys = imagineKeys(prefix);
+  const queueName = queueNameForModel(options.engine.modelName);
+  const previewIntervalMs = options.previewIntervalMs ?? 1_500;
+  const log = options.log ?? (() => {});
+  const { ledger, history, images, engine } = options;
+
+  const redis = new Redis(redisOptions(options.redisUrl, 'worker'));
+  const cancellations = new Redis(redisOptions(options.redisUrl, 'subscriber'));
+  for (const client of [redis, cancellations]) client.on('error', () => {});
+  const running = new Map<string, AbortController>();
+  cancellations.on('message', (_channel: string, generationId: string) => running.get(generationId)?.abort(CANCELLED));
+  await cancellations.subscribe(keys.cancelChannel);
+
+  const endGeneration = async (
+    request: QueuedGeneration,
+    status: 'failed' | 'cancelled',
+    verdict: Pick<FailureVerdict, 'kind' | 'userMessage'>,
+    jobKey: string,
+  ) => {
+    const { generationId, replyTarget } = request;
+    if (await history.markFailed(generationId, status, verdict.userMessage)) {
+      await ledger.refund(generationId, status === 'cancelled' ? 'cancelled' : `failed: ${verdict.kind}`);
+      const event =
+        status === 'cancelled'
+          ? { type: 'cancelled' as const, generationId, replyTarget, userMessage: verdict.userMessage }
+          : { type: 'failed' as const, generationId, replyTarget, errorKind: verdict.kind, userMessage: verdict.userMessage };
+      await publishTerminalEvent(redis, keys, queueName, event);
+    }
+    await releaseJobSlot(redis, keys, request.requester, jobKey);
+  };
+
+  const runGeneration = async (job: Job, token: string | undefined): Promise<JobResult> => {
+    const parsed = QueuedGeneration.safeParse(job.data);
+    if (!parsed.success) {
+      // Only a producer of another version can send this; nothing about it can be trusted enough to post a reply.
+      await ledger.refund(String(job.id), 'unreadable job');
+      throw new UnrecoverableError(`job payload does not match the schema: ${parsed.error.message}`);
+    }
+    const request = parsed.data;
+    const { generationId, replyTarget } = request;
+    const jobKey = `${prefix}:${queueName}:${generationId}`;
+    const controller = new AbortController();
+    running.set(generationId, controller);
+    let stage: 'engine' | 'bookkeeping' = 'bookkeeping';
+    let previews: Promise<void> = Promise.resolve();
+    try {
+      if (await redis.exists(keys.cancelRequested(generationId))) controller.abort(CANCELLED);
+      controller.signal.throwIfAborted();
+      await history.markRunning(generationId);
+      const parentImage = request.parent
+        ? ((await images.get(finalImageKey(request.parent.generationId, request.parent.imageIndex))) ?? undefined)
+        : undefined;
+
+      let lastPreviewAtMs = 0;
+      const onStep = (event: EngineStepEvent) => {
+        const nowMs = Date.now();
+        if (nowMs - lastPreviewAtMs < previewIntervalMs) return;
+        lastPreviewAtMs = nowMs;
+        // Encode now, while the engine's x̂0 is this step's; store and announce it off the denoising loop.
+        const preview = event.preview();
+        previews = previews
+          .then(async () => {
+            const previewKey = previewImageKey(generationId, event.step);
+            await images.put(previewKey, await preview, 'image/webp', { ttlSeconds: options.previewTtlSeconds ?? 3_600 });
+            await publishEvent(redis, keys, queueName, { type: 'progress', generationId, replyTarget, step: event.step, totalSteps: event.totalSteps, previewKey });
+          })
+          .catch((error: unknown) => log('warn', 'preview not published', { generationId, error: String(error) }));
+      };
+
+      stage = 'engine';
+      const startedAtMs = Date.now();
+      const output = await engine.generate(request, { signal: controller.signal, parentImage, onStep });
+      const runTimeMs = Date.now() - startedAtMs;
+      stage = 'bookkeeping';
+      await previews;
+
+      const imageKeys = output.images.map((_, index) => finalImageKey(generationId, index));
+      await Promise.all(output.images.map((png, index) => images.put(imageKeys[index], png, 'image/png')));
+      const gridKey = output.grid ? gridImageKey(generationId) : undefined;
+      if (output.grid && gridKey) await images.put(gridKey, output.grid, 'image/png');
+      const result: GenerationResult = { generationId, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs };
+      // Exactly once, however many workers reach this line for the same job: history decides, the ledger and the
+      // stream follow only for the one that flipped it.
+      if (await history.markSucceeded(result)) {
+        await ledger.commit(generationId);
+        await publishTerminalEvent(redis, keys, queueName, { type: 'completed', generationId, replyTarget, imageKeys, gridKey, seeds: output.seeds });
+      }
+      await recordRunTime(redis, keys, queueName, runTimeMs);
+      await releaseJobSlot(redis, keys, request.requester, jobKey);
+      return { imageKeys, gridKey, seeds: output.seeds };
+    } catch (error) {
+      await previews;
+      if (controller.signal.aborted && controller.signal.reason === SHUTDOWN) {
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      if (controller.signal.aborted && controller.signal.reason === CANCELLED) {
+        await endGeneration(request, 'cancelled', { kind: 'cancelled', userMessage: 'Cancelled.' }, jobKey);
+        return { cancelled: true };
+      }
+      const verdict: FailureVerdict =
+        stage === 'engine' || isImagineError(error)
+          ? classifyFailure(error)
+          : // Our own stores failing (database or Redis blip) says nothing about the request: try it again.
+            { retry: true, kind: 'transient', userMessage: 'Saving the result failed; try again shortly.' };
+      const attempts = job.opts.attempts ?? 1;
+      if (verdict.retry && job.attemptsMade + 1 < attempts) {
+        log('warn', 'generation will be retried', { generationId, attempt: job.attemptsMade + 1, error: String(error) });
+        throw error;
+      }
+      log('warn', 'generation failed', { generationId, kind: verdict.kind, error: String(error) });
+      await endGeneration(request, 'failed', verdict, jobKey);
+      throw new UnrecoverableError(verdict.userMessage);
+    } finally {
+      running.delete(generationId);
+    }
+  };
+
+  const worker = new Worker(queueName, runGeneration, {
+    connection: redisOptions(options.redisUrl, 'worker') as ConnectionOptions,
+    prefix,
+    concurrency: options.concurrency ?? 1,
+    lockDuration: options.lockDurationMs ?? 30_000,
+    stalledInterval: options.stalledIntervalMs ?? 30_000,
+    maxStalledCount: options.maxStalledCount ?? 2,
+  });
+  worker.on('error', (error) => log('warn', 'worker connection error', { error: String(error) }));
+  worker.on('failed', (job, error) => {
+    if (!job || !LOST_WORKER.test(error.message)) return;
+    const parsed = QueuedGeneration.safeParse(job.data);
+    if (!parsed.success) return;
+    const userMessage = 'The worker running this image kept stopping; try again later.';
+    endGeneration(parsed.data, 'failed', { kind: 'transient', userMessage }, `${prefix}:${queueName}:${job.id}`).catch((failure: unknown) =>
+      log('error', 'could not finish a lost job', { generationId: job.id, error: String(failure) }),
+    );
+  });
+  await worker.waitUntilReady();
+  log('info', 'worker started', { queueName, concurrency: worker.concurrency });
+
+  return {
+    queueName,
+    async stop() {
+      const deadline = setTimeout(() => {
+        for (const controller of running.values()) controller.abort(SHUTDOWN);
+      }, options.shutdownDeadlineMs ?? 30_000);
+      try {
+        await worker.close();
+      } finally {
+        clearTimeout(deadline);
+        cancellations.disconnect();
+        redis.disconnect();
+      }
+      log('info', 'worker stopped', { queueName });
+    },
+  };
+}
