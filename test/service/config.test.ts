@@ -1,0 +1,189 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isImagineError } from '../../src/core/errors.js';
+import { describeConfig, loadConfig } from '../../src/service/config.js';
+
+function configError(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    if (isImagineError(error) && error.kind === 'invalid_input') return error.userMessage;
+    throw error;
+  }
+  throw new Error('expected loadConfig to refuse the configuration');
+}
+
+describe('loadConfig', () => {
+  it('starts the all-in-one role with nothing set, on embedded defaults', () => {
+    const config = loadConfig({}, 'all');
+    expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(config.database).toEqual({ kind: 'pglite', dir: join('data', 'pglite') });
+    expect(config.imageStore).toEqual({ kind: 'local', dir: join('data', 'images') });
+    expect(config.modelDir).toBe('models/default');
+    expect(config.ortProviders).toEqual(['cpu']);
+    expect(config.ortThreads).toBeUndefined();
+    expect(config.previewIntervalMs).toBe(1500);
+    expect(config.webPort).toBe(3000);
+    expect(config.workerConcurrency).toBe(1);
+    expect(config.admin).toBeUndefined();
+    expect(config.discord).toBeUndefined();
+    expect(config.logRedactPrompts).toBe(true);
+  });
+
+  it('reads every documented variable', () => {
+    const config = loadConfig(
+      {
+        REDIS_URL: 'redis://:pw@redis:6379/2',
+        DATABASE_URL: 'postgresql://imagine:pw@db:5432/imagine',
+        MODEL_DIR: '/models/sd15',
+        ORT_PROVIDERS: 'cuda, cpu',
+        ORT_THREADS: '2',
+        WORKER_CONCURRENCY: '3',
+        PREVIEW_INTERVAL_MS: '0',
+        HTTP_PORT: '8081',
+        DISCORD_TOKEN: 'discord-token',
+        DISCORD_APP_ID: '1234',
+        SLACK_BOT_TOKEN: 'xoxb-1',
+        SLACK_APP_TOKEN: 'xapp-1',
+        ADMIN_USER: 'ops',
+        ADMIN_PASSWORD: 'correct horse battery',
+        LOG_LEVEL: 'debug',
+        LOG_REDACT_PROMPTS: 'false',
+        PROMPT_BLOCKLIST: 'gore, , spam ',
+        RATE_LIMIT_USER_PER_MINUTE: '2',
+        IMAGE_DIR: '/images',
+      },
+      'all',
+    );
+    expect(config.database).toEqual({ kind: 'postgres', url: 'postgresql://imagine:pw@db:5432/imagine' });
+    expect(config.ortProviders).toEqual(['cuda', 'cpu']);
+    expect(config.ortThreads).toBe(2);
+    expect(config.workerConcurrency).toBe(3);
+    expect(config.previewIntervalMs).toBe(0);
+    expect(config.httpPort).toBe(8081);
+    expect(config.discord).toEqual({ token: 'discord-token', appId: '1234', publicKey: undefined });
+    expect(config.slack).toEqual({ botToken: 'xoxb-1', appToken: 'xapp-1', signingSecret: undefined });
+    expect(config.admin).toEqual({ user: 'ops', password: 'correct horse battery' });
+    expect(config.logLevel).toBe('debug');
+    expect(config.logRedactPrompts).toBe(false);
+    expect(config.promptBlocklist).toEqual(['gore', 'spam']);
+    expect(config.rateLimits).toEqual({ userPerMinute: 2, workspacePerMinute: 60 });
+    expect(config.imageStore).toEqual({ kind: 'local', dir: '/images' });
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', WORKER_CONCURRENCY: '', DISCORD_TOKEN: '' }, 'worker').database.kind).toBe('pglite');
+  });
+
+  it('names the variable when a value is malformed', () => {
+    expect(configError(() => loadConfig({ REDIS_URL: 'http://redis:6379' }, 'worker'))).toMatch(
+      /^Invalid configuration: REDIS_URL must be a URL starting with redis:\/\/ or rediss:\/\/ \(got "http:\/\/redis:6379"\)\.$/,
+    );
+    expect(configError(() => loadConfig({ WORKER_CONCURRENCY: '0' }, 'worker'))).toContain('WORKER_CONCURRENCY must be');
+    expect(configError(() => loadConfig({ ORT_PROVIDERS: 'cuda,rocm' }, 'worker'))).toContain('ORT_PROVIDERS must list providers among');
+    expect(configError(() => loadConfig({ HTTP_PORT: 'eighty' }, 'worker'))).toContain('HTTP_PORT must be a port number');
+    expect(configError(() => loadConfig({ LOG_REDACT_PROMPTS: 'maybe' }, 'worker'))).toContain('LOG_REDACT_PROMPTS must be true or false');
+  });
+
+  it('reports every bad variable in one error', () => {
+    const message = configError(() => loadConfig({ ORT_THREADS: '1.5', PREVIEW_INTERVAL_MS: '-1', LOG_LEVEL: 'loud' }, 'worker'));
+    expect(message).toContain('ORT_THREADS');
+    expect(message).toContain('PREVIEW_INTERVAL_MS');
+    expect(message).toContain('LOG_LEVEL');
+  });
+
+  it('never repeats a secret in its error', () => {
+    const message = configError(() => loadConfig({ ADMIN_PASSWORD: 'hunter2', ADMIN_USER: 'ops' }, 'worker'));
+    expect(message).toContain('ADMIN_PASSWORD must be at least 12 characters long (value hidden)');
+    expect(message).not.toContain('hunter2');
+    const urlMessage = configError(() => loadConfig({ DATABASE_URL: 'mysql://root:s3cret@db/imagine' }, 'worker'));
+    expect(urlMessage).toContain('DATABASE_URL');
+    expect(urlMessage).not.toContain('s3cret');
+  });
+
+  it('refuses half a set of chat credentials', () => {
+    expect(configError(() => loadConfig({ DISCORD_TOKEN: 'token' }, 'all'))).toContain('DISCORD_APP_ID is required when DISCORD_TOKEN is set');
+    expect(configError(() => loadConfig({ SLACK_BOT_TOKEN: 'xoxb' }, 'all'))).toContain('SLACK_APP_TOKEN or SLACK_SIGNING_SECRET is required');
+    expect(configError(() => loadConfig({ ADMIN_USER: 'ops' }, 'all'))).toContain('ADMIN_PASSWORD is required when ADMIN_USER is set');
+  });
+
+  it('refuses the bot role without any chat platform', () => {
+    expect(configError(() => loadConfig({}, 'bot'))).toContain('DISCORD_TOKEN or SLACK_BOT_TOKEN is required for the bot role');
+    expect(loadConfig({ SLACK_BOT_TOKEN: 'xoxb', SLACK_SIGNING_SECRET: 'sig' }, 'bot').slack?.signingSecret).toBe('sig');
+  });
+
+  it('refuses an unknown role', () => {
+    expect(configError(() => loadConfig({}, 'gpu' as never))).toContain('Unknown role "gpu"');
+  });
+
+  it('switches images to S3 only when the whole S3 set is given', () => {
+    expect(configError(() => loadConfig({ S3_ENDPOINT: 'http://minio:9000' }, 'worker'))).toContain('S3_BUCKET is required when S3_ENDPOINT is set');
+    const config = loadConfig(
+      { S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: 'images', S3_ACCESS_KEY_ID: 'key', S3_SECRET_ACCESS_KEY: 'secret-key' },
+      'worker',
+    );
+    expect(config.imageStore).toEqual({
+      kind: 's3',
+      endpoint: 'http://minio:9000',
+      bucket: 'images',
+      region: 'us-east-1',
+      accessKeyId: 'key',
+      secretAccessKey: 'secret-key',
+    });
+  });
+
+  describe('with CONFIG_FILE', () => {
+    let dir: string | undefined;
+    afterEach(async () => {
+      if (dir) await rm(dir, { recursive: true, force: true });
+      dir = undefined;
+    });
+
+    it('fills in from the file and lets the environment win', async () => {
+      dir = await mkdtemp(join(tmpdir(), 'imagine-config-'));
+      const file = join(dir, 'imagine.yaml');
+      await writeFile(file, 'MODEL_DIR: /models/from-file\nWORKER_CONCURRENCY: 4\nORT_PROVIDERS: [cuda, cpu]\n');
+      const config = loadConfig({ CONFIG_FILE: file, WORKER_CONCURRENCY: '2' }, 'worker');
+      expect(config.modelDir).toBe('/models/from-file');
+      expect(config.workerConcurrency).toBe(2);
+      expect(config.ortProviders).toEqual(['cuda', 'cpu']);
+    });
+
+    it('names CONFIG_FILE when the file is missing', () => {
+      expect(configError(() => loadConfig({ CONFIG_FILE: '/nonexistent/imagine.yaml' }, 'worker'))).toContain('CONFIG_FILE /nonexistent/imagine.yaml');
+    });
+  });
+});
+
+describe('describeConfig', () => {
+  it('masks every secret and the passwords inside connection strings', () => {
+    const secrets = ['discord-secret-token', 'xoxb-secret', 'xapp-secret', 'sign-secret', 'admin-password-long', 'redis-pw', 'pg-pw', 's3-secret'];
+    const config = loadConfig(
+      {
+        REDIS_URL: 'redis://:redis-pw@redis:6379',
+        DATABASE_URL: 'postgres://imagine:pg-pw@db/imagine',
+        DISCORD_TOKEN: 'discord-secret-token',
+        DISCORD_APP_ID: '42',
+        SLACK_BOT_TOKEN: 'xoxb-secret',
+        SLACK_APP_TOKEN: 'xapp-secret',
+        SLACK_SIGNING_SECRET: 'sign-secret',
+        ADMIN_USER: 'ops',
+        ADMIN_PASSWORD: 'admin-password-long',
+        S3_ENDPOINT: 'http://minio:9000',
+        S3_BUCKET: 'images',
+        S3_ACCESS_KEY_ID: 'key',
+        S3_SECRET_ACCESS_KEY: 's3-secret',
+      },
+      'all',
+    );
+    const printed = JSON.stringify(describeConfig(config));
+    for (const value of secrets) expect(printed).not.toContain(value);
+    const description = describeConfig(config);
+    expect(description.redisUrl).toBe('redis://:********@redis:6379');
+    expect(description.database).toBe('postgres://imagine:********@db/imagine');
+    expect(description.discordAppId).toBe('42');
+    expect(description.adminUser).toBe('ops');
+  });
+});
