@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ImagineError } from '../../src/core/errors.js';
-import { subscribeEvents, type QueueEvent } from '../../src/queue/events.js';
 import { createGenerationQueue, type GenerationQueue } from '../../src/queue/producer.js';
 import { startWorker } from '../../src/service/worker.js';
 import { createDirImageStore } from '../support/dir-image-store.js';
 import { imagineRequest } from '../support/generation-requests.js';
+import { eventsUntil } from '../support/queue-events.js';
 import { createRedisPorts, type RecordingPorts } from '../support/redis-ports.js';
 import { deletePrefix, sharedRedisUrl, startPrivateRedis, testPrefix } from '../support/redis.js';
 import { createTestEngine } from '../support/test-engine.js';
@@ -34,17 +34,6 @@ afterEach(async () => {
 });
 
 const rejectionOf = (promise: Promise<unknown>) => promise.then(() => undefined, (error: unknown) => error as ImagineError);
-
-/** Reads the model's event stream from the start until `done` says enough. */
-async function eventsUntil(done: (events: QueueEvent[]) => boolean): Promise<QueueEvent[]> {
-  const events: QueueEvent[] = [];
-  const signal = AbortSignal.timeout(30_000);
-  for await (const event of subscribeEvents({ redisUrl, prefix, model: 'test-model', fromId: '0', signal, blockMs: 200 })) {
-    events.push(event);
-    if (done(events)) break;
-  }
-  return events;
-}
 
 describe('enqueue', () => {
   it('rejects a payload that fails the job schema before anything is queued or charged', async () => {
@@ -156,7 +145,7 @@ describe('priorities', () => {
     const engine = createTestEngine();
     const worker = await startWorker({ redisUrl, prefix, engine, ...ports, images: createDirImageStore(imageDir) });
     try {
-      await eventsUntil((events) => events.filter((event) => event.type === 'completed').length === 4);
+      await eventsUntil({ redisUrl, prefix }, (events) => events.filter((event) => event.type === 'completed').length === 4);
       expect(engine.generateCalls).toEqual([fast, admin, lateFast, relax].map((request) => request.generationId));
     } finally {
       await worker.stop();
@@ -172,7 +161,7 @@ describe('cancel', () => {
     expect(await ports.ledgerState(request.generationId)).toBe('refunded');
     expect(await ports.historyStatus(request.generationId)).toBe('cancelled');
     expect(await queue.standing(request.generationId)).toEqual({ state: 'finished' });
-    const [event] = await eventsUntil((events) => events.length === 1);
+    const [event] = await eventsUntil({ redisUrl, prefix }, (events) => events.length === 1);
     expect(event).toMatchObject({ type: 'cancelled', generationId: request.generationId, replyTarget: 'channel-1/message-1' });
   });
 
