@@ -7,6 +7,8 @@ import { publishEvent, publishTerminalEvent } from '../queue/events.js';
 import { classifyFailure, type FailureVerdict } from '../queue/failures.js';
 import { finalImageKey, gridImageKey, imagineKeys, previewImageKey, queueNameForModel, QueuedGeneration } from '../queue/job.js';
 import { recordRunTime } from '../queue/wait-estimate.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
 import { redisOptions } from './redis.js';
 
 export interface WorkerOptions {
@@ -30,7 +32,8 @@ export interface WorkerOptions {
   stalledIntervalMs?: number;
   /** Times a job may be recovered from a lost worker before it fails (default 2). */
   maxStalledCount?: number;
-  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  logger?: Logger;
+  metrics?: Metrics;
 }
 
 export interface RunningWorker {
@@ -52,8 +55,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const keys = imagineKeys(prefix);
   const queueName = queueNameForModel(options.engine.modelName);
   const previewIntervalMs = options.previewIntervalMs ?? 1_500;
-  const log = options.log ?? (() => {});
-  const { ledger, history, images, engine } = options;
+  const { ledger, history, images, engine, metrics } = options;
+  const log = (level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}) => options.logger?.[level](fields, message);
+  const countJob = (kind: string, state: 'completed' | 'failed' | 'cancelled' | 'retried') => metrics?.jobs.inc({ kind, state });
 
   const redis = new Redis(redisOptions(options.redisUrl, 'worker'));
   const cancellations = new Redis(redisOptions(options.redisUrl, 'subscriber'));
@@ -94,6 +98,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     running.set(generationId, controller);
     let stage: 'engine' | 'bookkeeping' = 'bookkeeping';
     let previews: Promise<void> = Promise.resolve();
+    metrics?.waitTime.observe({ queue: queueName }, Math.max(0, Date.now() - request.enqueuedAt) / 1_000);
     try {
       if (await redis.exists(keys.cancelRequested(generationId))) controller.abort(CANCELLED);
       controller.signal.throwIfAborted();
@@ -132,11 +137,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       const result: GenerationResult = { generationId, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs };
       // Exactly once, however many workers reach this line for the same job: history decides, the ledger and the
       // stream follow only for the one that flipped it.
-      if (await history.markSucceeded(result)) {
+      const firstToFinish = await history.markSucceeded(result);
+      await recordRunTime(redis, keys, queueName, runTimeMs);
+      metrics?.runTime.observe({ queue: queueName, kind: request.kind }, runTimeMs / 1_000);
+      if (firstToFinish) {
+        countJob(request.kind, 'completed');
         await ledger.commit(generationId);
         await publishTerminalEvent(redis, keys, queueName, { type: 'completed', generationId, replyTarget, imageKeys, gridKey, seeds: output.seeds });
       }
-      await recordRunTime(redis, keys, queueName, runTimeMs);
       await releaseJobSlot(redis, keys, request.requester, jobKey);
       return { imageKeys, gridKey, seeds: output.seeds };
     } catch (error) {
@@ -147,6 +155,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       }
       if (controller.signal.aborted && controller.signal.reason === CANCELLED) {
         await endGeneration(request, 'cancelled', { kind: 'cancelled', userMessage: 'Cancelled.' }, jobKey);
+        countJob(request.kind, 'cancelled');
         return { cancelled: true };
       }
       const verdict: FailureVerdict =
@@ -157,10 +166,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       const attempts = job.opts.attempts ?? 1;
       if (verdict.retry && job.attemptsMade + 1 < attempts) {
         log('warn', 'generation will be retried', { generationId, attempt: job.attemptsMade + 1, error: String(error) });
+        countJob(request.kind, 'retried');
         throw error;
       }
       log('warn', 'generation failed', { generationId, kind: verdict.kind, error: String(error) });
       await endGeneration(request, 'failed', verdict, jobKey);
+      countJob(request.kind, 'failed');
       throw new UnrecoverableError(verdict.userMessage);
     } finally {
       running.delete(generationId);
@@ -181,9 +192,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const parsed = QueuedGeneration.safeParse(job.data);
     if (!parsed.success) return;
     const userMessage = 'The worker running this image kept stopping; try again later.';
-    endGeneration(parsed.data, 'failed', { kind: 'transient', userMessage }, `${prefix}:${queueName}:${job.id}`).catch((failure: unknown) =>
-      log('error', 'could not finish a lost job', { generationId: job.id, error: String(failure) }),
-    );
+    endGeneration(parsed.data, 'failed', { kind: 'transient', userMessage }, `${prefix}:${queueName}:${job.id}`)
+      .then(() => countJob(parsed.data.kind, 'failed'))
+      .catch((failure: unknown) => log('error', 'could not finish a lost job', { generationId: job.id, error: String(failure) }));
   });
   await worker.waitUntilReady();
   log('info', 'worker started', { queueName, concurrency: worker.concurrency });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createGenerationQueue, type GenerationQueue } from '../../src/queue/producer.js';
+import { createMetrics } from '../../src/service/metrics.js';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../../src/service/worker.js';
 import { createDirImageStore } from '../support/dir-image-store.js';
 import { imagineRequest } from '../support/generation-requests.js';
@@ -89,6 +90,21 @@ describe('a generation job', () => {
     await queue.enqueue(request, { units: 1 });
     const events = await eventsUntil({ redisUrl, prefix }, finished(request.generationId));
     expect(events.filter((event) => event.type === 'progress')).toHaveLength(1);
+  });
+
+  it('counts finished jobs and their run and wait times in the metrics', async () => {
+    const metrics = createMetrics();
+    await worker({ metrics });
+    const request = imagineRequest({ prompt: 'fail: model' });
+    const done = imagineRequest();
+    await queue.enqueue(request, { units: 1 });
+    await queue.enqueue(done, { units: 1 });
+    await eventsUntil({ redisUrl, prefix }, finished(done.generationId));
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('imagine_jobs_total{kind="imagine",state="failed"} 1');
+    expect(text).toContain('imagine_jobs_total{kind="imagine",state="completed"} 1');
+    expect(text).toContain('imagine_job_run_seconds_count{queue="images.test-model",kind="imagine"} 1');
+    expect(text).toContain('imagine_job_wait_seconds_count{queue="images.test-model"} 2');
   });
 
   it('gives an estimated wait from the average run time once a job has run', async () => {
