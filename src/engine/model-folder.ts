@@ -195,7 +195,8 @@ async function openSession(
   try {
     const session = await ort.InferenceSession.create(path, {
       executionProviders: [...executionProviders],
-      intraOpNumThreads,
+      // onnxruntime-node rejects an explicit undefined here.
+      ...(intraOpNumThreads === undefined ? {} : { intraOpNumThreads }),
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
     });
