@@ -2,7 +2,7 @@ import type { ImagineError } from '../errors.js';
 import type { GenerationParams, GenerationRequest } from '../generation.js';
 import type { GenerationResult } from '../ports.js';
 import { resultButtonRows, resultReactions } from './result-actions.js';
-import type { GenerationRecord, QueuePlacement } from './service.js';
+import type { GenerationEvent, GenerationRecord, QueuePlacement } from './service.js';
 
 /**
  * What the bot shows, as plain data. Adapters render a view into a Discord message or Slack blocks; nothing here knows
@@ -77,7 +77,8 @@ export function doneView(request: GenerationRequest, result: GenerationResult): 
 
 export function failedView(request: GenerationRequest, userMessage: string, refunded: boolean): ChatView {
   const refund = refunded ? ' Your quota was refunded.' : '';
-  return view(`⚠️ ${quoted(request.params)} failed: ${userMessage}${refund}`);
+  const sentence = /[.!?]$/.test(userMessage) ? userMessage : `${userMessage}.`;
+  return view(`⚠️ ${quoted(request.params)} failed: ${sentence}${refund}`);
 }
 
 export function cancelledView(request: GenerationRequest, refunded: boolean): ChatView {
@@ -97,4 +98,18 @@ export function parametersView(record: GenerationRecord, ephemeral = true): Chat
     `Generation: ${generationId}`,
   ];
   return view(lines.filter((line) => line !== undefined).join('\n'), { ephemeral });
+}
+
+/** The view a generation event turns its message into. */
+export function viewOfEvent(event: GenerationEvent, request: GenerationRequest): ChatView {
+  switch (event.type) {
+    case 'progress':
+      return progressView(request, event.step, event.totalSteps, event.previewKey);
+    case 'succeeded':
+      return doneView(request, event.result);
+    case 'failed':
+      return failedView(request, event.userMessage, event.refunded);
+    case 'cancelled':
+      return cancelledView(request, event.refunded);
+  }
 }

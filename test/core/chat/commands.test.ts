@@ -89,7 +89,7 @@ describe('isChatAdmin', () => {
   const admins = TEST_CHAT_CONFIG.admins;
   it('grants the Manage Server holder, a configured role, a configured user and a Slack workspace admin', () => {
     expect(isChatAdmin({ userId: 'x', canManageServer: true }, admins)).toBe(true);
-    expect(isChatAdmin({ userId: 'x', roleIds: ['role-admins'] }, admins)).toBe(true);
+    expect(isChatAdmin({ userId: 'x', roleIds: ['930000000000000002'] }, admins)).toBe(true);
     expect(isChatAdmin({ userId: 'admin-by-config' }, admins)).toBe(true);
     expect(isChatAdmin({ userId: 'x', isWorkspaceAdmin: true }, admins)).toBe(true);
   });

@@ -1,0 +1,289 @@
+import { once } from 'node:events';
+import {
+  ApplicationCommandOptionType,
+  Client,
+  Events,
+  GatewayIntentBits,
+  MessageFlags,
+  Partials,
+  PermissionFlagsBits,
+  Routes,
+  type APIChannel,
+  type APIMessage,
+  type ButtonInteraction,
+  type ChatInputCommandInteraction,
+  type CommandInteractionOption,
+  type MessageReaction,
+  type PartialMessageReaction,
+  type PartialUser,
+  type User,
+} from 'discord.js';
+import { isChatAdmin, type AdminFacts } from '../../core/chat/admin.js';
+import type { ChatConfig } from '../../core/chat/chat-config.js';
+import type { CommandContext, OptionValues } from '../../core/chat/commands/command.js';
+import { findCommand, runCommand } from '../../core/chat/commands/index.js';
+import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
+import { actionForReaction, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
+import type { ImagineService } from '../../core/chat/service.js';
+import { acceptedView, errorView, parametersView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { isImagineError } from '../../core/errors.js';
+import { GenerationRequest, type Requester } from '../../core/generation.js';
+import { renderDiscordMessage, viewFiles } from './render.js';
+import { decodeReplyTarget, encodeReplyTarget, type DiscordReplyTarget } from './reply-target.js';
+
+export interface DiscordBotOptions {
+  token: string;
+  service: ImagineService;
+  config: ChatConfig;
+  /** API base without the version; defaults to Discord's. Tests point it at a loopback fake. */
+  apiBaseUrl?: string;
+  /** How often @discordjs/rest retries a failed request (5xx, network); 429s are always waited out. */
+  restRetries?: number;
+  /** At most one edit per message per this interval (Discord allows about 5 per 5 s). */
+  editIntervalMs?: number;
+  onError?: (error: unknown, context: string) => void;
+}
+
+export interface DiscordBot {
+  client: Client;
+  stop(): Promise<void>;
+}
+
+const MESSAGE_LINK = /^https:\/\/(?:(?:ptb|canary)\.)?discord(?:app)?\.com\/channels\/(\d+|@me)\/(\d+)\/(\d+)$/;
+
+/** The generation a message of ours shows, read back from its button ids (so it works after a restart). */
+export function generationIdOfMessage(message: APIMessage): string | null {
+  for (const row of message.components ?? []) {
+    for (const component of 'components' in row ? row.components : []) {
+      const action = 'custom_id' in component ? parseActionId(component.custom_id) : null;
+      if (action) return action.generationId;
+    }
+  }
+  return null;
+}
+
+function readOptions(data: readonly CommandInteractionOption[]): { subcommand: string[]; options: OptionValues } {
+  const subcommand: string[] = [];
+  let level = data;
+  while (
+    level.length === 1 &&
+    (level[0].type === ApplicationCommandOptionType.Subcommand || level[0].type === ApplicationCommandOptionType.SubcommandGroup)
+  ) {
+    subcommand.push(level[0].name);
+    level = level[0].options ?? [];
+  }
+  return { subcommand, options: Object.fromEntries(level.map((option) => [option.name, option.value ?? undefined])) };
+}
+
+/** Connects to the gateway and serves commands, buttons, reactions and generation events until `stop()`. */
+export async function startDiscordBot(options: DiscordBotOptions): Promise<DiscordBot> {
+  const { service, config } = options;
+  const onError = options.onError ?? ((error, context) => console.error(`[discord] ${context}:`, error));
+  const client = new Client({
+    intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessageReactions, GatewayIntentBits.DirectMessages],
+    // Reactions on messages sent before this process started reach us only as partials.
+    partials: [Partials.Message, Partials.Reaction, Partials.Channel],
+    rest: { ...(options.apiBaseUrl && { api: options.apiBaseUrl }), retries: options.restRetries ?? 3 },
+  });
+  const coalescer = createEditCoalescer({
+    minIntervalMs: options.editIntervalMs ?? 1500,
+    // @discordjs/rest already sleeps for a 429's retry_after and repeats the request.
+    retryAfterMsOf: () => undefined,
+    onError: (error, messageId) => onError(error, `editing message ${messageId}`),
+  });
+
+  const botUserId = () => client.user?.id ?? '';
+
+  const requesterOf = (workspaceId: string | null, facts: AdminFacts): Requester => ({
+    platform: 'discord',
+    workspaceId: workspaceId ?? 'dm',
+    userId: facts.userId,
+    isAdmin: isChatAdmin(facts, config.admins),
+  });
+
+  const interactionRequester = (interaction: ChatInputCommandInteraction | ButtonInteraction): Requester => {
+    const member = interaction.member;
+    const roleIds = member ? (Array.isArray(member.roles) ? member.roles : [...member.roles.cache.keys()]) : [];
+    return requesterOf(interaction.guildId, {
+      userId: interaction.user.id,
+      roleIds,
+      canManageServer: interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild) ?? false,
+    });
+  };
+
+  const editTarget = async (target: DiscordReplyTarget, view: ChatView) => {
+    const { view: shown, files } = await viewFiles(view, (key) => service.readImage(key));
+    const body = renderDiscordMessage({ ...shown, ephemeral: false }, files);
+    const route = target.webhook
+      ? Routes.webhookMessage(target.webhook.applicationId, target.webhook.token, '@original')
+      : Routes.channelMessage(target.channelId, target.messageId);
+    await client.rest.patch(route, { body, files, auth: !target.webhook });
+  };
+
+  const sendDirectMessage = async (userId: string, view: ChatView) => {
+    const channel = (await client.rest.post(Routes.userChannels(), { body: { recipient_id: userId } })) as APIChannel;
+    await client.rest.post(Routes.channelMessages(channel.id), { body: renderDiscordMessage({ ...view, ephemeral: false }, []) });
+  };
+
+  const fetchMessage = (channelId: string, messageId: string) => client.rest.get(Routes.channelMessage(channelId, messageId)) as Promise<APIMessage>;
+
+  const generationIdOfMessageLink = async (link: string) => {
+    const match = MESSAGE_LINK.exec(link.trim());
+    if (!match) return null;
+    const message = await fetchMessage(match[2], match[3]).catch(() => null);
+    return message && message.author.id === botUserId() ? generationIdOfMessage(message) : null;
+  };
+
+  const performAction = async (
+    action: ResultAction,
+    actor: Requester,
+    source: { channelId: string; messageId: string; guildId?: string },
+    tell: (view: ChatView) => Promise<unknown>,
+  ) => {
+    try {
+      const plan = await planResultAction(action, actor, service);
+      if (plan.type === 'dm') return await sendDirectMessage(actor.userId, parametersView(plan.record, false));
+      if (plan.type === 'delete') return await client.rest.delete(Routes.channelMessage(source.channelId, source.messageId));
+      const placeholder = (await client.rest.post(Routes.channelMessages(source.channelId), {
+        body: { content: `🎨 ${plan.draft.kind}…`, message_reference: { message_id: source.messageId, fail_if_not_exists: false } },
+      })) as APIMessage;
+      const target: DiscordReplyTarget = { channelId: source.channelId, messageId: placeholder.id, guildId: source.guildId };
+      const request = GenerationRequest.parse({ ...plan.draft, replyTarget: encodeReplyTarget(target) });
+      const placement = await service.submit(request).catch(async (error: unknown) => {
+        await client.rest.delete(Routes.channelMessage(target.channelId, target.messageId));
+        throw error;
+      });
+      coalescer.schedule(target.messageId, () => editTarget(target, acceptedView(request, placement)));
+    } catch (error) {
+      if (!isImagineError(error)) throw error;
+      await tell(errorView(error));
+    }
+  };
+
+  const onCommand = async (interaction: ChatInputCommandInteraction) => {
+    const command = findCommand(interaction.commandName);
+    if (!command) {
+      await interaction.reply({ content: 'I do not know that command; ask an admin to register the commands again.', flags: MessageFlags.Ephemeral });
+      return;
+    }
+    const { subcommand, options } = readOptions(interaction.options.data);
+    try {
+      command.check?.(options, config);
+    } catch (error) {
+      if (!isImagineError(error)) throw error;
+      await interaction.reply({ content: errorView(error).text, flags: MessageFlags.Ephemeral });
+      return;
+    }
+    // Discord drops an interaction not answered within 3 s; everything slow happens after this.
+    const ephemeral = command.ephemeral(options);
+    await interaction.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
+    const original: DiscordReplyTarget = {
+      channelId: interaction.channelId,
+      messageId: '@original',
+      guildId: interaction.guildId ?? undefined,
+      webhook: { applicationId: interaction.applicationId, token: interaction.token },
+    };
+    let generationTarget: DiscordReplyTarget | undefined;
+    const context: CommandContext = {
+      requester: interactionRequester(interaction),
+      subcommand,
+      options,
+      service,
+      config,
+      openGenerationMessage: async () => {
+        const reply = await interaction.fetchReply();
+        generationTarget = { ...original, messageId: reply.id, webhook: ephemeral ? original.webhook : undefined };
+        return encodeReplyTarget(generationTarget);
+      },
+      generationIdOfMessageLink,
+    };
+    const view = await runCommand(command, context);
+    if (view.ephemeral && !ephemeral) {
+      // A public "thinking…" cannot become private: replace it with a private follow-up.
+      await interaction.deleteReply();
+      await interaction.followUp({ content: view.text, flags: MessageFlags.Ephemeral });
+    } else if (generationTarget) {
+      const target = generationTarget;
+      coalescer.schedule(target.messageId, () => editTarget(target, view));
+    } else {
+      await editTarget(original, view);
+    }
+  };
+
+  const onButton = async (interaction: ButtonInteraction) => {
+    const action = parseActionId(interaction.customId);
+    if (!action) return;
+    await interaction.deferUpdate();
+    const source = { channelId: interaction.channelId, messageId: interaction.message.id, guildId: interaction.guildId ?? undefined };
+    await performAction(action, interactionRequester(interaction), source, (view) =>
+      interaction.followUp({ content: view.text, flags: MessageFlags.Ephemeral }),
+    );
+  };
+
+  const onReaction = async (reaction: MessageReaction | PartialMessageReaction, user: User | PartialUser) => {
+    if (user.id === botUserId()) return;
+    const { channelId, id: messageId, guildId } = reaction.message;
+    const message = await fetchMessage(channelId, messageId);
+    const generationId = message.author.id === botUserId() ? generationIdOfMessage(message) : null;
+    const action = generationId ? actionForReaction(reaction.emoji.name ?? '', generationId) : null;
+    if (!action) return;
+    const guild = reaction.message.guild;
+    const member = guild ? (guild.members.cache.get(user.id) ?? (await guild.members.fetch(user.id))) : null;
+    const actor = requesterOf(guildId, {
+      userId: user.id,
+      roleIds: member ? [...member.roles.cache.keys()] : [],
+      canManageServer: member?.permissions.has(PermissionFlagsBits.ManageGuild) ?? false,
+    });
+    // A reaction has no private reply channel: problems go to the user's DMs.
+    await performAction(action, actor, { channelId, messageId, guildId: guildId ?? undefined }, (view) => sendDirectMessage(user.id, view));
+  };
+
+  client.on(Events.InteractionCreate, (interaction) => {
+    const work = interaction.isChatInputCommand() ? onCommand(interaction) : interaction.isButton() ? onButton(interaction) : undefined;
+    work?.catch(async (error: unknown) => {
+      onError(error, `interaction ${interaction.id}`);
+      if (interaction.isRepliable() && (interaction.deferred || interaction.replied)) {
+        await interaction.followUp({ content: textView('Something went wrong on my side; please try again.').text, flags: MessageFlags.Ephemeral }).catch(() => undefined);
+      }
+    });
+  });
+  client.on(Events.MessageReactionAdd, (reaction, user) => {
+    onReaction(reaction, user).catch((error: unknown) => onError(error, `reaction on ${reaction.message.id}`));
+  });
+
+  const unsubscribe = service.subscribe('discord', (event) => {
+    const target = decodeReplyTarget(event.replyTarget);
+    if (!target) return onError(new Error(`unreadable replyTarget ${event.replyTarget}`), `event of ${event.generationId}`);
+    const render = async () => {
+      const record = await service.findGeneration(event.generationId);
+      if (!record) return;
+      const view = viewOfEvent(event, record.request);
+      await editTarget(target, view);
+      if (event.type === 'succeeded' && !target.webhook) {
+        for (const emoji of view.reactions) {
+          await client.rest.put(Routes.channelMessageOwnReaction(target.channelId, target.messageId, encodeURIComponent(emoji)));
+        }
+      }
+    };
+    coalescer.schedule(target.messageId, render, { final: event.type !== 'progress' });
+  });
+
+  const ready = once(client, Events.ClientReady);
+  try {
+    await client.login(options.token);
+    await ready;
+  } catch (error) {
+    unsubscribe();
+    coalescer.close();
+    await client.destroy();
+    throw error;
+  }
+  return {
+    client,
+    async stop() {
+      unsubscribe();
+      coalescer.close();
+      await client.destroy();
+    },
+  };
+}
