@@ -31,7 +31,7 @@ export interface EnqueueReceipt {
   estimatedWaitMs?: number;
 }
 
-export type QueueStanding =
+export type QueuePosition =
   | { state: 'waiting'; position: number; estimatedWaitMs?: number }
   | { state: 'running' }
   | { state: 'retrying' }
@@ -45,7 +45,8 @@ export interface GenerationQueue {
   enqueue(request: z.input<typeof GenerationRequest>, options: { units: number }): Promise<EnqueueReceipt>;
   /** 'removed': it was still waiting (refunded now). 'signalled': it is running; the worker stops between steps. */
   cancel(generationId: string, requester: Requester): Promise<'removed' | 'signalled'>;
-  standing(generationId: string): Promise<QueueStanding>;
+  /** Where a generation stands: its 1-based place and estimated wait while waiting, else running, retrying or finished. */
+  position(generationId: string): Promise<QueuePosition>;
   close(): Promise<void>;
 }
 
@@ -109,7 +110,7 @@ export function createGenerationQueue(options: GenerationQueueOptions): Generati
     return { queueName, job, request: QueuedGeneration.parse(job.data) };
   };
 
-  const standingOf = async (queueName: string, generationId: string): Promise<QueueStanding> => {
+  const positionOf = async (queueName: string, generationId: string): Promise<QueuePosition> => {
     const queue = queueNamed(queueName);
     const job = await queue.getJob(generationId);
     if (!job) return { state: 'finished' };
@@ -178,12 +179,12 @@ export function createGenerationQueue(options: GenerationQueueOptions): Generati
         await releaseClaim();
         throw failure;
       }
-      const standing = await standingOf(queueName, generationId).catch(() => undefined);
+      const placed = await positionOf(queueName, generationId).catch(() => undefined);
       return {
         generationId,
         queueName,
-        position: standing?.state === 'waiting' ? standing.position : undefined,
-        estimatedWaitMs: standing?.state === 'waiting' ? standing.estimatedWaitMs : undefined,
+        position: placed?.state === 'waiting' ? placed.position : undefined,
+        estimatedWaitMs: placed?.state === 'waiting' ? placed.estimatedWaitMs : undefined,
       };
     },
 
@@ -217,10 +218,10 @@ export function createGenerationQueue(options: GenerationQueueOptions): Generati
       return 'signalled';
     },
 
-    async standing(generationId) {
+    async position(generationId) {
       const queueName = await failFast(() => redis.get(keys.queueOf(generationId)));
       if (!queueName) return { state: 'finished' };
-      return failFast(() => standingOf(queueName, generationId));
+      return failFast(() => positionOf(queueName, generationId));
     },
 
     async close() {

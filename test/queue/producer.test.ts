@@ -43,7 +43,7 @@ describe('enqueue', () => {
     expect(error?.kind).toBe('invalid_input');
     expect(error?.userMessage).toMatch(/steps/);
     expect(await ports.ledgerState(request.generationId)).toBeNull();
-    expect(await queue.standing(request.generationId)).toEqual({ state: 'finished' });
+    expect(await queue.position(request.generationId)).toEqual({ state: 'finished' });
   });
 
   it('reserves quota and queues a valid request, reporting its place in line', async () => {
@@ -88,7 +88,7 @@ describe('enqueue', () => {
   it('frees a slot when a job is cancelled', async () => {
     const requests = [imagineRequest(), imagineRequest(), imagineRequest()];
     for (const request of requests) await queue.enqueue(request, { units: 1 });
-    await queue.cancel(requests[0].generationId, requests[0].requester as never);
+    await queue.cancel(requests[0].generationId, { ...requests[0].requester, isAdmin: false });
     await expect(queue.enqueue(imagineRequest(), { units: 1 })).resolves.toBeDefined();
   });
 
@@ -138,9 +138,9 @@ describe('priorities', () => {
     const lateFast = imagineRequest({ userId: 'late' });
     for (const request of [relax, fast, admin, lateFast]) await queue.enqueue(request, { units: 1 });
 
-    expect(await queue.standing(fast.generationId)).toMatchObject({ state: 'waiting', position: 1 });
-    expect(await queue.standing(admin.generationId)).toMatchObject({ state: 'waiting', position: 2 });
-    expect(await queue.standing(relax.generationId)).toMatchObject({ state: 'waiting', position: 4 });
+    expect(await queue.position(fast.generationId)).toMatchObject({ state: 'waiting', position: 1 });
+    expect(await queue.position(admin.generationId)).toMatchObject({ state: 'waiting', position: 2 });
+    expect(await queue.position(relax.generationId)).toMatchObject({ state: 'waiting', position: 4 });
 
     const engine = createTestEngine();
     const worker = await startWorker({ redisUrl, prefix, engine, ...ports, images: createDirImageStore(imageDir) });
@@ -160,7 +160,7 @@ describe('cancel', () => {
     expect(await queue.cancel(request.generationId, { platform: 'discord', workspaceId: 'guild-1', userId: 'user-1', isAdmin: false })).toBe('removed');
     expect(await ports.ledgerState(request.generationId)).toBe('refunded');
     expect(await ports.historyStatus(request.generationId)).toBe('cancelled');
-    expect(await queue.standing(request.generationId)).toEqual({ state: 'finished' });
+    expect(await queue.position(request.generationId)).toEqual({ state: 'finished' });
     const [event] = await eventsUntil({ redisUrl, prefix }, (events) => events.length === 1);
     expect(event).toMatchObject({ type: 'cancelled', generationId: request.generationId, replyTarget: 'channel-1/message-1' });
   });

@@ -67,7 +67,7 @@ describe('a generation job', () => {
     expect(metadata.format).toBe('png');
     expect(await ports.ledgerState(id)).toBe('committed');
     expect(await ports.historyStatus(id)).toBe('succeeded');
-    expect(await queue.standing(id)).toEqual({ state: 'finished' });
+    expect(await queue.position(id)).toEqual({ state: 'finished' });
   });
 
   it('publishes progress with a WebP preview key before the result', async () => {
@@ -163,9 +163,9 @@ describe('cancel and shutdown', () => {
     const request = imagineRequest({ steps: 150 });
     await queue.enqueue(request, { units: 1 });
     await eventsUntil({ redisUrl, prefix }, (events) => events.some((event) => event.type === 'progress'));
-    expect(await queue.standing(request.generationId)).toEqual({ state: 'running' });
+    expect(await queue.position(request.generationId)).toEqual({ state: 'running' });
 
-    expect(await queue.cancel(request.generationId, request.requester as never)).toBe('signalled');
+    expect(await queue.cancel(request.generationId, { ...request.requester, isAdmin: false })).toBe('signalled');
     const events = await eventsUntil({ redisUrl, prefix }, finished(request.generationId));
     expect(terminalEventsOf(events, request.generationId)).toEqual([expect.objectContaining({ type: 'cancelled' })]);
     expect(events.filter((event) => event.type === 'progress').length).toBeLessThan(150);
@@ -181,7 +181,7 @@ describe('cancel and shutdown', () => {
     await first.running.stop();
     workers.splice(workers.indexOf(first.running), 1);
 
-    expect(await queue.standing(request.generationId)).toMatchObject({ state: 'waiting', position: 1 });
+    expect(await queue.position(request.generationId)).toMatchObject({ state: 'waiting', position: 1 });
     expect(await ports.ledgerState(request.generationId)).toBe('reserved');
     await worker({});
     const events = await eventsUntil({ redisUrl, prefix }, finished(request.generationId));
