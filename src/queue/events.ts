@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { z } from 'zod';
+import { PLATFORMS } from '../core/generation.js';
 import { redisOptions } from '../service/redis.js';
 import { BOOKKEEPING_TTL_SECONDS, imagineKeys, queueNameForModel, type ImagineKeys } from './job.js';
 
@@ -7,7 +8,12 @@ import { BOOKKEEPING_TTL_SECONDS, imagineKeys, queueNameForModel, type ImagineKe
  * What workers tell the chat side, on one Redis Stream per queue. A reader keeps the id of the last event it handled and
  * resumes from it after a restart: nothing is polled and nothing in between is lost (up to the stream's length cap).
  */
-const EventBase = z.object({ generationId: z.string(), replyTarget: z.string() });
+const EventBase = z.object({
+  generationId: z.string(),
+  /** The requester's platform and the adapter's opaque `replyTarget`: which adapter renders the event, and where. */
+  platform: z.enum(PLATFORMS),
+  replyTarget: z.string(),
+});
 
 export const QueueEventBody = z.discriminatedUnion('type', [
   EventBase.extend({
@@ -21,6 +27,7 @@ export const QueueEventBody = z.discriminatedUnion('type', [
     imageKeys: z.array(z.string()),
     gridKey: z.string().optional(),
     seeds: z.array(z.number()),
+    timingsMs: z.record(z.string(), z.number()),
   }),
   EventBase.extend({ type: z.literal('failed'), errorKind: z.string(), userMessage: z.string() }),
   EventBase.extend({ type: z.literal('cancelled'), userMessage: z.string() }),
@@ -107,8 +114,8 @@ export async function* subscribeEvents(options: SubscribeEventsOptions): AsyncGe
       for (const [, entries] of reply ?? []) {
         for (const [id, fields] of entries) {
           lastId = id;
-          const raw = fields[fields.indexOf('event') + 1];
-          const parsed = QueueEventBody.safeParse(JSON.parse(raw ?? 'null'));
+          const parsed = QueueEventBody.safeParse(parseJson(fields[fields.indexOf('event') + 1]));
+          // An entry this version cannot read (written by a newer worker) is skipped, not fatal to the reader.
           if (parsed.success) yield { ...parsed.data, id };
         }
       }
@@ -116,5 +123,13 @@ export async function* subscribeEvents(options: SubscribeEventsOptions): AsyncGe
   } finally {
     options.signal?.removeEventListener('abort', stop);
     redis.disconnect();
+  }
+}
+
+function parseJson(text: string | undefined): unknown {
+  try {
+    return JSON.parse(text ?? 'null');
+  } catch {
+    return null;
   }
 }

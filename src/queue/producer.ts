@@ -209,7 +209,13 @@ export function createGenerationQueue(options: GenerationQueueOptions): Generati
           const userMessage = 'Cancelled before it started.';
           await options.ledger.refund(generationId, 'cancelled');
           await options.history.markFailed(generationId, 'cancelled', userMessage);
-          await publishTerminalEvent(redis, keys, queueName, { type: 'cancelled', generationId, replyTarget: request.replyTarget, userMessage });
+          await publishTerminalEvent(redis, keys, queueName, {
+            type: 'cancelled',
+            generationId,
+            platform: owner.platform,
+            replyTarget: request.replyTarget,
+            userMessage,
+          });
           await releaseJobSlot(redis, keys, owner, queueNamed(queueName).toKey(generationId)).catch(() => {});
           return 'removed';
         }

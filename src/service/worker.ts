@@ -72,13 +72,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     verdict: Pick<FailureVerdict, 'kind' | 'userMessage'>,
     jobKey: string,
   ) => {
-    const { generationId, replyTarget } = request;
+    const { generationId } = request;
+    const target = { generationId, platform: request.requester.platform, replyTarget: request.replyTarget };
     if (await history.markFailed(generationId, status, verdict.userMessage)) {
       await ledger.refund(generationId, status === 'cancelled' ? 'cancelled' : `failed: ${verdict.kind}`);
       const event =
         status === 'cancelled'
-          ? { type: 'cancelled' as const, generationId, replyTarget, userMessage: verdict.userMessage }
-          : { type: 'failed' as const, generationId, replyTarget, errorKind: verdict.kind, userMessage: verdict.userMessage };
+          ? { type: 'cancelled' as const, ...target, userMessage: verdict.userMessage }
+          : { type: 'failed' as const, ...target, errorKind: verdict.kind, userMessage: verdict.userMessage };
       await publishTerminalEvent(redis, keys, queueName, event);
     }
     await releaseJobSlot(redis, keys, request.requester, jobKey);
@@ -92,7 +93,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       throw new UnrecoverableError(`job payload does not match the schema: ${parsed.error.message}`);
     }
     const request = parsed.data;
-    const { generationId, replyTarget } = request;
+    const { generationId } = request;
+    const target = { generationId, platform: request.requester.platform, replyTarget: request.replyTarget };
     const jobKey = `${prefix}:${queueName}:${generationId}`;
     const controller = new AbortController();
     running.set(generationId, controller);
@@ -118,7 +120,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           .then(async () => {
             const previewKey = previewImageKey(generationId, event.step);
             await images.put(previewKey, await preview, 'image/webp', { ttlSeconds: options.previewTtlSeconds ?? 3_600 });
-            await publishEvent(redis, keys, queueName, { type: 'progress', generationId, replyTarget, step: event.step, totalSteps: event.totalSteps, previewKey });
+            await publishEvent(redis, keys, queueName, { type: 'progress', ...target, step: event.step, totalSteps: event.totalSteps, previewKey });
           })
           .catch((error: unknown) => log('warn', 'preview not published', { generationId, error: String(error) }));
       };
@@ -143,7 +145,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (firstToFinish) {
         countJob(request.kind, 'completed');
         await ledger.commit(generationId);
-        await publishTerminalEvent(redis, keys, queueName, { type: 'completed', generationId, replyTarget, imageKeys, gridKey, seeds: output.seeds });
+        await publishTerminalEvent(redis, keys, queueName, { type: 'completed', ...target, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs });
       }
       await releaseJobSlot(redis, keys, request.requester, jobKey);
       return { imageKeys, gridKey, seeds: output.seeds };
