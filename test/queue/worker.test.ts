@@ -92,6 +92,16 @@ describe('a generation job', () => {
     expect(events.filter((event) => event.type === 'progress')).toHaveLength(1);
   });
 
+  it('runs as many jobs at once as its concurrency allows', async () => {
+    await worker({ concurrency: 2 });
+    const [one, two] = [imagineRequest({ steps: 20 }), imagineRequest({ steps: 20 })];
+    await queue.enqueue(one, { units: 1 });
+    await queue.enqueue(two, { units: 1 });
+    const events = await eventsUntil({ redisUrl, prefix }, (seen) => seen.some((event) => event.type === 'completed'));
+    const started = new Set(events.filter((event) => event.type === 'progress').map((event) => event.generationId));
+    expect(started).toEqual(new Set([one.generationId, two.generationId]));
+  });
+
   it('counts finished jobs and their run and wait times in the metrics', async () => {
     const metrics = createMetrics();
     await worker({ metrics });
