@@ -1,0 +1,243 @@
+import type { Server } from 'node:http';
+import { App, LogLevel, type RespondFn } from '@slack/bolt';
+import { isChatAdmin } from '../../core/chat/admin.js';
+import type { ChatConfig } from '../../core/chat/chat-config.js';
+import type { CommandContext } from '../../core/chat/commands/command.js';
+import { CHAT_COMMANDS, runCommand } from '../../core/chat/commands/index.js';
+import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
+import { REACTION_ACTIONS, actionForReaction, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
+import type { ImagineService } from '../../core/chat/service.js';
+import { acceptedView, errorView, parametersView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { isImagineError } from '../../core/errors.js';
+import { GenerationRequest, type Requester } from '../../core/generation.js';
+import { parseCommandText } from './command-text.js';
+import { renderSlackMessage } from './render.js';
+import { decodeReplyTarget, encodeReplyTarget, type SlackReplyTarget } from './reply-target.js';
+
+export type SlackConnection =
+  /** Socket Mode (the default): no public URL needed; `appToken` is the app-level `xapp-` token. */
+  | { mode: 'socket'; appToken: string }
+  /** HTTP: Slack POSTs to `/slack/events`, signed with the app's signing secret. */
+  | { mode: 'http'; signingSecret: string; port: number; host?: string };
+
+export interface SlackBotOptions {
+  /** The bot token, `xoxb-…`. */
+  botToken: string;
+  connection: SlackConnection;
+  service: ImagineService;
+  config: ChatConfig;
+  /** Web API base ending in '/'; defaults to Slack's. Tests point it at a loopback fake. */
+  apiUrl?: string;
+  /** Retries of failed Web API calls (the library default retries for ~30 min); tests set 0. */
+  apiRetries?: number;
+  /** At most one chat.update per message per this interval. */
+  editIntervalMs?: number;
+  onError?: (error: unknown, context: string) => void;
+}
+
+export interface SlackBot {
+  app: App;
+  /** The HTTP server in HTTP mode (to learn the bound port). */
+  httpServer?: Server;
+  stop(): Promise<void>;
+}
+
+/** With rejectRateLimitedCalls, @slack/web-api throws this instead of sleeping, so the coalescer can drop stale edits. */
+function slackRetryAfterMs(error: unknown): number | undefined {
+  const limited = error as { code?: string; retryAfter?: number };
+  return limited.code === 'slack_webapi_rate_limited_error' && typeof limited.retryAfter === 'number' ? limited.retryAfter * 1000 : undefined;
+}
+
+const slackNameOf = (emoji: string) => REACTION_ACTIONS.find((entry) => entry.emoji === emoji)?.slackName;
+
+/** Starts the Slack app (Socket Mode or HTTP) serving commands, buttons, reactions and generation events. */
+export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot> {
+  const { service, config, connection } = options;
+  const onError = options.onError ?? ((error, context) => console.error(`[slack] ${context}:`, error));
+  const clientOptions = {
+    ...(options.apiUrl && { slackApiUrl: options.apiUrl }),
+    rejectRateLimitedCalls: true,
+    ...(options.apiRetries !== undefined && { retryConfig: { retries: options.apiRetries } }),
+  };
+  const app =
+    connection.mode === 'socket'
+      ? new App({ token: options.botToken, appToken: connection.appToken, socketMode: true, clientOptions, logLevel: LogLevel.ERROR })
+      : new App({ token: options.botToken, signingSecret: connection.signingSecret, clientOptions, logLevel: LogLevel.ERROR });
+  const client = app.client;
+  const coalescer = createEditCoalescer({
+    minIntervalMs: options.editIntervalMs ?? 1500,
+    retryAfterMsOf: slackRetryAfterMs,
+    onError: (error, key) => onError(error, `updating message ${key}`),
+  });
+  let botUserId: string | undefined;
+
+  /** Admin status costs an API call, so it is asked only when an answer depends on it — and then every time. */
+  const requesterOf = async (teamId: string, userId: string, needsAdminCheck: boolean): Promise<Requester> => {
+    let isWorkspaceAdmin = false;
+    if (needsAdminCheck && !config.admins.userIds.includes(userId)) {
+      const info = await client.users.info({ user: userId });
+      isWorkspaceAdmin = Boolean(info.user?.is_admin || info.user?.is_owner || info.user?.is_primary_owner);
+    }
+    return { platform: 'slack', workspaceId: teamId, userId, isAdmin: isChatAdmin({ userId, isWorkspaceAdmin }, config.admins) };
+  };
+
+  const updateTarget = async (target: SlackReplyTarget, view: ChatView) => {
+    await client.chat.update({ channel: target.channel, ts: target.ts, ...renderSlackMessage(view) });
+  };
+
+  const uploadImages = async (target: SlackReplyTarget, view: ChatView) => {
+    for (const image of view.images) {
+      const file = await service.readImage(image.key);
+      await client.files.uploadV2({ channel_id: target.channel, thread_ts: target.ts, file, filename: image.fileName });
+    }
+  };
+
+  const sendDirectMessage = async (userId: string, view: ChatView) => {
+    await client.chat.postMessage({ channel: userId, ...renderSlackMessage(view) });
+  };
+
+  const performAction = async (
+    action: ResultAction,
+    actor: Requester,
+    source: SlackReplyTarget,
+    tell: (view: ChatView) => Promise<unknown>,
+  ) => {
+    try {
+      const plan = await planResultAction(action, actor, service);
+      if (plan.type === 'dm') return await sendDirectMessage(actor.userId, parametersView(plan.record, false));
+      if (plan.type === 'delete') return await client.chat.delete({ channel: source.channel, ts: source.ts });
+      const posted = await client.chat.postMessage({ channel: source.channel, text: `🎨 ${plan.draft.kind}…` });
+      const target: SlackReplyTarget = { channel: posted.channel ?? source.channel, ts: posted.ts! };
+      const request = GenerationRequest.parse({ ...plan.draft, replyTarget: encodeReplyTarget(target) });
+      const placement = await service.submit(request).catch(async (error: unknown) => {
+        await client.chat.delete({ channel: target.channel, ts: target.ts });
+        throw error;
+      });
+      coalescer.schedule(`${target.channel}:${target.ts}`, () => updateTarget(target, acceptedView(request, placement)));
+    } catch (error) {
+      if (!isImagineError(error)) throw error;
+      await tell(errorView(error));
+    }
+  };
+
+  const tellPrivately = (respond: RespondFn) => (view: ChatView) =>
+    respond({ response_type: 'ephemeral', replace_original: false, ...renderSlackMessage(view) });
+
+  for (const command of CHAT_COMMANDS) {
+    app.command(`/${command.definition.name}`, async ({ command: payload, ack, respond }) => {
+      let parsed;
+      try {
+        parsed = parseCommandText(command.definition, payload.text);
+        command.check?.(parsed.options, config);
+      } catch (error) {
+        if (!isImagineError(error)) throw error;
+        await ack({ response_type: 'ephemeral', text: errorView(error).text });
+        return;
+      }
+      // Slack drops a command not acknowledged within 3 s; everything slow happens after this.
+      await ack();
+      let generationTarget: SlackReplyTarget | undefined;
+      const context: CommandContext = {
+        requester: await requesterOf(payload.team_id, payload.user_id, command.definition.adminOnly),
+        subcommand: parsed.subcommand,
+        options: parsed.options,
+        service,
+        config,
+        openGenerationMessage: async (privateReply) => {
+          const posted = await client.chat.postMessage({ channel: privateReply ? payload.user_id : payload.channel_id, text: '🎨 …' });
+          generationTarget = { channel: posted.channel!, ts: posted.ts! };
+          return encodeReplyTarget(generationTarget);
+        },
+        generationIdOfMessageLink: async (link) => {
+          const match = /\/archives\/([A-Z0-9]+)\/p(\d{10})(\d{6})/.exec(link);
+          return match ? generationIdOfMessage(match[1], `${match[2]}.${match[3]}`) : null;
+        },
+      };
+      const view = await runCommand(command, context);
+      // A public placeholder cannot become private: a private answer (an error) replaces it with an ephemeral reply.
+      if (generationTarget && (!view.ephemeral || command.ephemeral(parsed.options))) {
+        const target = generationTarget;
+        coalescer.schedule(`${target.channel}:${target.ts}`, () => updateTarget(target, view));
+        return;
+      }
+      if (generationTarget) await client.chat.delete({ channel: generationTarget.channel, ts: generationTarget.ts });
+      await tellPrivately(respond)(view);
+    });
+  }
+
+  /** The generation a message shows, read back from its buttons (stateless: works after a restart). */
+  const generationIdOfMessage = async (channel: string, ts: string): Promise<string | null> => {
+    const history = await client.conversations.history({ channel, latest: ts, inclusive: true, limit: 1 });
+    const message = history.messages?.[0];
+    if (!message || message.ts !== ts || (botUserId && message.user !== botUserId)) return null;
+    for (const block of (message.blocks ?? []) as { elements?: { action_id?: string }[] }[]) {
+      for (const element of block.elements ?? []) {
+        const action = element.action_id ? parseActionId(element.action_id) : null;
+        if (action) return action.generationId;
+      }
+    }
+    return null;
+  };
+
+  app.action(/^ib1:/, async ({ ack, body, action, respond }) => {
+    await ack();
+    if (body.type !== 'block_actions' || action.type !== 'button') return;
+    const parsed = parseActionId((action as { action_id?: string }).action_id ?? '');
+    const channel = body.channel?.id ?? body.container?.channel_id;
+    const ts = body.message?.ts ?? body.container?.message_ts;
+    if (!parsed || !channel || !ts) return;
+    const actor = await requesterOf(body.team?.id ?? body.user.team_id ?? 'unknown', body.user.id, parsed.action === 'delete');
+    await performAction(parsed, actor, { channel, ts }, tellPrivately(respond));
+  });
+
+  app.event('reaction_added', async ({ event, body }) => {
+    if (event.item.type !== 'message' || event.user === botUserId || (botUserId && event.item_user !== botUserId)) return;
+    const generationId = await generationIdOfMessage(event.item.channel, event.item.ts);
+    const action = generationId ? actionForReaction(event.reaction, generationId) : null;
+    if (!action) return;
+    const actor = await requesterOf(body.team_id, event.user, action.action === 'delete');
+    // A reaction has no private reply channel: problems go to the user's DMs.
+    await performAction(action, actor, { channel: event.item.channel, ts: event.item.ts }, (view) => sendDirectMessage(event.user, view));
+  });
+
+  app.error(async (error) => onError(error, 'listener'));
+
+  const unsubscribe = service.subscribe('slack', (event) => {
+    const target = decodeReplyTarget(event.replyTarget);
+    if (!target) return onError(new Error(`unreadable replyTarget ${event.replyTarget}`), `event of ${event.generationId}`);
+    const render = async () => {
+      const record = await service.findGeneration(event.generationId);
+      if (!record) return;
+      // Progress previews are not uploaded: a file every 1.5 s would flood the channel.
+      const view = event.type === 'progress' ? { ...viewOfEvent(event, record.request), images: [] } : viewOfEvent(event, record.request);
+      if (event.type === 'succeeded') await uploadImages(target, view);
+      await updateTarget(target, view);
+      if (event.type === 'succeeded') {
+        for (const emoji of view.reactions) {
+          const name = slackNameOf(emoji);
+          if (name) await client.reactions.add({ channel: target.channel, timestamp: target.ts, name });
+        }
+      }
+    };
+    coalescer.schedule(`${target.channel}:${target.ts}`, render, { final: event.type !== 'progress' });
+  });
+
+  try {
+    const auth = await client.auth.test({ token: options.botToken });
+    botUserId = auth.user_id;
+    const started = connection.mode === 'socket' ? await app.start() : await app.start({ port: connection.port, host: connection.host ?? '127.0.0.1' });
+    return {
+      app,
+      httpServer: connection.mode === 'http' ? (started as Server) : undefined,
+      async stop() {
+        unsubscribe();
+        coalescer.close();
+        await app.stop();
+      },
+    };
+  } catch (error) {
+    unsubscribe();
+    coalescer.close();
+    throw error;
+  }
+}
