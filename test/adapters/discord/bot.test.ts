@@ -179,6 +179,17 @@ describe('Discord bot', () => {
   });
 });
 
+describe('/info', () => {
+  it('shows the parameters of the image behind a message link', async () => {
+    const { messageId } = await finishedResult(1);
+    const link = `https://discord.com/channels/${fake.guildId}/${fake.channelId}/${messageId}`;
+    const { token } = fake.slashCommand('info', [{ name: 'target', type: 3, value: link }], stranger);
+    const answer = await fake.waitForRequest((call) => call.method === 'PATCH' && call.path.includes(token));
+    expect(answer.body.content).toContain('Prompt: a fox');
+    expect(answer.body.content).toContain('Seed: 10');
+  });
+});
+
 describe('registerCommands', () => {
   it('bulk-overwrites the guild commands with every command definition', async () => {
     const names = await registerCommands(fake.applicationId, 'fake-token', fake.guildId, { apiBaseUrl: fake.apiUrl });
