@@ -172,7 +172,7 @@ function crossChecks(env: ConfigEnv, role: Role): Problem[] {
   if (role === 'bot' && env.DISCORD_TOKEN === undefined && env.SLACK_BOT_TOKEN === undefined) {
     problems.push({ variable: 'DISCORD_TOKEN', message: 'or SLACK_BOT_TOKEN is required for the bot role, which has no other way to take requests' });
   }
-  if (env.HTTP_PORT !== 0 && env.HTTP_PORT === env.WEB_PORT && role === 'all') {
+  if (env.HTTP_PORT !== 0 && env.HTTP_PORT === env.WEB_PORT && role !== 'worker') {
     problems.push({ variable: 'HTTP_PORT', message: `must differ from WEB_PORT (both are ${env.HTTP_PORT})` });
   }
   return problems;

@@ -114,6 +114,11 @@ describe('loadConfig', () => {
     expect(loadConfig({ SLACK_BOT_TOKEN: 'xoxb', SLACK_SIGNING_SECRET: 'sig' }, 'bot').slack?.signingSecret).toBe('sig');
   });
 
+  it('refuses one port for both the health server and the web chat, except on a worker that has no web chat', () => {
+    expect(configError(() => loadConfig({ HTTP_PORT: '3000' }, 'all'))).toContain('HTTP_PORT must differ from WEB_PORT (both are 3000)');
+    expect(loadConfig({ HTTP_PORT: '3000' }, 'worker').httpPort).toBe(3000);
+  });
+
   it('refuses an unknown role', () => {
     expect(configError(() => loadConfig({}, 'gpu' as never))).toContain('Unknown role "gpu"');
   });
