@@ -256,8 +256,8 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     if (!target) return onError(new Error(`unreadable replyTarget ${event.replyTarget}`), `event of ${event.generationId}`);
     const render = async () => {
       const record = await service.findGeneration(event.generationId);
-      if (!record) return;
-      const view = viewOfEvent(event, record.request);
+      const view = record && viewOfEvent(event, record);
+      if (!view) return;
       await editTarget(target, view);
       if (event.type === 'succeeded' && !target.webhook) {
         for (const emoji of view.reactions) {

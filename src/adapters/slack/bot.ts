@@ -207,9 +207,10 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     if (!target) return onError(new Error(`unreadable replyTarget ${event.replyTarget}`), `event of ${event.generationId}`);
     const render = async () => {
       const record = await service.findGeneration(event.generationId);
-      if (!record) return;
+      const eventView = record && viewOfEvent(event, record);
+      if (!eventView) return;
       // Progress previews are not uploaded: a file every 1.5 s would flood the channel.
-      const view = event.type === 'progress' ? { ...viewOfEvent(event, record.request), images: [] } : viewOfEvent(event, record.request);
+      const view = event.type === 'progress' ? { ...eventView, images: [] } : eventView;
       if (event.type === 'succeeded') await uploadImages(target, view);
       await updateTarget(target, view);
       if (event.type === 'succeeded') {

@@ -18,14 +18,11 @@ interface MessageState {
   forgetTimer?: NodeJS.Timeout;
   inFlight: boolean;
   finalScheduled: boolean;
-  idleWaiters: (() => void)[];
 }
 
 export interface EditCoalescer {
   /** Queues `send` as the newest edit of `messageKey`; `final` edits (done, failed, cancelled) are never overwritten. */
   schedule(messageKey: string, send: () => Promise<void>, options?: { final?: boolean }): void;
-  /** Resolves once `messageKey` has nothing pending or in flight. */
-  settled(messageKey: string): Promise<void>;
   close(): void;
 }
 
@@ -37,7 +34,6 @@ export function createEditCoalescer(options: EditCoalescerOptions): EditCoalesce
   };
 
   const becomeIdle = (key: string, state: MessageState) => {
-    for (const resolve of state.idleWaiters.splice(0)) resolve();
     // Forget the message once its interval has passed, so a long-running bot does not accumulate state.
     state.forgetTimer = setTimeout(() => {
       if (!state.pending && !state.inFlight && messages.get(key) === state) messages.delete(key);
@@ -72,7 +68,7 @@ export function createEditCoalescer(options: EditCoalescerOptions): EditCoalesce
     schedule(messageKey, send, scheduleOptions = {}) {
       let state = messages.get(messageKey);
       if (!state) {
-        state = { lastSentAtMs: 0, inFlight: false, finalScheduled: false, idleWaiters: [] };
+        state = { lastSentAtMs: 0, inFlight: false, finalScheduled: false };
         messages.set(messageKey, state);
       }
       if (state.finalScheduled && !scheduleOptions.final) return;
@@ -81,11 +77,6 @@ export function createEditCoalescer(options: EditCoalescerOptions): EditCoalesce
       clearTimeout(state.forgetTimer);
       if (state.inFlight || state.flushTimer) return;
       arm(messageKey, state, state.lastSentAtMs + options.minIntervalMs - Date.now());
-    },
-    settled(messageKey) {
-      const state = messages.get(messageKey);
-      if (!state || (!state.pending && !state.inFlight)) return Promise.resolve();
-      return new Promise((resolve) => state.idleWaiters.push(resolve));
     },
     close() {
       for (const state of messages.values()) {

@@ -100,11 +100,17 @@ export function parametersView(record: GenerationRecord, ephemeral = true): Chat
   return view(lines.filter((line) => line !== undefined).join('\n'), { ephemeral });
 }
 
-/** The view a generation event turns its message into. */
-export function viewOfEvent(event: GenerationEvent, request: GenerationRequest): ChatView {
+/**
+ * The view a generation event turns its message into, or null for a progress event that arrived after the generation
+ * finished (events travel separately from status; a late step must not overwrite the result).
+ */
+export function viewOfEvent(event: GenerationEvent, record: GenerationRecord): ChatView | null {
+  const { request } = record;
   switch (event.type) {
     case 'progress':
-      return progressView(request, event.step, event.totalSteps, event.previewKey);
+      return record.status === 'queued' || record.status === 'running'
+        ? progressView(request, event.step, event.totalSteps, event.previewKey)
+        : null;
     case 'succeeded':
       return doneView(request, event.result);
     case 'failed':

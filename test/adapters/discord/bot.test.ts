@@ -64,6 +64,18 @@ describe('Discord bot', () => {
     expect(edit.body.content).toBe('🎨 “a red fox” — position 2 in the queue, ready in about 40 s.');
   });
 
+  it('keeps a private /imagine private, editing it through the interaction webhook', async () => {
+    const submitted = service.nextSubmit();
+    const { token } = fake.slashCommand('imagine', [{ name: 'prompt', type: 3, value: 'a secret fox' }, { name: 'private', type: 5, value: true }], owner);
+    const request = await submitted;
+    expect(fake.requests.find((call) => call.path.endsWith('/callback'))!.body).toEqual({ type: 5, data: { flags: 64 } });
+    const from = fake.requests.length;
+    service.emit({ type: 'progress', generationId: request.generationId, platform: 'discord', replyTarget: request.replyTarget, step: 2, totalSteps: 30 });
+    const edit = await fake.waitForRequest((call) => call.method === 'PATCH' && call.body.content.includes('step 2/30'), from);
+    expect(edit.path).toBe(`/webhooks/${fake.applicationId}/${token}/messages/@original`);
+    expect(edit.authorization).toBeUndefined();
+  });
+
   it('answers a bad flag with a private error at once and submits nothing', async () => {
     fake.slashCommand('imagine', [{ name: 'prompt', type: 3, value: 'a fox --chaos 9' }], owner);
     const reply = await fake.waitForRequest((call) => call.path.endsWith('/callback'));

@@ -86,15 +86,4 @@ describe('edit coalescer', () => {
     expect(sent).toEqual(['next']);
     coalescer.close();
   });
-
-  it('settles once nothing is pending', async () => {
-    const coalescer = make();
-    const sent: string[] = [];
-    coalescer.schedule('m1', async () => void sent.push('a'));
-    const settled = coalescer.settled('m1');
-    await vi.advanceTimersByTimeAsync(0);
-    await settled;
-    expect(sent).toEqual(['a']);
-    coalescer.close();
-  });
 });

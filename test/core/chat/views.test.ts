@@ -11,6 +11,8 @@ const request: GenerationRequest = {
   replyTarget: 'anywhere',
 };
 
+const progress = { type: 'progress', generationId: request.generationId, platform: 'web', replyTarget: '', step: 4, totalSteps: 20, previewKey: 'p' } as const;
+
 describe('chat views', () => {
   it('says seconds for short waits and minutes for long ones', () => {
     expect(formatWait(400)).toBe('about 1 s');
@@ -31,9 +33,13 @@ describe('chat views', () => {
   });
 
   it('renders progress with the preview image', () => {
-    const view = viewOfEvent({ type: 'progress', generationId: request.generationId, platform: 'web', replyTarget: '', step: 4, totalSteps: 20, previewKey: 'p' }, request);
+    const view = viewOfEvent(progress, { request, status: 'running', createdAt: new Date() })!;
     expect(view.text).toBe('🎨 “a fox” — step 4/20');
     expect(view.images).toEqual([{ key: 'p', fileName: 'preview.webp' }]);
+  });
+
+  it('ignores a progress event that arrives after the generation finished', () => {
+    expect(viewOfEvent(progress, { request, status: 'succeeded', createdAt: new Date() })).toBeNull();
   });
 
   it('lists everything needed to make the image again', () => {
