@@ -181,6 +181,12 @@ describe('Discord bot', () => {
     await waitFor(() => !fake.messages.has(messageId));
   });
 
+  it('lets a member whose role grants Manage Server delete anyone’s result with ❌', async () => {
+    const { messageId } = await finishedResult(1);
+    fake.addReaction(messageId, '❌', { userId: '940000000000000006', roleIds: [fake.manageServerRoleId] });
+    await waitFor(() => !fake.messages.has(messageId));
+  });
+
   it('DMs the seed and full parameters on ✉️', async () => {
     const { messageId } = await finishedResult(1);
     const from = fake.requests.length;
