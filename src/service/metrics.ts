@@ -29,26 +29,44 @@ export function createMetrics(options: MetricsOptions = {}) {
   const registry = new Registry();
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
   const { queueDepths } = options;
+  // One read per scrape, shared by the two gauges below. A failed read (Redis down) yields undefined instead of failing
+  // the scrape: the other metrics matter most during an outage.
+  let depthRead: Promise<QueueDepth[] | undefined> | undefined;
+  const readDepths = () => queueDepths?.().catch(() => undefined) ?? Promise.resolve(undefined);
+  const queueDepth = new Gauge({
+    name: 'imagine_queue_depth',
+    help: 'Jobs held in each queue, by BullMQ state, read at scrape time.',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      if (!queueDepths) return;
+      depthRead = readDepths();
+      const depths = await depthRead;
+      this.reset();
+      for (const depth of depths ?? []) this.set({ queue: depth.queue, state: depth.state }, depth.count);
+    },
+  });
+  // Registered after imagine_queue_depth, whose collect starts the read this one waits for.
+  const queueDepthReadable = new Gauge({
+    name: 'imagine_queue_depth_readable',
+    help: '1 when this scrape could read the queue depths, 0 when Redis could not be reached.',
+    // A process without queues has nothing to report here, rather than a misleading 0.
+    registers: queueDepths ? [registry] : [],
+    async collect() {
+      this.set((await (depthRead ?? readDepths())) ? 1 : 0);
+    },
+  });
 
   return {
     registry,
+    queueDepthReadable,
     jobs: new Counter({
       name: 'imagine_jobs_total',
       help: 'Jobs that reached a state, by kind (generate, vary, upscale) and state (completed, failed, cancelled, retried).',
       labelNames: ['kind', 'state'] as const,
       registers: [registry],
     }),
-    queueDepth: new Gauge({
-      name: 'imagine_queue_depth',
-      help: 'Jobs held in each queue, by BullMQ state, read at scrape time.',
-      labelNames: ['queue', 'state'] as const,
-      registers: [registry],
-      async collect() {
-        if (!queueDepths) return;
-        this.reset();
-        for (const depth of await queueDepths()) this.set({ queue: depth.queue, state: depth.state }, depth.count);
-      },
-    }),
+    queueDepth,
     waitTime: new Histogram({
       name: 'imagine_job_wait_seconds',
       help: 'Time from enqueue to a worker starting the job.',

@@ -102,6 +102,7 @@ describe('health and metrics server', () => {
     expect(value('imagine_jobs_total', { kind: 'generate', state: 'completed' })).toBe(1);
     expect(value('imagine_queue_depth', { queue: 'images.default', state: 'waiting' })).toBe(3);
     expect(value('imagine_queue_depth', { queue: 'images.default', state: 'prioritized' })).toBe(2);
+    expect(value('imagine_queue_depth_readable')).toBe(1);
     expect(value('imagine_job_wait_seconds_count', { queue: 'images.default' })).toBe(1);
     expect(value('imagine_job_wait_seconds_bucket', { queue: 'images.default', le: '5' })).toBe(1);
     expect(value('imagine_job_run_seconds_sum', { queue: 'images.default', kind: 'generate' })).toBe(12);
@@ -112,6 +113,22 @@ describe('health and metrics server', () => {
     expect(value('imagine_chat_api_rate_limited_total', { platform: 'discord' })).toBe(1);
     expect(value('imagine_model_load_seconds', { model: 'default' })).toBe(3.5);
     expect(value('imagine_worker_rss_bytes')).toBeGreaterThan(0);
+  });
+
+  it('still serves the other metrics when the queue depths cannot be read', async () => {
+    const unreachable = createMetrics({ queueDepths: () => Promise.reject(new Error('connect ECONNREFUSED')) });
+    unreachable.jobs.inc({ kind: 'generate', state: 'failed' });
+    const outage = await startHealthServer({ port: 0, host: '127.0.0.1', readiness: {}, metrics: unreachable });
+    try {
+      const response = await fetch(`${outage.url}/metrics`);
+      expect(response.status).toBe(200);
+      const samples = parsePrometheusText(await response.text());
+      expect(samples.find((s) => s.name === 'imagine_queue_depth_readable')?.value).toBe(0);
+      expect(samples.find((s) => s.name === 'imagine_jobs_total')?.value).toBe(1);
+      expect(samples.some((s) => s.name === 'imagine_queue_depth')).toBe(false);
+    } finally {
+      await outage.close();
+    }
   });
 
   it('has no dashboard when no admin credential is configured', async () => {
