@@ -44,6 +44,23 @@ export interface RunningWorker {
 
 type JobResult = { imageKeys: string[]; gridKey?: string; seeds: number[] } | { cancelled: true };
 
+/**
+ * Once history has recorded the outcome, this worker alone will ever charge or refund and announce it (a retry finds
+ * the generation finished and does neither), so those steps are retried in place through a database or Redis blip.
+ */
+async function settle(operation: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await operation();
+      return;
+    } catch (error) {
+      if (attempt >= SETTLE_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(200 * 2 ** attempt, 5_000)));
+    }
+  }
+}
+const SETTLE_ATTEMPTS = 8;
+
 const CANCELLED = 'cancelled';
 const SHUTDOWN = 'shutdown';
 // BullMQ's reasons for failing a job no processor finished (its worker kept dying or never came back).
@@ -66,6 +83,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   cancellations.on('message', (_channel: string, generationId: string) => running.get(generationId)?.abort(CANCELLED));
   await cancellations.subscribe(keys.cancelChannel);
 
+  // Best effort: a claim whose job has finished is dropped by the next cap check anyway.
+  const releaseSlot = (request: QueuedGeneration, jobKey: string) =>
+    releaseJobSlot(redis, keys, request.requester, jobKey).catch((error: unknown) =>
+      log('warn', 'job slot not released', { generationId: request.generationId, error: String(error) }),
+    );
+
   const endGeneration = async (
     request: QueuedGeneration,
     status: 'failed' | 'cancelled',
@@ -75,14 +98,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const { generationId } = request;
     const target = { generationId, platform: request.requester.platform, replyTarget: request.replyTarget };
     if (await history.markFailed(generationId, status, verdict.userMessage)) {
-      await ledger.refund(generationId, status === 'cancelled' ? 'cancelled' : `failed: ${verdict.kind}`);
+      await settle(() => ledger.refund(generationId, status === 'cancelled' ? 'cancelled' : `failed: ${verdict.kind}`));
       const event =
         status === 'cancelled'
           ? { type: 'cancelled' as const, ...target, userMessage: verdict.userMessage }
           : { type: 'failed' as const, ...target, errorKind: verdict.kind, userMessage: verdict.userMessage };
-      await publishTerminalEvent(redis, keys, queueName, event);
+      await settle(() => publishTerminalEvent(redis, keys, queueName, event));
     }
-    await releaseJobSlot(redis, keys, request.requester, jobKey);
+    await releaseSlot(request, jobKey);
   };
 
   const runGeneration = async (job: Job, token: string | undefined): Promise<JobResult> => {
@@ -137,17 +160,19 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       const gridKey = output.grid ? gridImageKey(generationId) : undefined;
       if (output.grid && gridKey) await images.put(gridKey, output.grid, 'image/png');
       const result: GenerationResult = { generationId, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs };
+      metrics?.runTime.observe({ queue: queueName, kind: request.kind }, runTimeMs / 1_000);
       // Exactly once, however many workers reach this line for the same job: history decides, the ledger and the
       // stream follow only for the one that flipped it.
-      const firstToFinish = await history.markSucceeded(result);
-      await recordRunTime(redis, keys, queueName, runTimeMs);
-      metrics?.runTime.observe({ queue: queueName, kind: request.kind }, runTimeMs / 1_000);
-      if (firstToFinish) {
+      if (await history.markSucceeded(result)) {
         countJob(request.kind, 'completed');
-        await ledger.commit(generationId);
-        await publishTerminalEvent(redis, keys, queueName, { type: 'completed', ...target, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs });
+        await settle(() => ledger.commit(generationId));
+        await settle(() =>
+          publishTerminalEvent(redis, keys, queueName, { type: 'completed', ...target, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs }),
+        );
       }
-      await releaseJobSlot(redis, keys, request.requester, jobKey);
+      await Promise.all([recordRunTime(redis, keys, queueName, runTimeMs), releaseSlot(request, jobKey)]).catch((error: unknown) =>
+        log('warn', 'wait estimate not updated', { generationId, error: String(error) }),
+      );
       return { imageKeys, gridKey, seeds: output.seeds };
     } catch (error) {
       await previews;

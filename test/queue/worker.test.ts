@@ -154,6 +154,27 @@ describe('failures', () => {
     expect(await ports.commitCount(request.generationId)).toBe(1);
   });
 
+  it('still charges and announces a finished image when the ledger fails once at commit time, without running it again', async () => {
+    let commitFailures = 0;
+    const flakyLedger = {
+      ...ports.ledger,
+      async commit(generationId: string) {
+        if (commitFailures === 0) {
+          commitFailures += 1;
+          throw new Error('Connection terminated unexpectedly');
+        }
+        await ports.ledger.commit(generationId);
+      },
+    };
+    const { engine } = await worker({ ledger: flakyLedger });
+    const request = imagineRequest();
+    await queue.enqueue(request, { units: 1 });
+    const events = await eventsUntil({ redisUrl, prefix }, finished(request.generationId));
+    expect(terminalEventsOf(events, request.generationId).map((event) => event.type)).toEqual(['completed']);
+    expect(await ports.commitCount(request.generationId)).toBe(1);
+    expect(engine.generateCalls).toHaveLength(1);
+  });
+
   it('retries an out-of-memory error until the attempts run out, then refunds', async () => {
     const { engine } = await worker();
     const request = imagineRequest({ prompt: 'fail: oom' });
