@@ -1,0 +1,105 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { databaseUnavailable, isDatabaseUnreachable } from './database-errors.js';
+import { PrismaClient } from './generated/prisma/client.js';
+import { applyMigrations, MIGRATIONS_DIR } from './migrations.js';
+
+export { PrismaClient };
+
+export const DEFAULT_PGLITE_DIR = './data/pglite';
+
+export interface DatabaseOptions {
+  /** A postgres:// URL (Prisma's `?schema=` is honoured). Without one, an embedded PGlite database is used. */
+  url?: string;
+  /** Where the embedded database lives; 'memory://' keeps it in memory. Ignored when `url` is set. */
+  dataDir?: string;
+  migrationsDir?: string;
+  /** Connections in the pool (PostgreSQL only). */
+  poolSize?: number;
+}
+
+export interface Database {
+  prisma: PrismaClient;
+  backend: 'postgresql' | 'pglite';
+  /** Names of the migrations applied while opening (empty when the schema was up to date). */
+  appliedMigrations: string[];
+  close(): Promise<void>;
+}
+
+/** Opens the database the service was configured with, migrated to the current schema. */
+export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
+  return options.url ? openPostgres(options.url, options) : openPGlite(options.dataDir ?? DEFAULT_PGLITE_DIR, options);
+}
+
+/** Splits Prisma's `?schema=` off the URL: pg does not know it, and it must become the search_path. */
+export function parseDatabaseUrl(url: string): { connectionString: string; schema?: string } {
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema') ?? undefined;
+  parsed.searchParams.delete('schema');
+  return { connectionString: parsed.toString(), schema };
+}
+
+const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
+  const { connectionString, schema } = parseDatabaseUrl(url);
+  // Raw statements (the quota ledger's) name tables without a schema; the search_path sends them to the right one.
+  const searchPath = schema ? { options: `-c search_path=${quoteIdentifier(schema)}` } : {};
+  const migrator = new pg.Client({ connectionString, ...searchPath });
+  let appliedMigrations: string[];
+  try {
+    await migrator.connect();
+    if (schema) await migrator.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
+    appliedMigrations = await applyMigrations(
+      { query: (sql, params) => migrator.query(sql, params), exec: (sql) => migrator.query(sql) },
+      options.migrationsDir ?? MIGRATIONS_DIR,
+    );
+  } catch (error) {
+    if (isDatabaseUnreachable(error)) throw databaseUnavailable(error);
+    throw error;
+  } finally {
+    await migrator.end().catch(() => {});
+  }
+  const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, ...searchPath });
+  // An idle connection dropped by the server must not crash the process; the next query reports it instead.
+  pool.on('error', () => {});
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, schema ? { schema } : undefined) });
+  return {
+    prisma,
+    backend: 'postgresql',
+    appliedMigrations,
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+async function openPGlite(dataDir: string, options: DatabaseOptions): Promise<Database> {
+  const inMemory = dataDir.startsWith('memory://');
+  if (!inMemory) await mkdir(dirname(resolve(dataDir)), { recursive: true });
+  const db = await PGlite.create(inMemory ? dataDir : resolve(dataDir));
+  try {
+    const appliedMigrations = await applyMigrations(
+      { query: (sql, params) => db.query(sql, params), exec: (sql) => db.exec(sql) },
+      options.migrationsDir ?? MIGRATIONS_DIR,
+    );
+    const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
+    return {
+      prisma,
+      backend: 'pglite',
+      appliedMigrations,
+      async close() {
+        await prisma.$disconnect();
+        await db.close();
+      },
+    };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
