@@ -119,9 +119,7 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
     serverAdapter.setBasePath(DASHBOARD_PATH);
     createBullBoard({
       queues: options.dashboard.queues.map((queue) => new BullMQAdapter(queue)),
-      // @bull-board/express 9.10.1 brings its own @bull-board/api 9.10.1 beside our 9.10.2: the same runtime
-      // shape, but TypeScript sees two declarations of a private field. Pinning both to one version removes this.
-      serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
+      serverAdapter,
     });
     app.use(DASHBOARD_PATH, basicAuth(options.dashboard.admin), serverAdapter.getRouter());
   }
