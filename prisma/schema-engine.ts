@@ -17,18 +17,33 @@ export const MIGRATIONS_DIR = resolve(import.meta.dirname, 'migrations');
 
 const NO_FILTERS = { externalTables: [], externalEnums: [] };
 
+type WasmExports = Record<string, unknown>;
+
+// The project's lib setting (ES2023, no DOM) leaves out the WebAssembly JS API types; Node has the API itself.
+const { WebAssembly: wasmApi } = globalThis as unknown as {
+  WebAssembly: { instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: { exports: WasmExports } }> };
+};
+
 interface WasmGlue {
-  __wbg_set_wasm(exports: WebAssembly.Exports): void;
+  __wbg_set_wasm(exports: WasmExports): void;
   SchemaEngine: { new: (options: unknown, log: (line: string) => void, adapter: object) => Promise<SchemaEngine> };
 }
 
-async function loadSchemaEngineModule(): Promise<WasmGlue> {
+let loaded: Promise<WasmGlue> | undefined;
+
+/** Instantiated once per process: the glue module holds a single Wasm instance that every engine shares. */
+function loadSchemaEngineModule(): Promise<WasmGlue> {
+  loaded ??= instantiateSchemaEngine();
+  return loaded;
+}
+
+async function instantiateSchemaEngine(): Promise<WasmGlue> {
   // Node 20 cannot import a .wasm file as an ES module, so the glue module serves as the instance's import object.
   const require = createRequire(import.meta.url);
   const dir = dirname(require.resolve('@prisma/schema-engine-wasm/schema_engine_bg'));
   const glue = (await import(join(dir, 'schema_engine_bg.js'))) as WasmGlue;
-  const { instance } = await WebAssembly.instantiate(await readFile(join(dir, 'schema_engine_bg.wasm')), {
-    './schema_engine_bg.js': glue as unknown as WebAssembly.ModuleImports,
+  const { instance } = await wasmApi.instantiate(await readFile(join(dir, 'schema_engine_bg.wasm')), {
+    './schema_engine_bg.js': glue,
   });
   glue.__wbg_set_wasm(instance.exports);
   (instance.exports.__wbindgen_start as () => void)();
@@ -60,18 +75,18 @@ export async function readMigrationList(baseDir = MIGRATIONS_DIR): Promise<Migra
   };
 }
 
+async function openSchemaEngine(db: PGlite, schema: string): Promise<SchemaEngine> {
+  const glue = await loadSchemaEngineModule();
+  return glue.SchemaEngine.new({ datamodels: [[SCHEMA_PATH, schema]] }, () => {}, bindMigrationAwareSqlAdapterFactory(new PrismaPGlite(db)));
+}
+
 /** The SQL that takes a database from the committed migrations to `schema.prisma`; empty when they agree. */
 export async function diffMigrationsToSchema(): Promise<string> {
-  const glue = await loadSchemaEngineModule();
   const schema = await readFile(SCHEMA_PATH, 'utf8');
   // The engine replays the migrations into this shadow database to learn where they lead.
   const shadow = new PGlite();
   try {
-    const engine = await glue.SchemaEngine.new(
-      { datamodels: [[SCHEMA_PATH, schema]] },
-      () => {},
-      bindMigrationAwareSqlAdapterFactory(new PrismaPGlite(shadow)),
-    );
+    const engine = await openSchemaEngine(shadow, schema);
     const migrations = await readMigrationList();
     const result: DiffResult = await engine.diff({
       from: migrations.migrationDirectories.length === 0 ? { tag: 'empty' } : { tag: 'migrations', ...migrations },
@@ -85,4 +100,11 @@ export async function diffMigrationsToSchema(): Promise<string> {
   } finally {
     await shadow.close();
   }
+}
+
+/** What `prisma migrate deploy` would apply to this database: Prisma's own engine, so its history check is the real one. */
+export async function deployWithPrismaEngine(db: PGlite, baseDir = MIGRATIONS_DIR): Promise<string[]> {
+  const engine = await openSchemaEngine(db, await readFile(SCHEMA_PATH, 'utf8'));
+  const output = await engine.applyMigrations({ migrationsList: await readMigrationList(baseDir), filters: NO_FILTERS });
+  return output.appliedMigrationNames;
 }

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { databaseUnavailable, isDatabaseUnreachable } from './database-errors.js';
 import { PrismaClient } from './generated/prisma/client.js';
-import { applyMigrations, MIGRATIONS_DIR } from './migrations.js';
+import { applyMigrations } from './migrations.js';
 
 export { PrismaClient };
 
@@ -53,10 +53,9 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
   let appliedMigrations: string[];
   try {
     await migrator.connect();
-    if (schema) await migrator.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
     appliedMigrations = await applyMigrations(
       { query: (sql, params) => migrator.query(sql, params), exec: (sql) => migrator.query(sql) },
-      options.migrationsDir ?? MIGRATIONS_DIR,
+      { dir: options.migrationsDir, schema },
     );
   } catch (error) {
     if (isDatabaseUnreachable(error)) throw databaseUnavailable(error);
@@ -86,7 +85,7 @@ async function openPGlite(dataDir: string, options: DatabaseOptions): Promise<Da
   try {
     const appliedMigrations = await applyMigrations(
       { query: (sql, params) => db.query(sql, params), exec: (sql) => db.exec(sql) },
-      options.migrationsDir ?? MIGRATIONS_DIR,
+      { dir: options.migrationsDir },
     );
     const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
     return {

@@ -37,21 +37,26 @@ async function readMigrations(dir: string): Promise<Migration[]> {
   );
 }
 
-/** Returns the names of the migrations it applied (none when the database is up to date). */
-export async function applyMigrations(session: SqlSession, dir = MIGRATIONS_DIR): Promise<string[]> {
-  const migrations = await readMigrations(dir);
-  await session.exec(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
-    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
-    "checksum"              VARCHAR(64) NOT NULL,
-    "finished_at"           TIMESTAMPTZ,
-    "migration_name"        VARCHAR(255) NOT NULL,
-    "logs"                  TEXT,
-    "rolled_back_at"        TIMESTAMPTZ,
-    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
-    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
-  )`);
+/**
+ * Returns the names of the migrations it applied (none when the database is up to date). `schema` is created when
+ * missing; the session's search_path must already lead to it.
+ */
+export async function applyMigrations(session: SqlSession, options: { dir?: string; schema?: string } = {}): Promise<string[]> {
+  const migrations = await readMigrations(options.dir ?? MIGRATIONS_DIR);
+  // Locked before anything is created: two processes creating the same table at once collide on its type name.
   await session.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK_KEY]);
   try {
+    if (options.schema) await session.exec(`CREATE SCHEMA IF NOT EXISTS "${options.schema.replaceAll('"', '""')}"`);
+    await session.exec(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+      "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+      "checksum"              VARCHAR(64) NOT NULL,
+      "finished_at"           TIMESTAMPTZ,
+      "migration_name"        VARCHAR(255) NOT NULL,
+      "logs"                  TEXT,
+      "rolled_back_at"        TIMESTAMPTZ,
+      "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+      "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+    )`);
     const rows = (
       await session.query('SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" WHERE rolled_back_at IS NULL')
     ).rows as { migration_name: string; checksum: string; finished_at: Date | null }[];

@@ -1,0 +1,239 @@
+import type { GenerationRecord } from '../core/chat/service.js';
+import { GenerationRequest } from '../core/generation.js';
+import type { GenerationHistory, GenerationResult, ImageStore } from '../core/ports.js';
+import { ensureAccount, findAccount, type PlatformIdentity } from './accounts.js';
+import { guardDatabase } from './database-errors.js';
+import type { Prisma, PrismaClient } from './generated/prisma/client.js';
+
+/**
+ * Generation history over Prisma: the port the queue and worker write through, and the look-ups the chat side reads
+ * (by id, seed, message, user, lineage), plus erasing everything a user left behind.
+ */
+
+const WITH_OWNER = { user: true, workspace: true } as const;
+type GenerationRow = Prisma.GenerationGetPayload<{ include: typeof WITH_OWNER }>;
+
+const UNFINISHED = ['queued', 'running'] as const;
+
+function toRecord(row: GenerationRow): GenerationRecord {
+  const request = GenerationRequest.parse({
+    generationId: row.id,
+    kind: row.kind,
+    mode: row.mode,
+    params: {
+      prompt: row.prompt,
+      negativePrompt: row.negativePrompt,
+      width: row.width,
+      height: row.height,
+      steps: row.steps,
+      guidance: row.guidance,
+      sampler: row.sampler,
+      seed: Number(row.seed),
+      batch: row.batch,
+      model: row.model,
+      strength: row.strength ?? undefined,
+      variationSeed: row.variationSeed === null ? undefined : Number(row.variationSeed),
+      variationStrength: row.variationStrength ?? undefined,
+    },
+    requester: { platform: row.user.platform, workspaceId: row.workspace.platformWorkspaceId, userId: row.user.platformUserId },
+    parent: row.parentId === null ? undefined : { generationId: row.parentId, imageIndex: row.parentImageIndex ?? 0 },
+    replyTarget: row.replyTarget,
+  });
+  const result: GenerationResult | undefined =
+    row.status === 'succeeded'
+      ? {
+          generationId: row.id,
+          imageKeys: row.imageKeys,
+          gridKey: row.gridKey ?? undefined,
+          seeds: row.imageSeeds.map(Number),
+          timingsMs: (row.timingsMs ?? {}) as Record<string, number>,
+        }
+      : undefined;
+  return { request, status: row.status, result, userMessage: row.errorMessage ?? undefined, createdAt: row.createdAt };
+}
+
+export function createGenerationHistory(prisma: PrismaClient, now: () => Date = () => new Date()): GenerationHistory {
+  return {
+    /** Idempotent: a retried enqueue finds the row already there and leaves it as it is. */
+    async recordQueued(request) {
+      await guardDatabase(async () => {
+        const account = await ensureAccount(prisma, request.requester);
+        // An upscale of an image whose owner has since been erased keeps its own row, without the lineage link.
+        const parent = request.parent
+          ? await prisma.generation.findUnique({ where: { id: request.parent.generationId }, select: { id: true } })
+          : null;
+        const { params } = request;
+        await prisma.generation.createMany({
+          skipDuplicates: true,
+          data: {
+            id: request.generationId,
+            kind: request.kind,
+            mode: request.mode,
+            workspaceId: account.workspaceId,
+            userId: account.userId,
+            prompt: params.prompt,
+            negativePrompt: params.negativePrompt,
+            seed: BigInt(params.seed),
+            width: params.width,
+            height: params.height,
+            steps: params.steps,
+            guidance: params.guidance,
+            sampler: params.sampler,
+            batch: params.batch,
+            model: params.model,
+            strength: params.strength ?? null,
+            variationSeed: params.variationSeed === undefined ? null : BigInt(params.variationSeed),
+            variationStrength: params.variationStrength ?? null,
+            replyTarget: request.replyTarget,
+            parentId: parent?.id ?? null,
+            parentImageIndex: parent ? request.parent!.imageIndex : null,
+            imageKeys: [],
+            imageSeeds: [],
+            createdAt: now(),
+          },
+        });
+      });
+    },
+
+    async markRunning(generationId) {
+      await guardDatabase(() =>
+        prisma.generation.updateMany({
+          where: { id: generationId, status: 'queued' },
+          data: { status: 'running', startedAt: now() },
+        }),
+      );
+    },
+
+    async markSucceeded(result) {
+      const { count } = await guardDatabase(() =>
+        prisma.generation.updateMany({
+          where: { id: result.generationId, status: { in: [...UNFINISHED] } },
+          data: {
+            status: 'succeeded',
+            imageKeys: result.imageKeys,
+            gridKey: result.gridKey ?? null,
+            imageSeeds: result.seeds.map(BigInt),
+            timingsMs: result.timingsMs,
+            finishedAt: now(),
+          },
+        }),
+      );
+      return count === 1;
+    },
+
+    async markFailed(generationId, status, userMessage) {
+      const { count } = await guardDatabase(() =>
+        prisma.generation.updateMany({
+          where: { id: generationId, status: { in: [...UNFINISHED] } },
+          data: { status, errorMessage: userMessage, finishedAt: now() },
+        }),
+      );
+      return count === 1;
+    },
+  };
+}
+
+export async function findGeneration(prisma: PrismaClient, generationId: string): Promise<GenerationRecord | null> {
+  const row = await guardDatabase(() => prisma.generation.findUnique({ where: { id: generationId }, include: WITH_OWNER }));
+  return row ? toRecord(row) : null;
+}
+
+/** The adapter calls this once the result message is posted, so reactions and replies to it find the generation. */
+export async function recordMessageRef(prisma: PrismaClient, generationId: string, messageRef: string): Promise<void> {
+  await guardDatabase(() => prisma.generation.updateMany({ where: { id: generationId }, data: { messageRef } }));
+}
+
+/** The generation shown by a platform message: the result message, or the reply target it was posted to. */
+export async function findByMessageRef(prisma: PrismaClient, messageRef: string): Promise<GenerationRecord | null> {
+  const row = await guardDatabase(() =>
+    prisma.generation.findFirst({
+      where: { OR: [{ messageRef }, { replyTarget: messageRef }] },
+      orderBy: { createdAt: 'desc' },
+      include: WITH_OWNER,
+    }),
+  );
+  return row ? toRecord(row) : null;
+}
+
+/** The requester's latest generation that was asked for with this seed or produced an image with it. */
+export async function findBySeed(prisma: PrismaClient, identity: PlatformIdentity, seed: number): Promise<GenerationRecord | null> {
+  return guardDatabase(async () => {
+    const account = await findAccount(prisma, identity);
+    if (!account) return null;
+    const row = await prisma.generation.findFirst({
+      where: { userId: account.userId, OR: [{ seed: BigInt(seed) }, { imageSeeds: { has: BigInt(seed) } }] },
+      orderBy: { createdAt: 'desc' },
+      include: WITH_OWNER,
+    });
+    return row ? toRecord(row) : null;
+  });
+}
+
+/** Most recent first, across every workspace the user made images in. */
+export async function recentGenerations(prisma: PrismaClient, identity: PlatformIdentity, limit: number): Promise<GenerationRecord[]> {
+  return guardDatabase(async () => {
+    const user = await prisma.user.findUnique({
+      where: { platform_platformUserId: { platform: identity.platform, platformUserId: identity.userId } },
+      select: { id: true },
+    });
+    if (!user) return [];
+    const rows = await prisma.generation.findMany({
+      where: { userId: user.id },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: limit,
+      include: WITH_OWNER,
+    });
+    return rows.map(toRecord);
+  });
+}
+
+/** Upscales, variations and rerolls made from this generation, oldest first. */
+export async function childGenerations(prisma: PrismaClient, generationId: string): Promise<GenerationRecord[]> {
+  const rows = await guardDatabase(() =>
+    prisma.generation.findMany({ where: { parentId: generationId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], include: WITH_OWNER }),
+  );
+  return rows.map(toRecord);
+}
+
+/** The parent, the parent's parent, … up to the original prompt, nearest first; one recursive query. */
+export async function ancestorGenerations(prisma: PrismaClient, generationId: string): Promise<GenerationRecord[]> {
+  return guardDatabase(async () => {
+    const chain = await prisma.$queryRaw<{ id: string; depth: number }[]>`
+      WITH RECURSIVE chain AS (
+        SELECT id, "parentId", 0 AS depth FROM "Generation" WHERE id = ${generationId}
+        UNION ALL
+        SELECT parent.id, parent."parentId", chain.depth + 1
+        FROM "Generation" AS parent JOIN chain ON parent.id = chain."parentId"
+        WHERE chain.depth < 1000
+      )
+      SELECT id, depth FROM chain WHERE depth > 0`;
+    const rows = await prisma.generation.findMany({ where: { id: { in: chain.map((link) => link.id) } }, include: WITH_OWNER });
+    const depthOf = new Map(chain.map((link) => [link.id, Number(link.depth)]));
+    return rows.sort((a, b) => depthOf.get(a.id)! - depthOf.get(b.id)!).map(toRecord);
+  });
+}
+
+export interface ErasureReport {
+  generations: number;
+  images: number;
+}
+
+/**
+ * Erases what a user left behind, on their request: their images, generations, balances and overrides. Ledger rows
+ * stay, with the user removed, so that workspace totals still add up. Images go first, so that a failure part-way can
+ * simply be retried; bans are kept (they are keyed by platform id, not by the user row).
+ */
+export async function eraseUser(prisma: PrismaClient, images: ImageStore, identity: Pick<PlatformIdentity, 'platform' | 'userId'>): Promise<ErasureReport> {
+  return guardDatabase(async () => {
+    const user = await prisma.user.findUnique({
+      where: { platform_platformUserId: { platform: identity.platform, platformUserId: identity.userId } },
+      select: { id: true },
+    });
+    if (!user) return { generations: 0, images: 0 };
+    const rows = await prisma.generation.findMany({ where: { userId: user.id }, select: { imageKeys: true, gridKey: true } });
+    const keys = rows.flatMap((row) => (row.gridKey ? [...row.imageKeys, row.gridKey] : row.imageKeys));
+    for (const key of keys) await images.delete(key);
+    await prisma.user.delete({ where: { id: user.id } });
+    return { generations: rows.length, images: keys.length };
+  });
+}

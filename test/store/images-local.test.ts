@@ -1,0 +1,63 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLocalImageStore } from '../../src/store/images-local.js';
+
+describe('the local image store', () => {
+  let root: string;
+  let nowMs: number;
+  const store = () => createLocalImageStore(root, { now: () => new Date(nowMs) });
+
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'imagine-images-'));
+    nowMs = Date.parse('2026-11-23T12:00:00Z');
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('stores bytes under a relative key and gives them back', async () => {
+    const images = store();
+    await images.put('gen-1/0.png', Buffer.from('png bytes'), 'image/png');
+    expect(await images.get('gen-1/0.png')).toEqual(Buffer.from('png bytes'));
+    expect(await readdir(join(root, 'gen-1'))).toEqual(['0.png']);
+  });
+
+  it('answers null for a key it never stored and deletes idempotently', async () => {
+    const images = store();
+    expect(await images.get('gen-2/0.png')).toBeNull();
+    await images.put('gen-2/0.png', Buffer.from('x'), 'image/png');
+    await images.delete('gen-2/0.png');
+    await images.delete('gen-2/0.png');
+    expect(await images.get('gen-2/0.png')).toBeNull();
+  });
+
+  it('hides an image once its TTL has passed and sweeps it from disk', async () => {
+    const images = store();
+    await images.put('gen-3/preview.webp', Buffer.from('preview'), 'image/webp', { ttlSeconds: 60 });
+    await images.put('gen-3/0.png', Buffer.from('final'), 'image/png');
+    nowMs += 59_000;
+    expect(await images.get('gen-3/preview.webp')).toEqual(Buffer.from('preview'));
+    expect(await images.sweepExpired()).toBe(0);
+    nowMs += 1_000;
+    expect(await images.sweepExpired()).toBe(1);
+    expect(await readdir(join(root, 'gen-3'))).toEqual(['0.png']);
+    expect(await images.get('gen-3/0.png')).toEqual(Buffer.from('final'));
+  });
+
+  it('forgets the TTL when the same key is stored again without one', async () => {
+    const images = store();
+    await images.put('gen-4/0.png', Buffer.from('draft'), 'image/png', { ttlSeconds: 1 });
+    await images.put('gen-4/0.png', Buffer.from('kept'), 'image/png');
+    nowMs += 10_000;
+    expect(await images.get('gen-4/0.png')).toEqual(Buffer.from('kept'));
+  });
+
+  it('refuses keys that would leave its folder or reach its bookkeeping', async () => {
+    const images = store();
+    for (const key of ['../escape.png', '/etc/passwd', 'a//b.png', '.expiry/gen-1/0.png', 'gen/../../x.png', '']) {
+      await expect(images.put(key, Buffer.from('x'), 'image/png'), key).rejects.toThrow(/must be a relative path/);
+    }
+  });
+});
