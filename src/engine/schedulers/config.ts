@@ -36,7 +36,10 @@ export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
 
 /** Parse scheduler_config.json; a value we cannot honour is a broken or unsupported model, named by its key. */
 export function parseSchedulerConfig(json: unknown): SchedulerConfig {
-  const parsed = schedulerConfigSchema.safeParse(json ?? {});
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw modelFailure(`scheduler_config.json must hold a JSON object; it holds ${JSON.stringify(json) ?? 'nothing'}.`);
+  }
+  const parsed = schedulerConfigSchema.safeParse(json);
   if (parsed.success) {
     const { trained_betas: trainedBetas, num_train_timesteps: trainTimesteps } = parsed.data;
     if (trainedBetas && trainedBetas.length !== (trainTimesteps ?? 1000)) {
@@ -48,8 +51,7 @@ export function parseSchedulerConfig(json: unknown): SchedulerConfig {
   }
   const problems = parsed.error.issues.map((issue) => {
     const key = issue.path.join('.');
-    const got = issue.path.length > 0 && json && typeof json === 'object' ? readPath(json, issue.path) : json;
-    return `"${key || '(root)'}" ${issue.message} (got ${JSON.stringify(got)})`;
+    return `"${key}" ${issue.message} (got ${JSON.stringify(readPath(json, issue.path))})`;
   });
   throw modelFailure(`scheduler_config.json is not supported: ${problems.join('; ')}.`, { issues: parsed.error.issues });
 }
