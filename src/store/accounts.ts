@@ -19,17 +19,25 @@ export interface PlatformIdentity {
  * from the same person cannot race into a unique violation.
  */
 export async function ensureAccount(prisma: PrismaClient, identity: PlatformIdentity): Promise<AccountIds> {
+  return { workspaceId: await ensureWorkspace(prisma, identity), userId: await ensureUser(prisma, identity) };
+}
+
+export async function ensureWorkspace(prisma: PrismaClient, identity: Omit<PlatformIdentity, 'userId'>): Promise<string> {
   const [workspace] = await prisma.$queryRaw<{ id: string }[]>`
     INSERT INTO "Workspace" (id, platform, "platformWorkspaceId")
     VALUES (gen_random_uuid()::text, ${identity.platform}, ${identity.workspaceId})
     ON CONFLICT (platform, "platformWorkspaceId") DO UPDATE SET platform = EXCLUDED.platform
     RETURNING id`;
+  return workspace.id;
+}
+
+export async function ensureUser(prisma: PrismaClient, identity: Pick<PlatformIdentity, 'platform' | 'userId'>): Promise<string> {
   const [user] = await prisma.$queryRaw<{ id: string }[]>`
     INSERT INTO "User" (id, platform, "platformUserId")
     VALUES (gen_random_uuid()::text, ${identity.platform}, ${identity.userId})
     ON CONFLICT (platform, "platformUserId") DO UPDATE SET platform = EXCLUDED.platform
     RETURNING id`;
-  return { workspaceId: workspace.id, userId: user.id };
+  return user.id;
 }
 
 /** The rows of a requester, or null for someone who never used the bot (or whose data was erased). */

@@ -143,7 +143,13 @@ export class PrismaQuotaLedger implements QuotaLedger {
   async standing(identity: PlatformIdentity): Promise<QuotaStanding> {
     return guardDatabase(async () => {
       const account = await findAccount(this.prisma, identity);
-      const policy = account ? await this.policyFor(account) : this.options.defaultPolicy;
+      const workspace = account
+        ? null
+        : await this.prisma.workspace.findUnique({
+            where: { platform_platformWorkspaceId: { platform: identity.platform, platformWorkspaceId: identity.workspaceId } },
+            select: { id: true },
+          });
+      const policy = await this.policyFor(account ?? { workspaceId: workspace?.id ?? null, userId: null });
       const { start: periodStart, end: resetsAt } = quotaPeriodWindow(policy.period, this.now());
       const balance = account
         ? await this.prisma.quotaBalance.findUnique({ where: { workspaceId_userId_periodStart: { ...account, periodStart } } })
@@ -233,9 +239,11 @@ export class PrismaQuotaLedger implements QuotaLedger {
       ON CONFLICT DO NOTHING`;
   }
 
-  private async policyFor(account: AccountIds): Promise<QuotaPolicy> {
+  /** Ids are null for a workspace or user the store has not seen yet: their policy is the one above them. */
+  private async policyFor(account: { workspaceId: string | null; userId: string | null }): Promise<QuotaPolicy> {
+    if (account.workspaceId === null) return this.options.defaultPolicy;
     const rows = await this.prisma.quotaPolicy.findMany({
-      where: { workspaceId: account.workspaceId, OR: [{ userId: null }, { userId: account.userId }] },
+      where: { workspaceId: account.workspaceId, OR: [{ userId: null }, ...(account.userId ? [{ userId: account.userId }] : [])] },
     });
     const toOverride = (row: (typeof rows)[number] | undefined): QuotaPolicyOverride | null =>
       row
@@ -253,7 +261,7 @@ export class PrismaQuotaLedger implements QuotaLedger {
     return effectivePolicy(
       this.options.defaultPolicy,
       toOverride(rows.find((row) => row.userId === null)),
-      toOverride(rows.find((row) => row.userId === account.userId)),
+      toOverride(rows.find((row) => row.userId !== null && row.userId === account.userId)),
     );
   }
 
