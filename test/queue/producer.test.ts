@@ -85,6 +85,20 @@ describe('enqueue', () => {
     }
   });
 
+  it('holds no slot for a request the quota refuses', async () => {
+    const stingy = createRedisPorts(redisUrl, prefix, { quotaUnits: 1 });
+    const limited = createGenerationQueue({ redisUrl, prefix, ledger: stingy.ledger, history: stingy.history });
+    try {
+      for (let index = 0; index < 3; index += 1) {
+        await expect(limited.enqueue(imagineRequest(), { units: 2 })).rejects.toMatchObject({ kind: 'quota_exceeded' });
+      }
+      await expect(limited.enqueue(imagineRequest(), { units: 1 })).resolves.toMatchObject({ position: 1 });
+    } finally {
+      await limited.close();
+      stingy.close();
+    }
+  });
+
   it('frees a slot when a job is cancelled', async () => {
     const requests = [imagineRequest(), imagineRequest(), imagineRequest()];
     for (const request of requests) await queue.enqueue(request, { units: 1 });
