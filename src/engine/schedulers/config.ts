@@ -21,10 +21,11 @@ const schedulerConfigSchema = z.object({
   clip_sample_range: z.number().positive().optional(),
   set_alpha_to_one: z.boolean().optional(),
   rescale_betas_zero_snr: z.boolean().optional(),
+  // Dynamic thresholding and learned variances belong to pixel-space models (DeepFloyd IF), which we cannot run.
   thresholding: z.literal(false).optional(),
-  variance_type: z.enum(['fixed_small']).nullable().optional(),
-  interpolation_type: z.literal('linear').optional(),
-  timestep_type: z.literal('discrete').optional(),
+  variance_type: z.enum(['fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log']).nullable().optional(),
+  interpolation_type: z.enum(['linear', 'log_linear']).optional(),
+  timestep_type: z.enum(['discrete', 'continuous']).optional(),
   final_sigmas_type: z.enum(['zero', 'sigma_min']).optional(),
   lower_order_final: z.boolean().optional(),
   lambda_min_clipped: z.number().optional(),
@@ -57,7 +58,10 @@ export function parseSchedulerConfig(json: unknown): SchedulerConfig {
 }
 
 function readPath(value: unknown, path: readonly PropertyKey[]): unknown {
-  return path.reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key] : undefined), value);
+  return path.reduce<unknown>(
+    (node, key) => (node && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key] : undefined),
+    value,
+  );
 }
 
 /** The class defaults a scheduler file applies where scheduler_config.json is silent. */

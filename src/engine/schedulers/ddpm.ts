@@ -1,3 +1,4 @@
+import { invalidInput } from '../../core/errors.js';
 import type { PredictionType, RandomSource, SamplerName, Scheduler, SchedulerStepResult } from '../types.js';
 import {
   DDPM_NOISE_DEFAULTS,
@@ -23,6 +24,11 @@ export class DdpmScheduler implements Scheduler {
   private readonly numTrainTimesteps: number;
 
   constructor(private readonly config: SchedulerConfig) {
+    if ((config.variance_type ?? 'fixed_small') !== 'fixed_small') {
+      throw invalidInput(
+        `The ddpm sampler supports only variance_type "fixed_small"; this model's scheduler_config.json asks for "${config.variance_type}". Choose another sampler.`,
+      );
+    }
     const schedule = noiseSchedule(config, DDPM_NOISE_DEFAULTS);
     this.alphasCumprod = schedule.alphasCumprod;
     this.numTrainTimesteps = schedule.numTrainTimesteps;

@@ -1,3 +1,4 @@
+import { invalidInput } from '../../core/errors.js';
 import type { PredictionType, RandomSource, SamplerName, Scheduler, SchedulerStepResult } from '../types.js';
 import {
   DDPM_NOISE_DEFAULTS,
@@ -27,6 +28,11 @@ export class EulerScheduler implements Scheduler {
   private beginIndex: number | undefined;
 
   constructor(private readonly config: SchedulerConfig) {
+    if ((config.interpolation_type ?? 'linear') !== 'linear' || (config.timestep_type ?? 'discrete') !== 'discrete') {
+      throw invalidInput(
+        `The euler sampler supports interpolation_type "linear" with timestep_type "discrete"; this model's scheduler_config.json asks for "${config.interpolation_type ?? 'linear'}" with "${config.timestep_type ?? 'discrete'}". Choose another sampler.`,
+      );
+    }
     const schedule = noiseSchedule(config, DDPM_NOISE_DEFAULTS);
     // Zero terminal SNR would make the first σ infinite; diffusers uses float16's smallest subnormal instead.
     if (config.rescale_betas_zero_snr) schedule.alphasCumprod[schedule.alphasCumprod.length - 1] = 2 ** -24;

@@ -71,8 +71,6 @@ describe('parseSchedulerConfig', () => {
   it('refuses features meant for pixel-space or learned-variance models instead of ignoring them', () => {
     expect(refusal({ thresholding: true }).userMessage).toContain('"thresholding"');
     expect(refusal({ variance_type: 'learned_range' }).userMessage).toContain('"variance_type"');
-    expect(refusal({ interpolation_type: 'log_linear' }).userMessage).toContain('"interpolation_type"');
-    expect(refusal({ timestep_type: 'continuous' }).userMessage).toContain('"timestep_type"');
   });
 
   it('refuses numbers of the wrong kind', () => {

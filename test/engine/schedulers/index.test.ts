@@ -71,6 +71,21 @@ describe('createScheduler', () => {
     expect(error.userMessage).toContain('euler-a');
   });
 
+  it('refuses euler for configs asking for the log-linear or continuous-time variants it does not implement', () => {
+    const logLinear = refusal(() => createScheduler('euler', parseSchedulerConfig({ interpolation_type: 'log_linear' })));
+    expect(logLinear.kind).toBe('invalid_input');
+    expect(logLinear.userMessage).toContain('"log_linear"');
+    expect(refusal(() => createScheduler('euler', parseSchedulerConfig({ timestep_type: 'continuous' }))).userMessage).toContain('"continuous"');
+    expect(createScheduler('ddim', parseSchedulerConfig({ interpolation_type: 'log_linear' })).name).toBe('ddim');
+  });
+
+  it('refuses ddpm for variance types other than fixed_small', () => {
+    const error = refusal(() => createScheduler('ddpm', parseSchedulerConfig({ variance_type: 'fixed_large' })));
+    expect(error.kind).toBe('invalid_input');
+    expect(error.userMessage).toContain('"fixed_large"');
+    expect(createScheduler('ddpm', parseSchedulerConfig({ variance_type: null })).name).toBe('ddpm');
+  });
+
   it('accepts eta only for ddim, and only from 0 to 1', () => {
     expect(refusal(() => createScheduler('euler', SD15, { eta: 0.5 })).kind).toBe('invalid_input');
     expect(refusal(() => createScheduler('ddim', SD15, { eta: 1.5 })).userMessage).toContain('between 0 and 1');
@@ -139,5 +154,22 @@ describe('createScheduler', () => {
     expect(eulerNoisy[0]).toBeGreaterThan(1);
     expect(ddimNoisy[0]).toBeGreaterThan(0);
     expect(ddimNoisy[0]).toBeLessThan(1);
+  });
+});
+
+describe('every deterministic sampler, given a model that knows the clean latents', () => {
+  it.each(['ddim', 'euler', 'dpmpp-2m', 'dpmpp-2m-karras', 'lcm'] as const)('%s ends on those latents', (name) => {
+    const config = parseSchedulerConfig({ prediction_type: 'sample', set_alpha_to_one: true, clip_sample: false, timestep_spacing: 'leading' });
+    const clean = Float32Array.of(0.5, -0.25, 1, 0);
+    const scheduler = createScheduler(name, config);
+    scheduler.setTimesteps(6);
+    let sample: Float32Array = Float32Array.of(1.3, -0.7, 0.2, 2.1).map((value) => value * scheduler.initNoiseSigma);
+    // LCM re-noises between its consistency estimates; these draws are the noise the clean latents would carry.
+    const zeroNoise: RandomSource = { randn: (count) => new Float32Array(count), nextUniform: () => 0 };
+    for (const t of scheduler.timesteps) {
+      scheduler.scaleModelInput(sample, t);
+      sample = scheduler.step(clean, t, sample, zeroNoise).prevSample;
+    }
+    for (let i = 0; i < clean.length; i++) expect(sample[i]).toBeCloseTo(clean[i], 3);
   });
 });
