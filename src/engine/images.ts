@@ -44,12 +44,15 @@ export async function encodePng(img: RgbImage, parameters?: string): Promise<Buf
 }
 
 /** A small WebP for progress previews; `maxSide` only ever shrinks. */
-export async function encodeWebp(img: RgbImage, options: { maxSide?: number; quality?: number } = {}): Promise<Buffer> {
-  const { maxSide, quality = 80 } = options;
+export async function encodeWebp(
+  img: RgbImage,
+  options: { maxSide?: number; quality?: number; /** Also scale small images up to maxSide (latent-size previews). */ enlarge?: boolean } = {},
+): Promise<Buffer> {
+  const { maxSide, quality = 80, enlarge = false } = options;
   if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw invalidInput(`WebP quality must be a whole number from 1 to 100 (got ${quality}).`);
   if (maxSide !== undefined && !(Number.isInteger(maxSide) && maxSide > 0)) throw invalidInput(`maxSide must be a positive whole number of pixels (got ${maxSide}).`);
   let pipeline = rawImage(img);
-  if (maxSide !== undefined) pipeline = pipeline.resize(maxSide, maxSide, { fit: 'inside', withoutEnlargement: true });
+  if (maxSide !== undefined) pipeline = pipeline.resize(maxSide, maxSide, { fit: 'inside', withoutEnlargement: !enlarge });
   return pipeline.webp({ quality, effort: 4 }).toBuffer();
 }
 

@@ -1,0 +1,69 @@
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadModelFolder } from '../engine/model-folder.js';
+import { generate, type GenerateOptions } from '../engine/pipeline.js';
+import { appendBenchmarkRow, machineDescription } from './report.js';
+
+/**
+ * `npm run bench:engine -- [--model DIR] [--steps N] [--threads N] [--json]`
+ * overheadRatio = pipeline wall time / summed ORT run() time at batch 1 (what our TypeScript costs around the models);
+ * batchSpeedup = images/s at batch 4 ÷ images/s at batch 1; previewCostRatio = preview time per step ÷ UNet time per
+ * step; peakRssMiB = the process's high-water mark.
+ */
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    steps: { type: 'string', default: '20' },
+    threads: { type: 'string' },
+    repeats: { type: 'string', default: '3' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+const modelDir = values.model ?? (existsSync('models/default/model_index.json') ? 'models/default' : 'test/fixtures/models/tiny-sd');
+const steps = Number(values.steps);
+const repeats = Number(values.repeats);
+const model = await loadModelFolder(modelDir, { intraOpNumThreads: values.threads ? Number(values.threads) : undefined });
+const base: GenerateOptions = { prompt: 'a red fox in the snow', seed: 1, steps };
+
+await generate(model, base); // warm-up: first runs allocate and pick kernels
+
+let wallMs = 0;
+let ortMs = 0;
+for (let i = 0; i < repeats; i++) {
+  const result = await generate(model, { ...base, seed: 1 + i });
+  wallMs += result.timingsMs.wallMs;
+  ortMs += result.timingsMs.ortMs;
+}
+const batch1ImagesPerSecond = (repeats * 1000) / wallMs;
+
+let batch4WallMs = 0;
+for (let i = 0; i < repeats; i++) {
+  batch4WallMs += (await generate(model, { ...base, batch: 4, seed: 1 + i })).timingsMs.wallMs;
+}
+const batch4ImagesPerSecond = (repeats * 4 * 1000) / batch4WallMs;
+
+const previews: Promise<Buffer>[] = [];
+const withPreviews = await generate(model, { ...base, onStep: (event) => previews.push(event.preview()) });
+await Promise.all(previews);
+const previewCostRatio = withPreviews.timingsMs.previewMs / previews.length / (withPreviews.timingsMs.unetMs / steps);
+
+const figures = {
+  model: model.name,
+  steps,
+  overheadRatio: round(wallMs / ortMs),
+  batchSpeedup: round(batch4ImagesPerSecond / batch1ImagesPerSecond),
+  previewCostRatio: round(previewCostRatio),
+  batch1SecondsPerImage: round(1 / batch1ImagesPerSecond),
+  batch4Seconds: round(batch4WallMs / repeats / 1000),
+  peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+  machine: machineDescription(),
+  date: new Date().toISOString().slice(0, 10),
+};
+await model.release();
+await appendBenchmarkRow('engine', figures);
+process.stdout.write(values.json ? `${JSON.stringify(figures)}\n` : `${JSON.stringify(figures, null, 2)}\n`);
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}

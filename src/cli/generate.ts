@@ -1,0 +1,272 @@
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, parse as parsePath } from 'node:path';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { z } from 'zod';
+import { ImagineError, invalidInput, isImagineError } from '../core/errors.js';
+import { parametersOfPng, resultToPngs, upscalePng, varyImage, VARIATION_STRENGTH } from '../engine/actions.js';
+import { loadImageFile } from '../engine/images.js';
+import { EXECUTION_PROVIDERS, loadModelFolder, type ModelFolder } from '../engine/model-folder.js';
+import { generate, type GenerateOptions, type GenerateResult } from '../engine/pipeline.js';
+import { MAX_SEED, randomSeed } from '../engine/random.js';
+import { SAMPLER_NAMES } from '../engine/types.js';
+
+export const DEFAULT_MODEL_DIR = 'models/default';
+const MAX_INIT_BYTES = 20 * 1024 * 1024;
+
+const USAGE = `Usage: npm run cli -- generate "<prompt>" [--model DIR] [--negative TEXT] [--seed N] [--steps N]
+  [--guidance F] [--sampler ${SAMPLER_NAMES.join('|')}] [--size WxH] [--batch 1-4]
+  [--init FILE --strength F] [--vary subtle|strong --from FILE] [--variation-seed N --variation-strength F]
+  [--upscale FILE] [--previews DIR] [--out FILE] [--provider cpu|cuda|tensorrt|coreml|dml] [--threads N] [--json]`;
+
+const numberFlag = (flag: string, integer = false) =>
+  z
+    .string()
+    .optional()
+    .transform((value, context) => {
+      if (value === undefined) return undefined;
+      const parsed = Number(value);
+      if (value.trim() === '' || !Number.isFinite(parsed) || (integer && !Number.isInteger(parsed))) {
+        context.addIssue({ code: 'custom', message: `${flag} expects ${integer ? 'a whole number' : 'a number'}, got '${value}'` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
+const GenerateFlags = z.object({
+  prompt: z.string().optional(),
+  model: z.string().default(DEFAULT_MODEL_DIR),
+  negative: z.string().optional(),
+  seed: numberFlag('--seed', true),
+  steps: numberFlag('--steps', true),
+  guidance: numberFlag('--guidance'),
+  sampler: z
+    .string()
+    .optional()
+    .refine((value) => value === undefined || (SAMPLER_NAMES as readonly string[]).includes(value), {
+      message: `--sampler must be one of ${SAMPLER_NAMES.join(', ')}`,
+    })
+    .transform((value) => value as (typeof SAMPLER_NAMES)[number] | undefined),
+  size: z
+    .string()
+    .optional()
+    .transform((value, context) => {
+      if (value === undefined) return undefined;
+      const match = /^(\d+)x(\d+)$/.exec(value);
+      if (!match) {
+        context.addIssue({ code: 'custom', message: `--size expects WIDTHxHEIGHT such as 512x512, got '${value}'` });
+        return z.NEVER;
+      }
+      return { width: Number(match[1]), height: Number(match[2]) };
+    }),
+  batch: numberFlag('--batch', true),
+  init: z.string().optional(),
+  strength: numberFlag('--strength'),
+  vary: z.enum(['subtle', 'strong'], { message: '--vary must be subtle or strong' }).optional(),
+  from: z.string().optional(),
+  'variation-seed': numberFlag('--variation-seed', true),
+  'variation-strength': numberFlag('--variation-strength'),
+  upscale: z.string().optional(),
+  previews: z.string().optional(),
+  out: z.string().optional(),
+  provider: z
+    .string()
+    .optional()
+    .transform((value) => value?.split(',').map((name) => name.trim()))
+    .refine((names) => names === undefined || names.every((name) => (EXECUTION_PROVIDERS as readonly string[]).includes(name)), {
+      message: `--provider must be one or more of ${EXECUTION_PROVIDERS.join(', ')} (comma-separated)`,
+    })
+    .transform((names) => names as (typeof EXECUTION_PROVIDERS)[number][] | undefined),
+  threads: numberFlag('--threads', true),
+  json: z.boolean().default(false),
+});
+type GenerateFlags = z.infer<typeof GenerateFlags>;
+
+export async function generateCommand(args: string[]): Promise<number> {
+  let json = args.includes('--json');
+  try {
+    const flags = parseFlags(args);
+    json = flags.json;
+    const report = await runGenerate(flags);
+    if (json) {
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+    } else {
+      for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
+      for (const file of report.files) process.stdout.write(`${file.path}${file.seed === undefined ? '' : `  (seed ${file.seed})`}\n`);
+      if (report.grid) process.stdout.write(`${report.grid}  (grid)\n`);
+      if (report.upscaler) process.stdout.write(`upscaled with ${report.upscaler}\n`);
+      process.stdout.write(`done in ${(report.timingsMs.wallMs / 1000).toFixed(2)} s\n`);
+    }
+    return 0;
+  } catch (error) {
+    if (!isImagineError(error)) throw error;
+    if (json) process.stdout.write(`${JSON.stringify({ error: { kind: error.kind, message: error.userMessage } })}\n`);
+    else process.stderr.write(`error: ${error.userMessage}\n`);
+    return error.kind === 'invalid_input' ? 2 : 1;
+  }
+}
+
+function parseFlags(args: string[]): GenerateFlags {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        model: { type: 'string' },
+        negative: { type: 'string' },
+        seed: { type: 'string' },
+        steps: { type: 'string' },
+        guidance: { type: 'string' },
+        sampler: { type: 'string' },
+        size: { type: 'string' },
+        batch: { type: 'string' },
+        init: { type: 'string' },
+        strength: { type: 'string' },
+        vary: { type: 'string' },
+        from: { type: 'string' },
+        'variation-seed': { type: 'string' },
+        'variation-strength': { type: 'string' },
+        upscale: { type: 'string' },
+        previews: { type: 'string' },
+        out: { type: 'string' },
+        provider: { type: 'string' },
+        threads: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    throw invalidInput(`${(error as Error).message}\n${USAGE}`);
+  }
+  if (parsed.positionals.length > 1) {
+    throw invalidInput(`Put the prompt in quotes: got ${parsed.positionals.length} separate words.\n${USAGE}`);
+  }
+  const result = GenerateFlags.safeParse({ ...parsed.values, prompt: parsed.positionals[0] });
+  if (!result.success) throw invalidInput(`${result.error.issues.map((issue) => issue.message).join('; ')}\n${USAGE}`);
+  const flags = result.data;
+  if (flags.init !== undefined && flags.strength === undefined) throw invalidInput('--init needs --strength (0 < F <= 1), e.g. --strength 0.6.');
+  if (flags.vary !== undefined && flags.from === undefined) throw invalidInput('--vary needs --from FILE: the image to vary.');
+  if ((flags['variation-seed'] === undefined) !== (flags['variation-strength'] === undefined)) {
+    throw invalidInput('--variation-seed and --variation-strength go together.');
+  }
+  if (flags.prompt === undefined && flags.upscale === undefined && flags.vary === undefined) {
+    throw invalidInput(`Give a prompt in quotes.\n${USAGE}`);
+  }
+  return flags;
+}
+
+export interface GenerateReport {
+  files: { path: string; seed?: number }[];
+  grid?: string;
+  upscaler?: 'model' | 'lanczos';
+  previews: string[];
+  warnings: string[];
+  timingsMs: { textEncoderMs: number; unetMs: number; vaeMs: number; previewMs: number; ortMs: number; wallMs: number };
+}
+
+async function runGenerate(flags: GenerateFlags): Promise<GenerateReport> {
+  const started = performance.now();
+  const model = await loadModelFolder(flags.model, { executionProviders: flags.provider, intraOpNumThreads: flags.threads }).catch((error) => {
+    if (flags.model === DEFAULT_MODEL_DIR && isImagineError(error) && /does not exist|has no/.test(error.userMessage)) {
+      throw new ImagineError('model_failure', `The default model is missing or incomplete. ${error.userMessage}`);
+    }
+    throw error;
+  });
+  try {
+    if (flags.upscale !== undefined) {
+      const source = await readInputImage(flags.upscale);
+      const upscaled = await upscalePng(model, source);
+      const path = flags.out ?? defaultOutPath(parsePath(flags.upscale).name + '-x4');
+      await writeOut(path, upscaled.png);
+      const wallMs = performance.now() - started;
+      return { files: [{ path }], upscaler: upscaled.method, previews: [], warnings: [], timingsMs: { ...zeroTimings(), wallMs } };
+    }
+
+    const seed = flags.seed ?? randomSeed();
+    if (seed < 0 || seed > MAX_SEED) throw invalidInput(`The seed must be a whole number from 0 to ${MAX_SEED}; got ${seed}.`);
+    const previews: string[] = [];
+    const previewWrites: Promise<void>[] = [];
+    const options: Omit<GenerateOptions, 'prompt'> = {
+      seed,
+      negativePrompt: flags.negative,
+      steps: flags.steps,
+      guidance: flags.guidance,
+      sampler: flags.sampler,
+      width: flags.size?.width,
+      height: flags.size?.height,
+      batch: flags.batch,
+      variation:
+        flags['variation-seed'] !== undefined ? { seed: flags['variation-seed'], strength: flags['variation-strength']! } : undefined,
+      onStep: flags.previews
+        ? (event) => {
+            const path = join(flags.previews!, `step-${String(event.step).padStart(3, '0')}.webp`);
+            previews.push(path);
+            previewWrites.push(event.preview().then((webp) => writeOut(path, webp)));
+          }
+        : undefined,
+    };
+
+    let result: GenerateResult;
+    if (flags.vary !== undefined) {
+      const source = await readInputImage(flags.from!);
+      result = await varyImage(model, source, flags.vary, { ...options, prompt: flags.prompt, strength: flags.strength ?? VARIATION_STRENGTH[flags.vary] });
+    } else if (flags.init !== undefined) {
+      const source = await readInputImage(flags.init);
+      const stored = parametersOfPng(source);
+      const width = flags.size?.width ?? stored?.width;
+      const height = flags.size?.height ?? stored?.height;
+      const size = width && height ? { width, height } : defaultSize(model);
+      const init = await loadImageFile(source, size);
+      result = await generate(model, { ...options, ...size, prompt: flags.prompt!, init: { image: init.tensor, strength: flags.strength! } });
+    } else {
+      result = await generate(model, { ...options, prompt: flags.prompt! });
+    }
+    await Promise.all(previewWrites);
+
+    const pngs = await resultToPngs(result);
+    const base = flags.out ?? defaultOutPath(`${result.seeds[0]}`);
+    const files = await Promise.all(
+      pngs.images.map(async (png, k) => {
+        const path = pngs.images.length === 1 ? base : suffixed(base, `-${k + 1}`);
+        await writeOut(path, png);
+        return { path, seed: result.seeds[k] };
+      }),
+    );
+    let grid: string | undefined;
+    if (pngs.grid) {
+      grid = suffixed(base, '-grid');
+      await writeOut(grid, pngs.grid);
+    }
+    return { files, grid, previews, warnings: result.warnings, timingsMs: { ...result.timingsMs, wallMs: performance.now() - started } };
+  } finally {
+    await model.release();
+  }
+}
+
+async function readInputImage(path: string): Promise<Buffer> {
+  const info = await stat(path).catch(() => {
+    throw invalidInput(`Cannot read ${path}: no such file.`);
+  });
+  if (info.size > MAX_INIT_BYTES) {
+    throw invalidInput(`${path} is ${(info.size / 1024 / 1024).toFixed(1)} MB; images up to 20 MB are accepted. Resize or recompress it.`);
+  }
+  return readFile(path);
+}
+
+function defaultSize(model: ModelFolder): { width: number; height: number } {
+  const [width, height] = model.settings.defaultSize ?? model.settings.sizes?.[0] ?? [512, 512];
+  return { width, height };
+}
+
+const zeroTimings = () => ({ textEncoderMs: 0, unetMs: 0, vaeMs: 0, previewMs: 0, ortMs: 0, wallMs: 0 });
+const defaultOutPath = (name: string) => join('out', `${name}.png`);
+const suffixed = (path: string, suffix: string) => {
+  const { dir, name, ext } = parsePath(path);
+  return join(dir, `${name}${suffix}${ext || '.png'}`);
+};
+
+async function writeOut(path: string, bytes: Buffer): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, bytes);
+}

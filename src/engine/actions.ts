@@ -1,0 +1,91 @@
+import sharp from 'sharp';
+import { invalidInput } from '../core/errors.js';
+import { encodePng, loadImageFile, makeGrid } from './images.js';
+import type { ModelFolder } from './model-folder.js';
+import { formatParameters, parseParameters, type GenerationParameters } from './parameters.js';
+import { readTextChunks } from './png-text.js';
+import { generate, type GenerateOptions, type GenerateResult } from './pipeline.js';
+import { upscaleImage } from './upscale.js';
+import type { RgbImage } from './types.js';
+
+/**
+ * What a user can do with a finished image — vary it, upscale it, start from it — expressed over PNG files, so the CLI
+ * and the worker (which keep images as PNGs in the image store) share one implementation.
+ */
+
+/** img2img strengths for "vary (subtle)" and "vary (strong)", the values Fooocus made familiar. */
+export const VARIATION_STRENGTH = { subtle: 0.5, strong: 0.85 } as const;
+export type VariationKind = keyof typeof VARIATION_STRENGTH;
+
+export interface PngFiles {
+  images: Buffer[];
+  grid?: Buffer;
+}
+
+/** Encodes a result as PNGs carrying A1111 `parameters`, plus a grid when the batch has more than one image. */
+export async function resultToPngs(result: GenerateResult): Promise<PngFiles> {
+  const images = await Promise.all(result.images.map((image, k) => encodePng(image, formatParameters(result.parameters[k]))));
+  const grid = result.images.length > 1 ? await encodePng(makeGrid(result.images), formatParameters(result.parameters[0])) : undefined;
+  return { images, grid };
+}
+
+/** The generation parameters stored in a PNG we (or AUTOMATIC1111) wrote, if any. */
+export function parametersOfPng(png: Buffer): Partial<GenerationParameters> | undefined {
+  const text = readTextChunks(png).parameters;
+  return text ? parseParameters(text) : undefined;
+}
+
+/** Re-renders an image with a new seed, keeping its composition: image-to-image from the image itself. */
+export async function varyImage(
+  model: ModelFolder,
+  source: Buffer,
+  kind: VariationKind,
+  options: Omit<GenerateOptions, 'init' | 'prompt'> & { prompt?: string; strength?: number },
+): Promise<GenerateResult> {
+  const parameters = parametersOfPng(source) ?? {};
+  const prompt = options.prompt ?? parameters.prompt;
+  if (!prompt) {
+    throw invalidInput('This image carries no prompt in its PNG parameters; give the prompt to vary it with.');
+  }
+  const { width, height } = await imageSize(source);
+  const init = await loadImageFile(source, { width, height });
+  return generate(model, {
+    negativePrompt: parameters.negativePrompt,
+    steps: parameters.steps,
+    guidance: parameters.guidance,
+    sampler: parameters.sampler,
+    ...options,
+    prompt,
+    width,
+    height,
+    init: { image: init.tensor, strength: options.strength ?? VARIATION_STRENGTH[kind] },
+  });
+}
+
+export interface UpscaleResult {
+  png: Buffer;
+  image: RgbImage;
+  /** 'model' when the folder's upscaler/model.onnx ran, 'lanczos' when the folder has none. */
+  method: 'model' | 'lanczos';
+}
+
+/** 4× upscale, keeping the source's parameters and saying which upscaler made it (A1111's postprocessing fields). */
+export async function upscalePng(model: ModelFolder, source: Buffer): Promise<UpscaleResult> {
+  const { width, height } = await imageSize(source);
+  const { rgb } = await loadImageFile(source, { width, height });
+  const { image, method } = await upscaleImage(rgb, model.upscaler?.session ?? null);
+  const original = readTextChunks(source).parameters;
+  const upscaler = method === 'model' ? `${model.name} upscaler` : 'Lanczos';
+  const text = `${original ? `${original}, ` : ''}Postprocess upscale by: 4, Postprocess upscaler: ${upscaler}`;
+  return { png: await encodePng(image, text), image, method };
+}
+
+async function imageSize(png: Buffer): Promise<{ width: number; height: number }> {
+  try {
+    const { width, height } = await sharp(png).metadata();
+    if (!width || !height) throw new Error('no size');
+    return { width, height };
+  } catch {
+    throw invalidInput('That file is not an image sharp can read (PNG, JPEG, WebP, …).');
+  }
+}
