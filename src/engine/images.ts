@@ -43,7 +43,7 @@ export async function encodePng(img: RgbImage, parameters?: string): Promise<Buf
   return parameters === undefined ? png : withTextChunk(png, 'parameters', parameters);
 }
 
-/** A small WebP for progress previews; `maxSide` only ever shrinks. */
+/** A small WebP for progress previews, fitted inside maxSide × maxSide (enlarged only when asked). */
 export async function encodeWebp(
   img: RgbImage,
   options: { maxSide?: number; quality?: number; /** Also scale small images up to maxSide (latent-size previews). */ enlarge?: boolean } = {},
