@@ -63,7 +63,7 @@ const SETTLE_ATTEMPTS = 8;
 
 const CANCELLED = 'cancelled';
 const SHUTDOWN = 'shutdown';
-// BullMQ's reasons for failing a job no processor finished (its worker kept dying or never came back).
+// BullMQ's reasons for failing a job whose workers kept dying mid-run (maxStalledCount, maxStartedAttempts).
 const LOST_WORKER = /stalled more than allowable limit|started more than allowable limit/;
 
 /** Runs generation jobs for one loaded model until stop(). */
@@ -214,6 +214,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     maxStalledCount: options.maxStalledCount ?? 2,
   });
   worker.on('error', (error) => log('warn', 'worker connection error', { error: String(error) }));
+  // A job whose workers kept dying is failed by BullMQ itself when it is next taken, before any processor runs, so no
+  // catch above sees it: the refund and the failed event are sent from here.
   worker.on('failed', (job, error) => {
     if (!job || !LOST_WORKER.test(error.message)) return;
     const parsed = QueuedGeneration.safeParse(job.data);
@@ -221,8 +223,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const userMessage = 'The worker running this image kept stopping; try again later.';
     endGeneration(parsed.data, 'failed', { kind: 'transient', userMessage }, `${prefix}:${queueName}:${job.id}`)
       .then(() => countJob(parsed.data.kind, 'failed'))
-      .catch((failure: unknown) => log('error', 'could not finish a lost job', { generationId: job.id, error: String(failure) }));
+      .catch((failure: unknown) => log('error', 'could not end a lost job', { generationId: job.id, error: String(failure) }));
   });
+
   await worker.waitUntilReady();
   log('info', 'worker started', { queueName, concurrency: worker.concurrency });
 

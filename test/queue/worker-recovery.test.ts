@@ -68,6 +68,30 @@ describe('worker processes', () => {
     }
   });
 
+  it('fails and refunds a job whose worker dies more often than allowed, telling the user', async () => {
+    const queue = createGenerationQueue({ redisUrl, prefix, ledger: ports.ledger, history: ports.history });
+    const config = { redisUrl, prefix, portsRedisUrl: redisUrl, imageDir, stepDelayMs: 20, lockDurationMs: 1_000, stalledIntervalMs: 500, maxStalledCount: 0 };
+    try {
+      const doomed = await spawnWorkerProcess(config);
+      children.push(doomed);
+      const request = imagineRequest({ steps: 60 });
+      await queue.enqueue(request, { units: 1 });
+      await eventsUntil({ redisUrl, prefix }, running);
+      doomed.kill('SIGKILL');
+      await exitOf(doomed);
+
+      children.push(await spawnWorkerProcess(config));
+      const events = await eventsUntil({ redisUrl, prefix }, finished(request.generationId));
+      expect(terminalEventsOf(events, request.generationId)).toEqual([
+        expect.objectContaining({ type: 'failed', userMessage: 'The worker running this image kept stopping; try again later.' }),
+      ]);
+      expect(await ports.ledgerState(request.generationId)).toBe('refunded');
+      expect(await ports.historyStatus(request.generationId)).toBe('failed');
+    } finally {
+      await queue.close();
+    }
+  });
+
   it('finishes the running job on SIGTERM and exits 0', async () => {
     const queue = createGenerationQueue({ redisUrl, prefix, ledger: ports.ledger, history: ports.history });
     try {

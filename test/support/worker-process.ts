@@ -15,6 +15,7 @@ const config = JSON.parse(process.env.IMAGINE_TEST_WORKER ?? '{}') as {
   stepDelayMs: number;
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  maxStalledCount?: number;
   shutdownDeadlineMs?: number;
 };
 
@@ -29,6 +30,7 @@ const worker = await startWorker({
   previewIntervalMs: 0,
   lockDurationMs: config.lockDurationMs,
   stalledIntervalMs: config.stalledIntervalMs,
+  maxStalledCount: config.maxStalledCount,
   shutdownDeadlineMs: config.shutdownDeadlineMs,
 });
 process.once('SIGTERM', () => {

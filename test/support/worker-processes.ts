@@ -11,6 +11,7 @@ export interface WorkerProcessConfig {
   stepDelayMs: number;
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  maxStalledCount?: number;
   shutdownDeadlineMs?: number;
 }
 
