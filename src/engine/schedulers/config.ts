@@ -79,7 +79,11 @@ export interface NoiseSchedule {
   alphasCumprod: Float64Array;
 }
 
-/** Betas from the schedule (diffusers' `__init__`), optionally rescaled to zero terminal SNR, and their ᾱ = Π(1 − β). */
+/**
+ * Betas from the schedule (diffusers' `__init__`), optionally rescaled to zero terminal SNR, and ᾱ = Π(1 − β).
+ * diffusers forms each 1 − β in float32 and torch's cumprod multiplies them in double; we do the same, because near
+ * t = 0 that float32 rounding moves σ by ~1e-4, enough to move a Karras σ to a neighbouring integer timestep.
+ */
 export function noiseSchedule(config: SchedulerConfig, defaults: NoiseScheduleDefaults): NoiseSchedule {
   const numTrainTimesteps = config.num_train_timesteps ?? 1000;
   const betaStart = config.beta_start ?? defaults.betaStart;
@@ -122,7 +126,7 @@ function cumulativeAlphas(betas: Float64Array): Float64Array {
   const out = new Float64Array(betas.length);
   let product = 1;
   betas.forEach((beta, i) => {
-    product *= 1 - beta;
+    product *= Math.fround(1 - Math.fround(beta));
     out[i] = product;
   });
   return out;
@@ -145,6 +149,14 @@ export function roundHalfEven(value: number): number {
 }
 
 /**
+ * The stride numpy's `arange(start, stop, step)` really uses: it fills `start + i·δ` with δ = (start + step) − start,
+ * which can differ from `step` in the last bits and so decides which way a half rounds (48 trailing steps: 936).
+ */
+export function numpyArangeDelta(start: number, step: number): number {
+  return start + step - start;
+}
+
+/**
  * The descending timesteps that DDPM, DDIM, Euler and Euler ancestral share for `timestep_spacing` (Lin et al. 2023,
  * Table 2). `linspace` keeps fractional timesteps for the sigma-based schedulers (`fractional`), rounds otherwise.
  */
@@ -164,8 +176,8 @@ export function spacedTimesteps(
     const offset = config.steps_offset ?? 0;
     timesteps = Array.from({ length: numInferenceSteps }, (_, i) => (numInferenceSteps - 1 - i) * stepRatio + offset);
   } else {
-    const stepRatio = numTrainTimesteps / numInferenceSteps;
-    timesteps = Array.from({ length: numInferenceSteps }, (_, i) => roundHalfEven(numTrainTimesteps - i * stepRatio) - 1);
+    const delta = numpyArangeDelta(numTrainTimesteps, -numTrainTimesteps / numInferenceSteps);
+    timesteps = Array.from({ length: numInferenceSteps }, (_, i) => roundHalfEven(numTrainTimesteps + i * delta) - 1);
   }
   if (timesteps[0] >= numTrainTimesteps) {
     throw modelFailure(

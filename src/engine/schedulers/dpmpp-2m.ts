@@ -5,6 +5,7 @@ import {
   assertSameLength,
   linspace,
   noiseSchedule,
+  numpyArangeDelta,
   predictionTypeOf,
   roundHalfEven,
   type SchedulerConfig,
@@ -143,7 +144,8 @@ export class DpmPlusPlus2mScheduler implements Scheduler {
     // numpy's arange(last, 0, -ratio): fewer steps when lambda_min_clipped shortened the range; the tolerance keeps
     // 1000 / (1000 / n) from counting an extra step that is only floating-point noise.
     const count = Math.ceil(lastTimestep / stepRatio - 1e-9);
-    return Array.from({ length: count }, (_, i) => roundHalfEven(lastTimestep - i * stepRatio) - 1);
+    const delta = numpyArangeDelta(lastTimestep, -stepRatio);
+    return Array.from({ length: count }, (_, i) => roundHalfEven(lastTimestep + i * delta) - 1);
   }
 
   /** How many of the noisiest training timesteps have λ = log(α/σ) below lambda_min_clipped (none by default). */

@@ -6,3 +6,9 @@ describe('dpmpp-2m scheduler against diffusers', () => {
     replay(reference);
   });
 });
+
+describe('dpmpp-2m-karras scheduler against diffusers', () => {
+  it.each(referenceCases('dpmpp-2m-karras').map((c) => [c.name, c] as const))('matches diffusers: %s', (_name, reference) => {
+    replay(reference);
+  });
+});

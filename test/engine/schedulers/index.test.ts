@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ImagineError } from '../../../src/core/errors.js';
 import { createScheduler, parseSchedulerConfig } from '../../../src/engine/schedulers/index.js';
 import { SAMPLER_NAMES, type RandomSource } from '../../../src/engine/types.js';
+import { SAMPLERS_WITH_REFERENCES } from './reference.js';
 
 const SD15 = parseSchedulerConfig({
   beta_start: 0.00085,
@@ -30,6 +31,12 @@ const noRandomness: RandomSource = {
     throw new Error('unexpected uniform draw');
   },
 };
+
+describe('the diffusers reference vectors', () => {
+  it('cover every sampler', () => {
+    expect(SAMPLERS_WITH_REFERENCES).toEqual([...SAMPLER_NAMES].sort());
+  });
+});
 
 describe('createScheduler', () => {
   it.each(SAMPLER_NAMES)('makes a %s scheduler that reports its own name', (name) => {

@@ -128,3 +128,6 @@ export function replay(reference: ReferenceCase): void {
     sample = prevSample;
   });
 }
+
+/** Every sampler has its reference cases, so a sampler whose test file forgets it cannot pass by having none. */
+export const SAMPLERS_WITH_REFERENCES = [...new Set(fixture.cases.map((c) => c.sampler))].sort();
