@@ -62,7 +62,7 @@ describe('worker processes', () => {
       expect(await ports.commitCount(request.generationId)).toBe(1);
       expect(await ports.ledgerState(request.generationId)).toBe('committed');
       // Both runs started: the second one really was a recovery, not the first one finishing late.
-      expect(events.filter((event) => event.type === 'progress' && event.step === 1)).toHaveLength(2);
+      expect(events.filter((event) => event.type === 'progress' && event.step === 1).length).toBeGreaterThanOrEqual(2);
     } finally {
       await queue.close();
     }
