@@ -7,15 +7,16 @@ import type { RandomSource, SamplerName } from '../../../src/engine/types.js';
  * Replays test/fixtures/schedulers/reference.json, recorded from diffusers' own scheduler classes by
  * make_reference.py, through our schedulers. Every recorded number must agree as
  *
- *   |ours − diffusers| ≤ 1e-4 · max(1, |diffusers|) + 2⁻²⁰ · M
+ *   |ours − diffusers| ≤ 1e-4 · max(1, |diffusers|) + 2⁻²² · M
  *
- * where M is the largest |value| the trajectory has held so far. The second term is diffusers' own rounding: it
- * computes in float32 (2⁻²⁴ relative), and where σ is in the thousands (zero terminal SNR, the cosine schedule's
- * last step) a result near 1 is the difference of terms near M, so float32 leaves ~1e-4 of it wrong; we compute in
- * float64. In every ordinary case M < 20 and the term is below 2e-5.
+ * where M is the largest |value| the trajectory has held so far. The second term, four float32 ulps of M, is
+ * diffusers' own rounding: it computes in float32, and where σ is in the thousands (zero terminal SNR, the cosine
+ * schedule) a result near 1 is the difference of terms near M, so float32 gets its fourth decimal wrong; we compute in
+ * float64. With SD-like schedules (σ ≤ 15, M ≲ 60) the term is below 1.5e-5; only the zero-terminal-SNR Euler cases
+ * (σ_max = 4096) need it to pass.
  */
 export const RELATIVE_TOLERANCE = 1e-4;
-export const FLOAT32_ROUNDING_FLOOR = 2 ** -20;
+export const FLOAT32_ROUNDING_FLOOR = 2 ** -22;
 
 interface ReferenceStep {
   timestep: number;
