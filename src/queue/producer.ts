@@ -45,6 +45,8 @@ export interface GenerationQueue {
   enqueue(request: z.input<typeof GenerationRequest>, options: { units: number }): Promise<EnqueueReceipt>;
   /** 'removed': it was still waiting (refunded now). 'signalled': it is running; the worker stops between steps. */
   cancel(generationId: string, requester: Requester): Promise<'removed' | 'signalled'>;
+  /** The requester's waiting and running generations, newest first (for a /cancel that names none). */
+  unfinished(requester: Requester): Promise<string[]>;
   /** Where a generation stands: its 1-based place and estimated wait while waiting, else running, retrying or finished. */
   position(generationId: string): Promise<QueuePosition>;
   close(): Promise<void>;
@@ -228,6 +230,17 @@ export function createGenerationQueue(options: GenerationQueueOptions): Generati
       const queueName = await failFast(() => redis.get(keys.queueOf(generationId)));
       if (!queueName) return { state: 'finished' };
       return failFast(() => positionOf(queueName, generationId));
+    },
+
+    async unfinished(requester) {
+      const jobKeys = await failFast(() => redis.zrevrange(keys.userClaims(requester), 0, -1));
+      if (jobKeys.length === 0) return [];
+      const pipeline = redis.pipeline();
+      for (const jobKey of jobKeys) pipeline.exists(jobKey).hexists(jobKey, 'finishedOn');
+      const replies = (await failFast(() => pipeline.exec())) ?? [];
+      return jobKeys
+        .filter((_, index) => replies[2 * index]?.[1] === 1 && replies[2 * index + 1]?.[1] === 0)
+        .map((jobKey) => jobKey.slice(jobKey.lastIndexOf(':') + 1));
     },
 
     async close() {

@@ -179,6 +179,18 @@ describe('cancel', () => {
     expect(event).toMatchObject({ type: 'cancelled', generationId: request.generationId, replyTarget: 'channel-1/message-1' });
   });
 
+  it("lists a user's unfinished generations newest first, for a /cancel that names none", async () => {
+    const [older, newer] = [imagineRequest(), imagineRequest()];
+    await queue.enqueue(older, { units: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await queue.enqueue(newer, { units: 1 });
+    await queue.enqueue(imagineRequest({ userId: 'someone-else' }), { units: 1 });
+    const requester = { platform: 'discord' as const, workspaceId: 'guild-1', userId: 'user-1', isAdmin: false };
+    expect(await queue.unfinished(requester)).toEqual([newer.generationId, older.generationId]);
+    await queue.cancel(newer.generationId, requester);
+    expect(await queue.unfinished(requester)).toEqual([older.generationId]);
+  });
+
   it("refuses to cancel someone else's job", async () => {
     const request = imagineRequest();
     await queue.enqueue(request, { units: 1 });
