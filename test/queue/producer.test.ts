@@ -106,7 +106,7 @@ describe('enqueue', () => {
     await expect(queue.enqueue(imagineRequest(), { units: 1 })).resolves.toBeDefined();
   });
 
-  it('answers "the queue is unavailable" and charges nothing when Redis is down', async () => {
+  it('answers "the queue is unavailable" and charges nothing when Redis is down, and works once it comes up', async () => {
     const redis = await startPrivateRedis();
     const port = redis.port;
     await redis.stop('SIGKILL');
@@ -117,6 +117,13 @@ describe('enqueue', () => {
       expect(error?.kind).toBe('transient');
       expect(error?.userMessage).toBe('The queue is unavailable, try again shortly.');
       expect(await ports.ledgerState(request.generationId)).toBeNull();
+
+      await redis.start();
+      let receipt;
+      for (let attempt = 0; attempt < 100 && !receipt; attempt += 1) {
+        receipt = await offline.enqueue(imagineRequest(), { units: 1 }).catch(() => new Promise((resolve) => setTimeout(resolve, 100)).then(() => undefined));
+      }
+      expect(receipt?.position).toBe(1);
     } finally {
       await offline.close();
       await redis.dispose();
