@@ -78,26 +78,26 @@ export class RecordingImagineService implements ImagineService {
     return 0;
   }
 
-  async setQuota(workspaceId: string, userId: string, limitUnits: number) {
+  async setQuota({ workspaceId }: Requester, userId: string, limitUnits: number) {
     this.adminCalls.push(`setQuota ${workspaceId} ${userId} ${limitUnits}`);
     return { remainingUnits: limitUnits, limitUnits, banned: false };
   }
 
-  async grantQuota(workspaceId: string, userId: string, units: number) {
+  async grantQuota({ workspaceId }: Requester, userId: string, units: number) {
     this.adminCalls.push(`grantQuota ${workspaceId} ${userId} ${units}`);
     return { remainingUnits: units, limitUnits: 25, banned: false };
   }
 
-  async resetQuota(workspaceId: string, userId: string) {
+  async resetQuota({ workspaceId }: Requester, userId: string) {
     this.adminCalls.push(`resetQuota ${workspaceId} ${userId}`);
     return { remainingUnits: 25, limitUnits: 25, banned: false };
   }
 
-  async setBanned(workspaceId: string, userId: string, banned: boolean) {
+  async setBanned({ workspaceId }: Requester, userId: string, banned: boolean) {
     this.adminCalls.push(`${banned ? 'ban' : 'unban'} ${workspaceId} ${userId}`);
   }
 
-  async stats(): Promise<WorkspaceStats> {
+  async stats(_admin: Requester): Promise<WorkspaceStats> {
     return { queued: 1, running: 1, succeededToday: 3, failedToday: 0, activeUsersToday: 2 };
   }
 

@@ -23,9 +23,9 @@ export interface GenerationRecord {
 }
 
 export interface QuotaStatus {
-  /** Images the user may still make in the current period. */
-  remainingUnits: number;
-  limitUnits: number;
+  /** Quota units (docs/QUOTA.md) the user may still spend this period; null when unlimited. */
+  remainingUnits: number | null;
+  limitUnits: number | null;
   resetsAt?: Date;
   banned: boolean;
 }
@@ -73,11 +73,12 @@ export interface ImagineService {
   /** Deletes the requester's history, images and settings; returns how many generations were removed. */
   forgetUser(requester: Requester): Promise<number>;
 
-  setQuota(workspaceId: string, userId: string, limitUnits: number): Promise<QuotaStatus>;
-  grantQuota(workspaceId: string, userId: string, units: number): Promise<QuotaStatus>;
-  resetQuota(workspaceId: string, userId: string): Promise<QuotaStatus>;
-  setBanned(workspaceId: string, userId: string, banned: boolean): Promise<void>;
-  stats(workspaceId: string): Promise<WorkspaceStats>;
+  /** Admin actions name the admin who took them (their workspace is the one acted on; the action is recorded). */
+  setQuota(admin: Requester, userId: string, limitUnits: number): Promise<QuotaStatus>;
+  grantQuota(admin: Requester, userId: string, units: number): Promise<QuotaStatus>;
+  resetQuota(admin: Requester, userId: string): Promise<QuotaStatus>;
+  setBanned(admin: Requester, userId: string, banned: boolean): Promise<void>;
+  stats(admin: Requester): Promise<WorkspaceStats>;
 
   /** Events of every generation made on `platform`; returns the unsubscribe function. */
   subscribe(platform: Platform, listener: (event: GenerationEvent) => void): () => void;

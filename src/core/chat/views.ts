@@ -2,7 +2,7 @@ import type { ImagineError } from '../errors.js';
 import type { GenerationParams, GenerationRequest } from '../generation.js';
 import type { GenerationResult } from '../ports.js';
 import { resultButtonRows, resultReactions } from './result-actions.js';
-import type { GenerationEvent, GenerationRecord, QueuePlacement } from './service.js';
+import type { GenerationEvent, GenerationRecord, QuotaStatus, QueuePlacement } from './service.js';
 
 /**
  * What the bot shows, as plain data. Adapters render a view into a Discord message or Slack blocks; nothing here knows
@@ -42,6 +42,13 @@ const view = (text: string, extra: Partial<ChatView> = {}): ChatView => ({
 });
 
 export const textView = (text: string, ephemeral = true): ChatView => view(text, { ephemeral });
+
+/** "12.5 of 100 units left." — units are docs/QUOTA.md's (one 512×512 step each), shown to one decimal. */
+export function describeQuota(quota: QuotaStatus): string {
+  if (quota.limitUnits === null || quota.remainingUnits === null) return 'no quota limit.';
+  const units = (value: number) => (Math.round(value * 10) / 10).toString();
+  return `${units(quota.remainingUnits)} of ${units(quota.limitUnits)} units left.`;
+}
 
 export function errorView(error: ImagineError): ChatView {
   return view(`⚠️ ${error.userMessage}`, { ephemeral: true });

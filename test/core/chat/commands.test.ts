@@ -68,7 +68,7 @@ describe('chat commands', () => {
       context(service, { user: 'u2', units: 50 }, { subcommand: ['quota', 'set'], requester: { ...member, isAdmin: true } }),
     );
     expect(service.adminCalls).toEqual(['setQuota g1 u2 50']);
-    expect(view.text).toBe('u2: 50 of 50 images left.');
+    expect(view.text).toBe('u2: 50 of 50 units left.');
   });
 
   it('/info finds a generation by seed', async () => {

@@ -1,13 +1,13 @@
 import { ImagineError, invalidInput } from '../../errors.js';
 import type { QuotaStatus } from '../service.js';
-import { textView } from '../views.js';
+import { describeQuota, textView } from '../views.js';
 import type { ChatCommand, CommandOptionDefinition } from './command.js';
 import { stringOption } from './command.js';
 
 const user: CommandOptionDefinition = { name: 'user', description: 'The member', type: 'user', required: true };
 const units = (description: string): CommandOptionDefinition => ({ name: 'units', description, type: 'integer', required: true, minValue: 0 });
 
-const quotaText = (userId: string, quota: QuotaStatus) => `${userId}: ${quota.remainingUnits} of ${quota.limitUnits} images left.`;
+const quotaText = (userId: string, quota: QuotaStatus) => `${userId}: ${describeQuota(quota)}`;
 
 export const adminCommand: ChatCommand = {
   definition: {
@@ -20,7 +20,7 @@ export const adminCommand: ChatCommand = {
         description: 'Change a member’s quota',
         subcommands: [
           { name: 'set', description: 'Set the quota limit', options: [user, units('New limit per period')] },
-          { name: 'grant', description: 'Give extra images this period', options: [user, units('Extra images')] },
+          { name: 'grant', description: 'Give extra images this period', options: [user, units('Extra units this period')] },
           { name: 'reset', description: 'Restore the full quota now', options: [user] },
         ],
       },
@@ -32,11 +32,10 @@ export const adminCommand: ChatCommand = {
   ephemeral: () => true,
   async handle({ requester, subcommand, options, service }) {
     if (!requester.isAdmin) throw new ImagineError('forbidden', 'Only admins can use /admin.');
-    const workspaceId = requester.workspaceId;
     const userId = stringOption(options, 'user');
     const path = subcommand.join(' ');
     if (path === 'stats') {
-      const stats = await service.stats(workspaceId);
+      const stats = await service.stats(requester);
       return textView(
         `Queued ${stats.queued}, running ${stats.running}; today ${stats.succeededToday} done, ${stats.failedToday} failed, ${stats.activeUsersToday} active users.`,
       );
@@ -45,16 +44,16 @@ export const adminCommand: ChatCommand = {
     const count = typeof options.units === 'number' && Number.isInteger(options.units) && options.units >= 0 ? options.units : undefined;
     switch (path) {
       case 'quota set':
-        if (count === undefined) throw invalidInput('Units must be a whole number of images, 0 or more.');
-        return textView(quotaText(userId, await service.setQuota(workspaceId, userId, count)));
+        if (count === undefined) throw invalidInput('Units must be a whole number, 0 or more (see /quota for what things cost).');
+        return textView(quotaText(userId, await service.setQuota(requester, userId, count)));
       case 'quota grant':
-        if (count === undefined) throw invalidInput('Units must be a whole number of images, 0 or more.');
-        return textView(quotaText(userId, await service.grantQuota(workspaceId, userId, count)));
+        if (count === undefined) throw invalidInput('Units must be a whole number, 0 or more (see /quota for what things cost).');
+        return textView(quotaText(userId, await service.grantQuota(requester, userId, count)));
       case 'quota reset':
-        return textView(quotaText(userId, await service.resetQuota(workspaceId, userId)));
+        return textView(quotaText(userId, await service.resetQuota(requester, userId)));
       case 'ban':
       case 'unban':
-        await service.setBanned(workspaceId, userId, path === 'ban');
+        await service.setBanned(requester, userId, path === 'ban');
         return textView(path === 'ban' ? `${userId} is banned.` : `${userId} is no longer banned.`);
       default:
         throw invalidInput(`/admin has no subcommand "${path}".`);

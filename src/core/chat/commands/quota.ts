@@ -1,4 +1,4 @@
-import { textView } from '../views.js';
+import { describeQuota, textView } from '../views.js';
 import type { ChatCommand } from './command.js';
 
 export const quotaCommand: ChatCommand = {
@@ -8,6 +8,6 @@ export const quotaCommand: ChatCommand = {
     const quota = await service.quota(requester);
     if (quota.banned) return textView('You are banned from making images here.');
     const reset = quota.resetsAt ? ` Resets ${quota.resetsAt.toISOString().replace('T', ' ').slice(0, 16)} UTC.` : '';
-    return textView(`You have ${quota.remainingUnits} of ${quota.limitUnits} images left.${reset}`);
+    return textView(`You have ${describeQuota(quota)}${reset}`);
   },
 };
