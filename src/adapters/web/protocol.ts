@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import type { ActionButton } from '../../core/chat/views.js';
+
+/**
+ * What the page and the server say to each other over the WebSocket at `/chat?user=<local user id>`, as JSON text
+ * frames. The page sends what the person did; the server answers with whole messages to put in place.
+ */
+
+export const LOCAL_USER_ID = /^[A-Za-z0-9_-]{8,64}$/;
+
+export const ClientMessage = z.discriminatedUnion('type', [
+  /** A line typed into the chat box, e.g. `/imagine a fox --ar 1:1`. */
+  z.object({ type: z.literal('command'), text: z.string().min(1).max(4000) }),
+  /** A click on one of a message's buttons; `customId` is the button's id from the core view. */
+  z.object({ type: z.literal('button'), messageId: z.string().max(100), customId: z.string().max(200) }),
+  /** A click on one of a message's reaction chips. */
+  z.object({ type: z.literal('reaction'), messageId: z.string().max(100), emoji: z.string().max(16) }),
+]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+
+export interface WebImage {
+  key: string;
+  fileName: string;
+  /** Where the page loads it: `/images/<key>`. */
+  url: string;
+}
+
+export interface WebReaction {
+  emoji: string;
+  /** What clicking it does, for screen readers and the tooltip. */
+  label: string;
+}
+
+export interface WebMessage {
+  id: string;
+  author: 'you' | 'bot';
+  text: string;
+  images: WebImage[];
+  buttonRows: ActionButton[][];
+  reactions: WebReaction[];
+  /** An answer meant for the asker only (errors, /quota): the page shows it quieter. */
+  ephemeral: boolean;
+  sentAt: string;
+}
+
+export type ServerMessage =
+  /** Sent once on connect: the user's conversation so far, oldest first. */
+  | { type: 'transcript'; userId: string; messages: WebMessage[] }
+  /** A new message, or a new version of one already shown (same id): replace it in place. */
+  | { type: 'upsert'; message: WebMessage }
+  | { type: 'remove'; messageId: string };

@@ -1,0 +1,151 @@
+// The web chat page: sends what the person types or clicks over the WebSocket and draws the messages the server
+// sends back. All rendering uses textContent, never innerHTML: prompts are user text.
+
+const USER_KEY = 'imagine-bot.userId';
+const RECONNECT_MAX_MS = 10_000;
+
+const list = document.getElementById('messages');
+const statusLine = document.getElementById('status');
+const form = document.getElementById('composer');
+const line = document.getElementById('line');
+
+function localUserId() {
+  let userId = localStorage.getItem(USER_KEY);
+  if (!userId || !/^[A-Za-z0-9_-]{8,64}$/.test(userId)) {
+    // getRandomValues works on plain http too, where crypto.randomUUID does not (a LAN address is not a secure context).
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    userId = `web-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
+    localStorage.setItem(USER_KEY, userId);
+  }
+  return userId;
+}
+
+const userId = localUserId();
+let socket;
+let reconnectDelayMs = 500;
+
+function setStatus(state, text) {
+  statusLine.dataset.state = state;
+  statusLine.textContent = text;
+}
+
+function sendToServer(message) {
+  if (socket?.readyState !== WebSocket.OPEN) {
+    setStatus('closed', 'not connected — retrying…');
+    return false;
+  }
+  socket.send(JSON.stringify(message));
+  return true;
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Keeps the same <img> elements when only their source changes, so a forming preview updates in place. */
+function drawImages(container, images) {
+  const existing = Array.from(container.querySelectorAll('img'));
+  if (existing.length !== images.length) {
+    container.replaceChildren(...images.map(() => element('img')));
+  }
+  const imgs = container.querySelectorAll('img');
+  images.forEach((image, index) => {
+    const img = imgs[index];
+    if (img.getAttribute('src') !== image.url) img.setAttribute('src', image.url);
+    img.alt = image.fileName.startsWith('preview') ? 'Preview of the image being made' : `Generated image ${image.fileName}`;
+  });
+  container.hidden = images.length === 0;
+}
+
+function drawButtons(container, message) {
+  container.replaceChildren(
+    ...message.buttonRows.map((row) => {
+      const rowNode = element('div', 'buttons');
+      rowNode.setAttribute('role', 'group');
+      for (const button of row) {
+        const node = element('button', button.style, button.emoji ? `${button.emoji} ${button.label}` : button.label);
+        node.type = 'button';
+        node.setAttribute('aria-label', button.label);
+        node.addEventListener('click', () => sendToServer({ type: 'button', messageId: message.id, customId: button.customId }));
+        rowNode.append(node);
+      }
+      return rowNode;
+    }),
+  );
+}
+
+function drawReactions(container, message) {
+  container.replaceChildren(
+    ...message.reactions.map((reaction) => {
+      const node = element('button', 'chip', reaction.emoji);
+      node.type = 'button';
+      node.title = reaction.label;
+      node.setAttribute('aria-label', `React ${reaction.emoji}: ${reaction.label}`);
+      node.addEventListener('click', () => sendToServer({ type: 'reaction', messageId: message.id, emoji: reaction.emoji }));
+      return node;
+    }),
+  );
+  container.hidden = message.reactions.length === 0;
+}
+
+function upsert(message) {
+  let item = document.getElementById(`m-${message.id}`);
+  if (!item) {
+    item = element('li');
+    item.id = `m-${message.id}`;
+    item.append(element('div', 'author'), element('div', 'text'), element('div', 'images'), element('div', 'rows'), element('div', 'reactions'));
+    list.append(item);
+  }
+  item.className = `message ${message.author}${message.ephemeral ? ' ephemeral' : ''}`;
+  item.dataset.messageId = message.id;
+  item.querySelector('.author').textContent = message.author === 'you' ? 'you' : `imagine-bot${message.ephemeral ? ' · only you' : ''}`;
+  item.querySelector('.text').textContent = message.text;
+  drawImages(item.querySelector('.images'), message.images);
+  drawButtons(item.querySelector('.rows'), message);
+  drawReactions(item.querySelector('.reactions'), message);
+}
+
+function scrollToEnd() {
+  const main = list.parentElement;
+  main.scrollTop = main.scrollHeight;
+}
+
+function connect() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  socket = new WebSocket(`${scheme}://${location.host}/chat?user=${encodeURIComponent(userId)}`);
+  socket.addEventListener('open', () => {
+    reconnectDelayMs = 500;
+    setStatus('open', 'connected');
+  });
+  socket.addEventListener('message', (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === 'transcript') {
+      list.replaceChildren();
+      message.messages.forEach(upsert);
+    } else if (message.type === 'upsert') {
+      upsert(message.message);
+    } else if (message.type === 'remove') {
+      document.getElementById(`m-${message.messageId}`)?.remove();
+    }
+    scrollToEnd();
+  });
+  socket.addEventListener('close', () => {
+    setStatus('closed', 'disconnected — reconnecting…');
+    setTimeout(connect, reconnectDelayMs);
+    reconnectDelayMs = Math.min(RECONNECT_MAX_MS, reconnectDelayMs * 2);
+  });
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = line.value.trim();
+  if (text && sendToServer({ type: 'command', text })) line.value = '';
+});
+
+// Images that finish loading after the scroll would otherwise leave the newest message half hidden.
+list.addEventListener('load', scrollToEnd, true);
+
+connect();

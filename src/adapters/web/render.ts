@@ -1,0 +1,34 @@
+import { REACTION_ACTIONS, type ResultActionName } from '../../core/chat/result-actions.js';
+import type { ChatView } from '../../core/chat/views.js';
+import type { WebImage, WebMessage, WebReaction } from './protocol.js';
+
+const ACTION_LABELS: Record<ResultActionName, string> = {
+  upscale: 'Upscale',
+  'vary-subtle': 'Vary (subtle)',
+  'vary-strong': 'Vary (strong)',
+  reroll: 'Reroll',
+  dm: 'Show me the parameters',
+  delete: 'Delete',
+};
+
+/** Keys are store paths like `generations/<id>/0.png`; each segment is escaped, the slashes stay. */
+export const imageUrl = (key: string): string => `/images/${key.split('/').map(encodeURIComponent).join('/')}`;
+
+function reactionOf(emoji: string): WebReaction {
+  const entry = REACTION_ACTIONS.find((candidate) => candidate.emoji === emoji);
+  return { emoji, label: entry ? ACTION_LABELS[entry.action] : emoji };
+}
+
+export function renderWebMessage(id: string, author: WebMessage['author'], view: ChatView, sentAt = new Date()): WebMessage {
+  const images: WebImage[] = view.images.map((image) => ({ key: image.key, fileName: image.fileName, url: imageUrl(image.key) }));
+  return {
+    id,
+    author,
+    text: view.text,
+    images,
+    buttonRows: view.buttonRows,
+    reactions: view.reactions.map(reactionOf),
+    ephemeral: view.ephemeral,
+    sentAt: sentAt.toISOString(),
+  };
+}

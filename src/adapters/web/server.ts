@@ -1,0 +1,324 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { isChatAdmin } from '../../core/chat/admin.js';
+import type { ChatConfig } from '../../core/chat/chat-config.js';
+import type { CommandContext } from '../../core/chat/commands/command.js';
+import { CHAT_COMMANDS, findCommand, runCommand } from '../../core/chat/commands/index.js';
+import { actionForReaction, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
+import type { GenerationEvent, ImagineService } from '../../core/chat/service.js';
+import { acceptedView, errorView, parametersView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { ImagineError, invalidInput, isImagineError } from '../../core/errors.js';
+import { GenerationRequest, type Requester } from '../../core/generation.js';
+import { parseCommandLine } from './command-line.js';
+import { imageContentType, imageKeyOfPath } from './image-route.js';
+import { ClientMessage, LOCAL_USER_ID, type ServerMessage, type WebMessage } from './protocol.js';
+import { renderWebMessage } from './render.js';
+import { decodeReplyTarget, encodeReplyTarget } from './reply-target.js';
+import { Transcripts, type TranscriptEntry } from './transcript.js';
+
+export interface WebChatOptions {
+  service: ImagineService;
+  config: ChatConfig;
+  /** 0 picks a free port (tests). */
+  port: number;
+  /** Loopback by default: the page has no login, whoever reaches it is a user (and, if configured, an admin). */
+  host?: string;
+  maxMessagesPerUser?: number;
+  maxUsers?: number;
+  onError?: (error: unknown, context: string) => void;
+}
+
+export interface WebChat {
+  /** The page, e.g. `http://127.0.0.1:8787/`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+const PUBLIC_FILES: Record<string, { file: string; contentType: string }> = {
+  '/': { file: 'index.html', contentType: 'text/html; charset=utf-8' },
+  '/app.js': { file: 'app.js', contentType: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: 'style.css', contentType: 'text/css; charset=utf-8' },
+};
+
+const SECURITY_HEADERS = {
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+};
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
+
+const hostnameOf = (hostHeader: string): string => hostHeader.replace(/:\d+$/, '').toLowerCase();
+
+/** Loads the page's files once; they are small and fixed, and no request path ever becomes a file path. */
+async function loadPublicFiles(): Promise<Map<string, { body: Buffer; contentType: string }>> {
+  const files = new Map<string, { body: Buffer; contentType: string }>();
+  for (const [route, { file, contentType }] of Object.entries(PUBLIC_FILES)) {
+    files.set(route, { body: await readFile(new URL(`./public/${file}`, import.meta.url)), contentType });
+  }
+  return files;
+}
+
+const COMMAND_LINE = /^\/([a-z][a-z-]*)(?:\s+([\s\S]*))?$/;
+
+/**
+ * The local web chat: one page where a person types the same commands as on Discord and Slack and sees the same flow,
+ * with live updates over a WebSocket. It talks to the rest of the system through the ImagineService port only.
+ */
+export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
+  const { service, config } = options;
+  const host = options.host ?? '127.0.0.1';
+  const onError = options.onError ?? ((error, context) => console.error(`[web] ${context}:`, error));
+  const publicFiles = await loadPublicFiles();
+  const transcripts = new Transcripts(options.maxMessagesPerUser ?? 200, options.maxUsers ?? 1000);
+  const socketsByUser = new Map<string, Set<WebSocket>>();
+
+  const requesterOf = (userId: string): Requester => ({
+    platform: 'web',
+    workspaceId: 'local',
+    userId,
+    isAdmin: isChatAdmin({ userId }, config.admins),
+  });
+
+  const send = (userId: string, message: ServerMessage) => {
+    const frame = JSON.stringify(message);
+    for (const socket of socketsByUser.get(userId) ?? []) socket.send(frame);
+  };
+
+  const show = (userId: string, entry: TranscriptEntry) => send(userId, { type: 'upsert', message: entry.message });
+
+  const post = (userId: string, author: WebMessage['author'], view: ChatView, generationId?: string): TranscriptEntry => {
+    const entry = transcripts.append(userId, renderWebMessage(randomUUID(), author, view), generationId);
+    show(userId, entry);
+    return entry;
+  };
+
+  const rewrite = (userId: string, entry: TranscriptEntry, view: ChatView) => {
+    entry.message = renderWebMessage(entry.message.id, entry.message.author, view, new Date(entry.message.sentAt));
+    show(userId, entry);
+  };
+
+  const remove = (userId: string, messageId: string) => {
+    if (transcripts.remove(userId, messageId)) send(userId, { type: 'remove', messageId });
+  };
+
+  /** A command's own answer to its generation message, unless an event already said more. */
+  const answer = (userId: string, entry: TranscriptEntry, view: ChatView) => {
+    if (entry.stage !== 'open') return;
+    entry.stage = 'answered';
+    rewrite(userId, entry, view);
+  };
+
+  const runTypedCommand = async (userId: string, text: string) => {
+    post(userId, 'you', textView(text, false));
+    const match = COMMAND_LINE.exec(text.trim());
+    const command = match && findCommand(match[1]);
+    if (!command) {
+      const known = CHAT_COMMANDS.map((candidate) => `/${candidate.definition.name}`).join(', ');
+      const said = match ? `I don't know /${match[1]}.` : 'Commands start with a slash, e.g. /imagine a fox --ar 1:1.';
+      post(userId, 'bot', errorView(invalidInput(`${said} Commands: ${known}.`)));
+      return;
+    }
+    let parsed;
+    try {
+      parsed = parseCommandLine(command.definition, match[2] ?? '');
+      command.check?.(parsed.options, config);
+    } catch (error) {
+      if (!isImagineError(error)) throw error;
+      post(userId, 'bot', errorView(error));
+      return;
+    }
+    let generationEntry: TranscriptEntry | undefined;
+    const context: CommandContext = {
+      requester: requesterOf(userId),
+      subcommand: parsed.subcommand,
+      options: parsed.options,
+      service,
+      config,
+      // Every web conversation is already private to its user, so a private reply needs nothing different.
+      openGenerationMessage: async () => {
+        generationEntry = post(userId, 'bot', textView('🎨 …', false));
+        return encodeReplyTarget({ userId, messageId: generationEntry.message.id });
+      },
+      generationIdOfMessageLink: async (link) => {
+        const messageId = /#m-([0-9a-f-]{36})$/.exec(link)?.[1];
+        return (messageId && transcripts.find(userId, messageId)?.generationId) || null;
+      },
+    };
+    const view = await runCommand(command, context);
+    if (generationEntry) answer(userId, generationEntry, view);
+    else post(userId, 'bot', view);
+  };
+
+  const performAction = async (userId: string, action: ResultAction, sourceMessageId: string) => {
+    const actor = requesterOf(userId);
+    try {
+      const plan = await planResultAction(action, actor, service);
+      if (plan.type === 'dm') return void post(userId, 'bot', parametersView(plan.record));
+      if (plan.type === 'delete') return remove(userId, sourceMessageId);
+      const entry = post(userId, 'bot', textView(`🎨 ${plan.draft.kind}…`, false), plan.draft.generationId);
+      const request = GenerationRequest.parse({ ...plan.draft, replyTarget: encodeReplyTarget({ userId, messageId: entry.message.id }) });
+      const placement = await service.submit(request).catch((error: unknown) => {
+        remove(userId, entry.message.id);
+        throw error;
+      });
+      answer(userId, entry, acceptedView(request, placement));
+    } catch (error) {
+      if (!isImagineError(error)) throw error;
+      post(userId, 'bot', errorView(error));
+    }
+  };
+
+  const receive = async (userId: string, message: ClientMessage) => {
+    switch (message.type) {
+      case 'command':
+        return runTypedCommand(userId, message.text);
+      case 'button': {
+        const action = parseActionId(message.customId);
+        if (action) await performAction(userId, action, message.messageId);
+        return;
+      }
+      case 'reaction': {
+        const generationId = transcripts.find(userId, message.messageId)?.generationId;
+        const action = generationId ? actionForReaction(message.emoji, generationId) : null;
+        if (action) await performAction(userId, action, message.messageId);
+        return;
+      }
+    }
+  };
+
+  const renderEvent = async (event: GenerationEvent) => {
+    const target = decodeReplyTarget(event.replyTarget);
+    if (!target) return onError(new Error(`unreadable replyTarget ${event.replyTarget}`), `event of ${event.generationId}`);
+    const record = await service.findGeneration(event.generationId);
+    const view = record && viewOfEvent(event, record);
+    if (!view) return;
+    // After a restart (or once the transcript forgot it) the message comes back as a new one with the same id.
+    const entry =
+      transcripts.find(target.userId, target.messageId) ??
+      transcripts.append(target.userId, renderWebMessage(target.messageId, 'bot', view), event.generationId);
+    entry.generationId = event.generationId;
+    if (event.type === 'progress') {
+      if (entry.stage === 'final' || event.step <= entry.lastStep) return;
+      entry.stage = 'progress';
+      entry.lastStep = event.step;
+    } else {
+      entry.stage = 'final';
+    }
+    rewrite(target.userId, entry, view);
+  };
+
+  const unsubscribe = service.subscribe('web', (event) => {
+    renderEvent(event).catch((error: unknown) => onError(error, `event of ${event.generationId}`));
+  });
+
+  const isAllowedHost = (hostHeader: string | undefined): boolean => {
+    if (!hostHeader) return false;
+    if (WILDCARD_HOSTS.has(host)) return true;
+    // A page on another site that resolves its own name to 127.0.0.1 (DNS rebinding) sends its own name here.
+    const name = hostnameOf(hostHeader);
+    return LOOPBACK_NAMES.has(name) || name === host.toLowerCase() || name === `[${host.toLowerCase()}]`;
+  };
+
+  const serveImage = async (rawPath: string, response: ServerResponse) => {
+    const key = imageKeyOfPath(rawPath);
+    if (!key) return respond(response, 400, 'text/plain; charset=utf-8', 'Not an image key.');
+    let bytes: Buffer;
+    try {
+      bytes = await service.readImage(key);
+    } catch (error) {
+      if (!(isImagineError(error) && error.kind === 'not_found')) onError(error, `reading image ${key}`);
+      return respond(response, 404, 'text/plain; charset=utf-8', 'No such image.');
+    }
+    respond(response, 200, imageContentType(bytes), bytes, { 'Cache-Control': 'private, max-age=3600' });
+  };
+
+  const respond = (response: ServerResponse, status: number, contentType: string, body: Buffer | string, headers: Record<string, string> = {}) => {
+    response.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': contentType, ...headers });
+    response.end(body);
+  };
+
+  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    const rawPath = (request.url ?? '/').split('?')[0];
+    if (!isAllowedHost(request.headers.host)) return respond(response, 421, 'text/plain; charset=utf-8', 'Unknown host.');
+    if (request.method !== 'GET' && request.method !== 'HEAD') return respond(response, 405, 'text/plain; charset=utf-8', 'Method not allowed.', { Allow: 'GET, HEAD' });
+    if (rawPath.startsWith('/images/')) {
+      serveImage(rawPath, response).catch((error: unknown) => {
+        onError(error, `serving ${rawPath}`);
+        if (!response.headersSent) respond(response, 500, 'text/plain; charset=utf-8', 'Something went wrong.');
+      });
+      return;
+    }
+    const file = publicFiles.get(rawPath);
+    if (!file) return respond(response, 404, 'text/plain; charset=utf-8', 'Not found.');
+    respond(response, 200, file.contentType, file.body, { 'Cache-Control': 'no-cache' });
+  });
+
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const userId = url.searchParams.get('user') ?? '';
+    // Browsers let any site open a WebSocket to loopback; only our own page may talk to the chat.
+    const sameOrigin = request.headers.origin === `http://${request.headers.host}`;
+    if (url.pathname !== '/chat' || !LOCAL_USER_ID.test(userId) || !isAllowedHost(request.headers.host) || !sameOrigin) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    sockets.handleUpgrade(request, socket, head, (webSocket) => connect(userId, webSocket));
+  });
+
+  const connect = (userId: string, socket: WebSocket) => {
+    const userSockets = socketsByUser.get(userId) ?? new Set<WebSocket>();
+    socketsByUser.set(userId, userSockets);
+    userSockets.add(socket);
+    socket.send(JSON.stringify({ type: 'transcript', userId, messages: transcripts.messages(userId) } satisfies ServerMessage));
+    socket.on('close', () => {
+      userSockets.delete(socket);
+      if (userSockets.size === 0 && socketsByUser.get(userId) === userSockets) socketsByUser.delete(userId);
+    });
+    socket.on('error', (error) => onError(error, `socket of ${userId}`));
+    socket.on('message', (data, isBinary) => {
+      const parsed = isBinary ? null : ClientMessage.safeParse(safeJson(data.toString()));
+      if (!parsed?.success) return void post(userId, 'bot', errorView(invalidInput('The page sent something I could not read; reload it.')));
+      receive(userId, parsed.data).catch((error: unknown) => {
+        onError(error, `${parsed.data.type} from ${userId}`);
+        post(userId, 'bot', errorView(new ImagineError('transient', 'Something went wrong on my side; try again in a moment.')));
+      });
+    });
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const urlHost = WILDCARD_HOSTS.has(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+
+  return {
+    url: `http://${urlHost}:${port}/`,
+    async close() {
+      unsubscribe();
+      for (const socket of sockets.clients) socket.terminate();
+      sockets.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
