@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ImagineError, invalidInput, isImagineError } from '../core/errors.js';
 import { parametersOfPng, resultToPngs, upscalePng, varyImage, VARIATION_STRENGTH } from '../engine/actions.js';
 import { loadImageFile } from '../engine/images.js';
-import { EXECUTION_PROVIDERS, loadModelFolder, type ModelFolder } from '../engine/model-folder.js';
+import { EXECUTION_PROVIDERS, loadModelFolder } from '../engine/model-folder.js';
 import { generate, type GenerateOptions, type GenerateResult } from '../engine/pipeline.js';
 import { MAX_SEED, randomSeed } from '../engine/random.js';
 import { SAMPLER_NAMES } from '../engine/types.js';
@@ -216,7 +216,7 @@ async function runGenerate(flags: GenerateFlags): Promise<GenerateReport> {
       const stored = parametersOfPng(source);
       const width = flags.size?.width ?? stored?.width;
       const height = flags.size?.height ?? stored?.height;
-      const size = width && height ? { width, height } : defaultSize(model);
+      const size = width && height ? { width, height } : { width: model.defaultSize[0], height: model.defaultSize[1] };
       const init = await loadImageFile(source, size);
       result = await generate(model, { ...options, ...size, prompt: flags.prompt!, init: { image: init.tensor, strength: flags.strength! } });
     } else {
@@ -252,11 +252,6 @@ async function readInputImage(path: string): Promise<Buffer> {
     throw invalidInput(`${path} is ${(info.size / 1024 / 1024).toFixed(1)} MB; images up to 20 MB are accepted. Resize or recompress it.`);
   }
   return readFile(path);
-}
-
-function defaultSize(model: ModelFolder): { width: number; height: number } {
-  const [width, height] = model.settings.defaultSize ?? model.settings.sizes?.[0] ?? [512, 512];
-  return { width, height };
 }
 
 const zeroTimings = () => ({ textEncoderMs: 0, unetMs: 0, vaeMs: 0, previewMs: 0, ortMs: 0, wallMs: 0 });

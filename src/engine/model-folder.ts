@@ -75,6 +75,7 @@ export interface ModelFolder {
   /** Width and height must be multiples of this. */
   sizeMultiple: number;
   settings: ModelSettings;
+  defaultSize: readonly [number, number];
   executionProviders: readonly ExecutionProvider[];
   release(): Promise<void>;
 }
@@ -90,11 +91,8 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       throw invalidInput(`Unknown execution provider '${provider}'. Use one of: ${EXECUTION_PROVIDERS.join(', ')}.`);
     }
   }
-  await requireFile(dir, 'model_index.json');
-  const settings = await readSettings(dir);
-  const textEncoderConfig = (await readJsonIfPresent(join(dir, 'text_encoder', 'config.json'))) ?? {};
-  const unetConfig = (await readJsonIfPresent(join(dir, 'unet', 'config.json'))) ?? {};
-  const vaeConfig = (await readJsonIfPresent(join(dir, 'vae_decoder', 'config.json'))) ?? {};
+  const description = await describeModelFolder(dir);
+  const { settings, textEncoderConfig, unetConfig } = description;
   const schedulerConfig = await readJson(await requireFile(dir, join('scheduler', 'scheduler_config.json')));
 
   const open = (file: string) => openSession(dir, file, executionProviders, runtime.intraOpNumThreads);
@@ -148,12 +146,10 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       }
     }
 
-    const vaeScaleFactor = 2 ** ((Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 4) - 1);
-    const unetDownsampling = Array.isArray(unetConfig.block_out_channels) ? 2 ** (unetConfig.block_out_channels.length - 1) : 1;
     const batchDim = sample.dims[0];
     return {
       dir,
-      name: settings.name ?? basename(dir),
+      name: description.name,
       tokenizer,
       textEncoder: { ...textEncoder, ids, hiddenStates },
       unet: {
@@ -170,10 +166,11 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       upscaler,
       schedulerConfig,
       latentChannels,
-      vaeScaleFactor,
-      scalingFactor: Number(vaeConfig.scaling_factor ?? 0.18215),
-      sizeMultiple: Math.max(8, vaeScaleFactor * unetDownsampling),
+      vaeScaleFactor: description.vaeScaleFactor,
+      scalingFactor: description.scalingFactor,
+      sizeMultiple: description.sizeMultiple,
       settings,
+      defaultSize: description.defaultSize,
       executionProviders,
       release: async () => {
         await Promise.all(opened.map((component) => component.session.release()));
@@ -183,6 +180,48 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
     await Promise.allSettled(opened.map((component) => component.session.release()));
     throw error;
   }
+}
+
+export interface ModelDescription {
+  dir: string;
+  name: string;
+  settings: ModelSettings;
+  /** Pixels per latent cell, from vae_decoder/config.json (diffusers: 2 ** (len(block_out_channels) - 1)). */
+  vaeScaleFactor: number;
+  scalingFactor: number;
+  sizeMultiple: number;
+  /** The size used when a request names none. */
+  defaultSize: readonly [number, number];
+  textEncoderConfig: Record<string, any>;
+  unetConfig: Record<string, any>;
+}
+
+/**
+ * What a folder says about itself in its JSON files, without loading any ONNX session: enough for a bot process,
+ * which runs no model, to validate requests for it.
+ */
+export async function describeModelFolder(dirArgument: string): Promise<ModelDescription> {
+  const dir = resolve(dirArgument);
+  await requireFile(dir, 'model_index.json');
+  const settings = await readSettings(dir);
+  const textEncoderConfig = (await readJsonIfPresent(join(dir, 'text_encoder', 'config.json'))) ?? {};
+  const unetConfig = (await readJsonIfPresent(join(dir, 'unet', 'config.json'))) ?? {};
+  const vaeConfig = (await readJsonIfPresent(join(dir, 'vae_decoder', 'config.json'))) ?? {};
+  const vaeScaleFactor = 2 ** ((Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 4) - 1);
+  const unetDownsampling = Array.isArray(unetConfig.block_out_channels) ? 2 ** (unetConfig.block_out_channels.length - 1) : 1;
+  const sampleSize = Number(unetConfig.sample_size);
+  const trainedSide = Number.isInteger(sampleSize) && sampleSize > 0 ? sampleSize * vaeScaleFactor : 512;
+  return {
+    dir,
+    name: settings.name ?? basename(dir),
+    settings,
+    vaeScaleFactor,
+    scalingFactor: Number(vaeConfig.scaling_factor ?? 0.18215),
+    sizeMultiple: Math.max(8, vaeScaleFactor * unetDownsampling),
+    defaultSize: settings.defaultSize ?? settings.sizes?.[0] ?? [trainedSide, trainedSide],
+    textEncoderConfig,
+    unetConfig,
+  };
 }
 
 async function openSession(

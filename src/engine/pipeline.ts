@@ -84,7 +84,7 @@ interface ResolvedOptions {
 /** Fills in the model's defaults and refuses anything the pipeline cannot honour, saying what to change. */
 export function resolveOptions(model: ModelFolder, options: GenerateOptions): ResolvedOptions {
   const settings = model.settings;
-  const [defaultWidth, defaultHeight] = settings.defaultSize ?? settings.sizes?.[0] ?? [512, 512];
+  const [defaultWidth, defaultHeight] = model.defaultSize;
   const resolved: ResolvedOptions = {
     prompt: options.prompt?.trim() ?? '',
     negativePrompt: options.negativePrompt?.trim() ?? '',

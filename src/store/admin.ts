@@ -108,24 +108,26 @@ export async function updateUserSettings(prisma: PrismaClient, identity: Platfor
   });
 }
 
-/** Today's (UTC) finished generations and active users in a workspace; queued and running counts come from the queue. */
+/** A workspace's generations in flight and today's (UTC) finished ones and active users. */
 export async function workspaceUsageToday(
   prisma: PrismaClient,
   workspace: Omit<PlatformIdentity, 'userId'>,
   now = new Date(),
-): Promise<Pick<WorkspaceStats, 'succeededToday' | 'failedToday' | 'activeUsersToday'>> {
+): Promise<WorkspaceStats> {
   return guardDatabase(async () => {
     const row = await prisma.workspace.findUnique({
       where: { platform_platformWorkspaceId: { platform: workspace.platform, platformWorkspaceId: workspace.workspaceId } },
       select: { id: true },
     });
-    if (!row) return { succeededToday: 0, failedToday: 0, activeUsersToday: 0 };
+    if (!row) return { queued: 0, running: 0, succeededToday: 0, failedToday: 0, activeUsersToday: 0 };
     const today = { gte: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate())) };
-    const [succeededToday, failedToday, users] = await Promise.all([
+    const [queued, running, succeededToday, failedToday, users] = await Promise.all([
+      prisma.generation.count({ where: { workspaceId: row.id, status: 'queued' } }),
+      prisma.generation.count({ where: { workspaceId: row.id, status: 'running' } }),
       prisma.generation.count({ where: { workspaceId: row.id, status: 'succeeded', finishedAt: today } }),
       prisma.generation.count({ where: { workspaceId: row.id, status: 'failed', finishedAt: today } }),
       prisma.generation.findMany({ where: { workspaceId: row.id, createdAt: today }, distinct: ['userId'], select: { userId: true } }),
     ]);
-    return { succeededToday, failedToday, activeUsersToday: users.length };
+    return { queued, running, succeededToday, failedToday, activeUsersToday: users.length };
   });
 }

@@ -1,0 +1,156 @@
+import { Redis } from 'ioredis';
+import type {
+  GenerationEvent,
+  ImagineService,
+  QuotaStatus,
+  UserSettings,
+  WorkspaceStats,
+} from '../core/chat/service.js';
+import { ImagineError } from '../core/errors.js';
+import type { Platform, Requester } from '../core/generation.js';
+import type { GenerationHistory, ImageStore } from '../core/ports.js';
+import { generationCost } from '../core/quota.js';
+import { subscribeEvents, type QueueEvent } from '../queue/events.js';
+import type { GenerationQueue } from '../queue/producer.js';
+import { setBanned, setQuotaPolicy, updateUserSettings, userSettings, workspaceUsageToday } from '../store/admin.js';
+import type { PrismaClient } from '../store/database.js';
+import { eraseUser, findBySeed, findGeneration, recentGenerations } from '../store/generations.js';
+import type { PrismaQuotaLedger, QuotaStanding } from '../store/quota-ledger.js';
+import { redisOptions } from './redis.js';
+
+/**
+ * The chat side's one door to the rest of the system: the ImagineService port (src/core/chat/service.ts) over the
+ * BullMQ queue, the Prisma store and the image store. It holds no state of its own beyond event listeners; the event
+ * cursors live in Redis, so a restarted bot resumes where it stopped.
+ */
+export interface ImagineServiceDependencies {
+  prisma: PrismaClient;
+  ledger: PrismaQuotaLedger;
+  history: GenerationHistory;
+  queue: GenerationQueue;
+  images: ImageStore;
+  redisUrl: string;
+  queuePrefix: string;
+  /** Models whose event streams this process follows (every model a worker may run for these chats). */
+  models: readonly string[];
+}
+
+export interface RunningImagineService extends ImagineService {
+  close(): Promise<void>;
+}
+
+export function createImagineService(deps: ImagineServiceDependencies): RunningImagineService {
+  const listeners = new Set<{ platform: Platform; listener: (event: GenerationEvent) => void }>();
+  const following = new AbortController();
+  const streams = new Map<string, Promise<void>>();
+  const cursors = new Redis(redisOptions(deps.redisUrl, 'producer'));
+  cursors.on('error', () => {});
+  const cursorKey = (model: string) => `${deps.queuePrefix}:chat-cursor:${model}`;
+
+  const follow = (model: string) => {
+    if (streams.has(model)) return;
+    streams.set(
+      model,
+      (async () => {
+        const fromId = (await cursors.get(cursorKey(model)).catch(() => null)) ?? '$';
+        for await (const event of subscribeEvents({ redisUrl: deps.redisUrl, prefix: deps.queuePrefix, model, fromId, signal: following.signal })) {
+          const mapped = toGenerationEvent(event);
+          for (const entry of listeners) {
+            if (entry.platform !== event.platform) continue;
+            try {
+              entry.listener(mapped);
+            } catch {
+              // One adapter's rendering problem must not stop the others from hearing about the event.
+            }
+          }
+          await cursors.set(cursorKey(model), event.id).catch(() => {});
+        }
+      })().catch(() => {}),
+    );
+  };
+
+  const standingToStatus = (standing: QuotaStanding): QuotaStatus => ({
+    remainingUnits: standing.remainingUnits,
+    limitUnits: standing.limitUnits,
+    resetsAt: standing.resetsAt,
+    banned: standing.banned,
+  });
+  const identity = (requester: Requester) => ({
+    platform: requester.platform,
+    workspaceId: requester.workspaceId,
+    userId: requester.userId,
+  });
+  const member = (admin: Requester, userId: string) => ({ platform: admin.platform, workspaceId: admin.workspaceId, userId });
+
+  return {
+    async submit(request) {
+      const receipt = await deps.queue.enqueue(request, { units: generationCost(request) });
+      return { position: receipt.position ?? 0, etaMs: receipt.estimatedWaitMs ?? 0 };
+    },
+
+    async cancel(requester, generationId) {
+      const target = generationId ?? (await deps.queue.unfinished(requester))[0];
+      if (!target) return null;
+      await deps.queue.cancel(target, requester);
+      return target;
+    },
+
+    findGeneration: (generationId) => findGeneration(deps.prisma, generationId),
+    findBySeed: (requester, seed) => findBySeed(deps.prisma, identity(requester), seed),
+    history: (requester, limit) => recentGenerations(deps.prisma, identity(requester), limit),
+
+    async readImage(key) {
+      const bytes = await deps.images.get(key);
+      if (!bytes) throw new ImagineError('not_found', 'That image is no longer stored.');
+      return bytes;
+    },
+
+    quota: async (requester) => standingToStatus(await deps.ledger.standing(identity(requester))),
+    settings: (requester): Promise<UserSettings> => userSettings(deps.prisma, identity(requester)),
+    updateSettings: (requester, changes) => updateUserSettings(deps.prisma, identity(requester), changes),
+    forgetUser: async (requester) => (await eraseUser(deps.prisma, deps.images, identity(requester))).generations,
+
+    async setQuota(admin, userId, limitUnits) {
+      await setQuotaPolicy(deps.prisma, member(admin, userId), { unitsPerPeriod: limitUnits }, admin.userId);
+      return standingToStatus(await deps.ledger.standing(member(admin, userId)));
+    },
+    grantQuota: async (admin, userId, units) => standingToStatus(await deps.ledger.grant(member(admin, userId), units, admin.userId)),
+    resetQuota: async (admin, userId) => standingToStatus(await deps.ledger.reset(member(admin, userId), admin.userId)),
+    async setBanned(admin, userId, banned) {
+      await setBanned(deps.prisma, member(admin, userId), banned, admin.userId);
+    },
+    stats: (admin): Promise<WorkspaceStats> => workspaceUsageToday(deps.prisma, { platform: admin.platform, workspaceId: admin.workspaceId }),
+
+    subscribe(platform, listener) {
+      const entry = { platform, listener };
+      listeners.add(entry);
+      deps.models.forEach(follow);
+      return () => void listeners.delete(entry);
+    },
+
+    async close() {
+      following.abort();
+      await Promise.allSettled(streams.values());
+      cursors.disconnect();
+    },
+  };
+}
+
+/** Queue events → the chat port's events. Refunds always happen before a failed or cancelled event is published. */
+function toGenerationEvent(event: QueueEvent): GenerationEvent {
+  const base = { generationId: event.generationId, platform: event.platform, replyTarget: event.replyTarget };
+  switch (event.type) {
+    case 'progress':
+      return { ...base, type: 'progress', step: event.step, totalSteps: event.totalSteps, previewKey: event.previewKey };
+    case 'completed':
+      return {
+        ...base,
+        type: 'succeeded',
+        result: { generationId: event.generationId, imageKeys: event.imageKeys, gridKey: event.gridKey, seeds: event.seeds, timingsMs: event.timingsMs },
+      };
+    case 'failed':
+      return { ...base, type: 'failed', userMessage: event.userMessage, refunded: true };
+    case 'cancelled':
+      return { ...base, type: 'cancelled', refunded: true };
+  }
+}
