@@ -28,6 +28,19 @@ export interface QuotaPolicy {
 }
 
 /** A stored policy: null (or an empty model list) means "inherit". */
+/** The policy for anyone without a stored workspace or user policy: the configured allowance, the engine's own limits. */
+export function defaultQuotaPolicy(allowance: Pick<QuotaPolicy, 'unitsPerPeriod' | 'period'>): QuotaPolicy {
+  return {
+    ...allowance,
+    maxPixels: 2048 * 2048,
+    maxSteps: 150,
+    maxBatch: 4,
+    allowedModels: [],
+    fastAllowed: true,
+    relaxAllowed: true,
+  };
+}
+
 export type QuotaPolicyOverride = { [K in keyof QuotaPolicy]?: QuotaPolicy[K] | null };
 
 /** The user's override wins field by field over the workspace's policy, which wins over the service's defaults. */

@@ -3,7 +3,7 @@ import { basename, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
 import { ImagineError, invalidInput, modelFailure } from '../core/errors.js';
-import { SAMPLER_NAMES } from './types.js';
+import { SAMPLER_NAMES, type SamplerName } from './types.js';
 import { readJson, readJsonIfPresent } from './json-files.js';
 import { loadTokenizer, type PromptTokenizer } from './tokenizer.js';
 
@@ -13,6 +13,9 @@ import { loadTokenizer, type PromptTokenizer } from './tokenizer.js';
  * int64 ids, int64 [B] or float scalar timesteps, fp16 or fp32, latent_sample or latent_parameters); all of those load,
  * anything else is one error naming the file, the tensor and what was expected.
  */
+
+/** Largest width or height for folders that do not declare their own. */
+const DEFAULT_MAX_SIDE_PX = 2048;
 
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'coreml', 'dml', 'webgpu'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
@@ -75,6 +78,7 @@ export interface ModelFolder {
   /** Width and height must be multiples of this. */
   sizeMultiple: number;
   settings: ModelSettings;
+  description: ModelDescription;
   defaultSize: readonly [number, number];
   executionProviders: readonly ExecutionProvider[];
   release(): Promise<void>;
@@ -170,6 +174,7 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       scalingFactor: description.scalingFactor,
       sizeMultiple: description.sizeMultiple,
       settings,
+      description,
       defaultSize: description.defaultSize,
       executionProviders,
       release: async () => {
@@ -190,8 +195,12 @@ export interface ModelDescription {
   vaeScaleFactor: number;
   scalingFactor: number;
   sizeMultiple: number;
-  /** The size used when a request names none. */
+  /** What a request that names nothing else gets. */
   defaultSize: readonly [number, number];
+  defaultSteps: number;
+  defaultGuidance: number;
+  defaultSampler: SamplerName;
+  maxSidePx: number;
   textEncoderConfig: Record<string, any>;
   unetConfig: Record<string, any>;
 }
@@ -219,6 +228,10 @@ export async function describeModelFolder(dirArgument: string): Promise<ModelDes
     scalingFactor: Number(vaeConfig.scaling_factor ?? 0.18215),
     sizeMultiple: Math.max(8, vaeScaleFactor * unetDownsampling),
     defaultSize: settings.defaultSize ?? settings.sizes?.[0] ?? [trainedSide, trainedSide],
+    defaultSteps: settings.defaultSteps ?? 20,
+    defaultGuidance: settings.defaultGuidance ?? 7,
+    defaultSampler: settings.defaultSampler ?? 'euler-a',
+    maxSidePx: settings.maxSidePx ?? Math.max(DEFAULT_MAX_SIDE_PX, ...(settings.sizes ?? []).flat()),
     textEncoderConfig,
     unetConfig,
   };

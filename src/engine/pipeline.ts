@@ -66,7 +66,6 @@ export interface GenerateResult {
 
 export const MAX_PROMPT_CHARS = 2000;
 export const MAX_STEPS = 150;
-const DEFAULT_MAX_SIDE_PX = 2048;
 const PREVIEW_MAX_SIDE_PX = 256;
 
 interface ResolvedOptions {
@@ -83,16 +82,15 @@ interface ResolvedOptions {
 
 /** Fills in the model's defaults and refuses anything the pipeline cannot honour, saying what to change. */
 export function resolveOptions(model: ModelFolder, options: GenerateOptions): ResolvedOptions {
-  const settings = model.settings;
   const [defaultWidth, defaultHeight] = model.defaultSize;
   const resolved: ResolvedOptions = {
     prompt: options.prompt?.trim() ?? '',
     negativePrompt: options.negativePrompt?.trim() ?? '',
     width: options.width ?? defaultWidth,
     height: options.height ?? defaultHeight,
-    steps: options.steps ?? settings.defaultSteps ?? 20,
-    guidance: options.guidance ?? settings.defaultGuidance ?? 7,
-    sampler: options.sampler ?? settings.defaultSampler ?? 'euler-a',
+    steps: options.steps ?? model.description.defaultSteps,
+    guidance: options.guidance ?? model.description.defaultGuidance,
+    sampler: options.sampler ?? model.description.defaultSampler,
     seed: options.seed,
     batch: options.batch ?? 1,
   };
@@ -144,7 +142,7 @@ function checkSize(model: ModelFolder, width: number, height: number): void {
   if (sizes && !sizes.some(([w, h]) => w === width && h === height)) {
     throw invalidInput(`The model ${model.name} was trained for ${listed} only; ${width}x${height} would come out as noise. Pick one of those sizes.`);
   }
-  const maxSide = model.settings.maxSidePx ?? DEFAULT_MAX_SIDE_PX;
+  const maxSide = model.description.maxSidePx;
   if (width > maxSide || height > maxSide || width < multiple || height < multiple) {
     throw invalidInput(`Width and height must be from ${multiple} to ${maxSide} pixels for ${model.name}; got ${width}x${height}.`);
   }

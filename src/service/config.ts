@@ -102,6 +102,13 @@ const ConfigEnv = z.object({
   LOG_LEVEL: withDefault(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }), 'info'),
   LOG_REDACT_PROMPTS: flag(true),
   PROMPT_BLOCKLIST: withDefault(commaList, ''),
+  QUOTA_UNITS_PER_PERIOD: withDefault(z.union([z.literal('unlimited'), z.coerce.number({ error: 'must be a number of units or "unlimited"' }).positive('must be more than 0')]), 100),
+  QUOTA_PERIOD: withDefault(z.enum(['day', 'week', 'month'], { error: 'must be day, week or month' }), 'day'),
+  MAX_JOBS_PER_USER: positiveInt(3, 'a whole number of jobs, at least 1'),
+  MAX_JOBS_PER_WORKSPACE: positiveInt(20, 'a whole number of jobs, at least 1'),
+  WORKER_SHUTDOWN_DEADLINE_MS: withDefault(z.coerce.number({ error: 'must be milliseconds' }).int('must be whole milliseconds').min(0), 240_000),
+  CHAT_ADMIN_USER_IDS: withDefault(commaList, ''),
+  DISCORD_ADMIN_ROLE_IDS: withDefault(commaList, ''),
   RATE_LIMIT_USER_PER_MINUTE: positiveInt(6, 'a whole number of requests, at least 1'),
   RATE_LIMIT_WORKSPACE_PER_MINUTE: positiveInt(60, 'a whole number of requests, at least 1'),
   S3_ENDPOINT: z.preprocess((value) => (value === '' ? undefined : value), urlWithProtocols(['http:', 'https:']).optional()),
@@ -137,6 +144,12 @@ export interface Config {
   logRedactPrompts: boolean;
   promptBlocklist: string[];
   rateLimits: { userPerMinute: number; workspacePerMinute: number };
+  /** The default quota policy's allowance (docs/QUOTA.md); null is unlimited. */
+  quota: { unitsPerPeriod: number | null; period: 'day' | 'week' | 'month' };
+  jobCaps: { perUser: number; perWorkspace: number };
+  workerShutdownDeadlineMs: number;
+  /** Chat users who are admins besides Discord's Manage Server permission and Slack's workspace admins. */
+  chatAdmins: { userIds: string[]; discordRoleIds: string[] };
 }
 
 interface Problem {
@@ -213,6 +226,10 @@ function toConfig(env: ConfigEnv, role: Role): Config {
     logRedactPrompts: env.LOG_REDACT_PROMPTS,
     promptBlocklist: env.PROMPT_BLOCKLIST,
     rateLimits: { userPerMinute: env.RATE_LIMIT_USER_PER_MINUTE, workspacePerMinute: env.RATE_LIMIT_WORKSPACE_PER_MINUTE },
+    quota: { unitsPerPeriod: env.QUOTA_UNITS_PER_PERIOD === 'unlimited' ? null : env.QUOTA_UNITS_PER_PERIOD, period: env.QUOTA_PERIOD },
+    jobCaps: { perUser: env.MAX_JOBS_PER_USER, perWorkspace: env.MAX_JOBS_PER_WORKSPACE },
+    workerShutdownDeadlineMs: env.WORKER_SHUTDOWN_DEADLINE_MS,
+    chatAdmins: { userIds: env.CHAT_ADMIN_USER_IDS, discordRoleIds: env.DISCORD_ADMIN_ROLE_IDS },
   };
 }
 

@@ -1,0 +1,203 @@
+import { performance } from 'node:perf_hooks';
+import { Queue, type ConnectionOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { ChatConfig, ModelLimits } from '../core/chat/chat-config.js';
+import { isImagineError } from '../core/errors.js';
+import { defaultQuotaPolicy } from '../core/quota.js';
+import { startDiscordBot } from '../adapters/discord/bot.js';
+import { startSlackBot } from '../adapters/slack/bot.js';
+import { startWebChat } from '../adapters/web/server.js';
+import { createImageEngine } from '../engine/image-engine.js';
+import { describeModelFolder, loadModelFolder, type ModelDescription } from '../engine/model-folder.js';
+import { createGenerationQueue } from '../queue/producer.js';
+import { queueNameForModel } from '../queue/job.js';
+import { openDatabase } from '../store/database.js';
+import { createGenerationHistory } from '../store/generations.js';
+import { createLocalImageStore } from '../store/images-local.js';
+import { PrismaQuotaLedger } from '../store/quota-ledger.js';
+import { describeConfig, loadConfig, ROLES, type Config, type Role } from './config.js';
+import { startHealthServer } from './http.js';
+import { createImagineService } from './imagine-service.js';
+import { createLogger } from './logger.js';
+import { bullQueueDepths, createMetrics } from './metrics.js';
+import { redisOptions } from './redis.js';
+import { ensureRedis } from './redis-server.js';
+import { startWorker } from './worker.js';
+
+/**
+ * `npm start` (role `all`), or `node --import tsx src/service/main.ts bot|worker`: one code base, three process roles.
+ * Everything a role needs is opened here, in dependency order, and closed in reverse on SIGTERM / SIGINT.
+ */
+export async function startService(role: Role, env: NodeJS.ProcessEnv = process.env): Promise<{ stop(): Promise<void> }> {
+  const config = loadConfig(env, role);
+  const logger = createLogger(config);
+  logger.info({ config: describeConfig(config) }, `starting imagine-bot (${role})`);
+  const closers: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const close of closers.reverse()) await close().catch((error) => logger.error({ err: error }, 'error while stopping'));
+  };
+
+  try {
+    if (config.imageStore.kind !== 'local') {
+      throw new Error('The S3 image store is not available yet: unset the S3_* variables to keep images under IMAGE_DIR.');
+    }
+    if (role !== 'all' && config.database.kind === 'pglite') {
+      throw new Error(`The ${role} role needs DATABASE_URL (PostgreSQL): the embedded database opens in one process only. Run the all-in-one role (npm start) to use it.`);
+    }
+    // The all-in-one role may start a private Redis when the default one is not there; an explicit REDIS_URL must answer.
+    const redis = await ensureRedis({ url: config.redisUrl, mayStartPrivate: role === 'all' && !env.REDIS_URL, dataDir: config.dataDir });
+    closers.push(redis.stop);
+    const redisUrl = redis.url;
+
+    const database = await openDatabase(config.database.kind === 'postgres' ? { url: config.database.url } : { dataDir: config.database.dir });
+    closers.push(database.close);
+    const images = createLocalImageStore(config.imageStore.dir);
+    const ledger = new PrismaQuotaLedger(database.prisma, { defaultPolicy: defaultQuotaPolicy(config.quota) });
+    const history = createGenerationHistory(database.prisma);
+    const description = await describeModelFolder(config.modelDir);
+    // A read-only handle on the model's queue: its depth for /metrics and KEDA-style watchers, and the dashboard.
+    const modelQueue = new Queue(queueNameForModel(description.name), {
+      connection: redisOptions(redisUrl, 'worker') as ConnectionOptions,
+      prefix: config.queuePrefix,
+    });
+    modelQueue.on('error', () => {});
+    closers.push(() => modelQueue.close());
+    const metrics = createMetrics({ processMetrics: true, queueDepths: bullQueueDepths([modelQueue]) });
+
+    const ping = new Redis(redisOptions(redisUrl, 'producer'));
+    ping.on('error', () => {});
+    closers.push(async () => ping.disconnect());
+    const readiness: Record<string, () => Promise<unknown>> = {
+      redis: () => ping.ping(),
+      database: () => database.prisma.$queryRaw`SELECT 1`,
+    };
+
+    if (role !== 'bot') {
+      const loadStartedMs = performance.now();
+      const model = await loadModelFolder(config.modelDir, { executionProviders: config.ortProviders, intraOpNumThreads: config.ortThreads });
+      metrics.modelLoadTime.set({ model: model.name, provider: config.ortProviders.join(',') }, (performance.now() - loadStartedMs) / 1000);
+      closers.push(model.release);
+      const worker = await startWorker({
+        redisUrl,
+        prefix: config.queuePrefix,
+        engine: createImageEngine(model),
+        ledger,
+        history,
+        images,
+        concurrency: config.workerConcurrency,
+        previewIntervalMs: config.previewIntervalMs,
+        shutdownDeadlineMs: config.workerShutdownDeadlineMs,
+        logger,
+        metrics,
+      });
+      closers.push(worker.stop);
+      readiness.model = async () => true;
+      logger.info({ queue: worker.queueName, model: model.name }, 'worker taking jobs');
+    }
+
+    let webUrl: string | undefined;
+    if (role !== 'worker') {
+      const queue = createGenerationQueue({ redisUrl, prefix: config.queuePrefix, ledger, history, caps: config.jobCaps });
+      closers.push(queue.close);
+      const service = createImagineService({
+        prisma: database.prisma,
+        ledger,
+        history,
+        queue,
+        images,
+        redisUrl,
+        queuePrefix: config.queuePrefix,
+        models: [description.name],
+      });
+      closers.push(service.close);
+      const chatConfig = chatConfigFor(config, description);
+      const onError = (error: unknown, context: string) => logger.error({ err: error, context }, 'chat adapter error');
+
+      const web = await startWebChat({ service, config: chatConfig, port: config.webPort, onError });
+      closers.push(web.close);
+      webUrl = web.url;
+      if (config.discord) {
+        const discord = await startDiscordBot({ token: config.discord.token, service, config: chatConfig, onError });
+        closers.push(discord.stop);
+      }
+      if (config.slack) {
+        const connection = config.slack.appToken
+          ? ({ mode: 'socket', appToken: config.slack.appToken } as const)
+          : ({ mode: 'http', signingSecret: config.slack.signingSecret!, port: config.webPort + 1 } as const);
+        const slack = await startSlackBot({ botToken: config.slack.botToken, connection, service, config: chatConfig, onError });
+        closers.push(slack.stop);
+      }
+    }
+
+    const health = await startHealthServer({
+      port: config.httpPort,
+      host: role === 'all' ? '127.0.0.1' : '0.0.0.0',
+      readiness,
+      metrics,
+      dashboard: config.admin ? { admin: config.admin, queues: [modelQueue] } : undefined,
+      logger,
+    });
+    closers.push(health.close);
+
+    logger.info({ webUrl, healthUrl: health.url }, 'ready');
+    if (webUrl) process.stdout.write(`\nimagine-bot is running: open ${webUrl} and type /imagine a red apple\n\n`);
+    return { stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** The chat side's view of a model folder: the limits its requests are validated against. */
+function chatConfigFor(config: Config, model: ModelDescription): ChatConfig {
+  const limits: ModelLimits = {
+    name: model.name,
+    baseWidth: model.defaultSize[0],
+    baseHeight: model.defaultSize[1],
+    sizeMultiple: model.sizeMultiple,
+    maxSide: model.maxSidePx,
+    defaultSteps: model.defaultSteps,
+    maxSteps: 150,
+    defaultGuidance: model.defaultGuidance,
+    defaultSampler: model.defaultSampler,
+  };
+  return {
+    models: [limits],
+    defaultModel: model.name,
+    maxBatch: 4,
+    defaultBatch: 4,
+    admins: config.chatAdmins,
+  };
+}
+
+function roleFrom(argument: string | undefined): Role {
+  const role = argument ?? process.env.ROLE ?? 'all';
+  if (!(ROLES as readonly string[]).includes(role)) {
+    throw new Error(`Unknown role '${role}': use one of ${ROLES.join(', ')} (as the first argument or ROLE).`);
+  }
+  return role as Role;
+}
+
+/** Runs a role until SIGTERM / SIGINT, which stop it gracefully; a start-up failure is one clear line and exit 1. */
+export function runMain(argument: string | undefined): void {
+  startService(roleFrom(argument)).then(
+    (service) => {
+      let stopping = false;
+      const shutdown = async (signal: NodeJS.Signals) => {
+        if (stopping) return;
+        stopping = true;
+        process.stderr.write(`${signal}: stopping (finishing the running job first)\n`);
+        await service.stop();
+        process.exit(0);
+      };
+      process.once('SIGTERM', (signal) => void shutdown(signal));
+      process.once('SIGINT', (signal) => void shutdown(signal));
+    },
+    (error: unknown) => {
+      process.stderr.write(`${isImagineError(error) ? error.userMessage : error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) runMain(process.argv[2]);
