@@ -1,5 +1,5 @@
-import { REACTION_ACTIONS, type ResultActionName } from '../../core/chat/result-actions.js';
-import type { ChatView } from '../../core/chat/views.js';
+import { REACTION_ACTIONS, parseActionId, type ResultActionName } from '../../core/chat/result-actions.js';
+import type { ActionButton, ChatView } from '../../core/chat/views.js';
 import type { WebImage, WebMessage, WebReaction } from './protocol.js';
 
 const ACTION_LABELS: Record<ResultActionName, string> = {
@@ -19,6 +19,10 @@ function reactionOf(emoji: string): WebReaction {
   return { emoji, label: entry ? ACTION_LABELS[entry.action] : emoji };
 }
 
+// There are no DMs on the web: the parameters appear in the user's own conversation, and the button says so.
+const webButton = (button: ActionButton): ActionButton =>
+  parseActionId(button.customId)?.action === 'dm' ? { ...button, label: ACTION_LABELS.dm } : button;
+
 export function renderWebMessage(id: string, author: WebMessage['author'], view: ChatView, sentAt = new Date()): WebMessage {
   const images: WebImage[] = view.images.map((image) => ({ key: image.key, fileName: image.fileName, url: imageUrl(image.key) }));
   return {
@@ -26,7 +30,7 @@ export function renderWebMessage(id: string, author: WebMessage['author'], view:
     author,
     text: view.text,
     images,
-    buttonRows: view.buttonRows,
+    buttonRows: view.buttonRows.map((row) => row.map(webButton)),
     reactions: view.reactions.map(reactionOf),
     ephemeral: view.ephemeral,
     sentAt: sentAt.toISOString(),

@@ -198,7 +198,7 @@ describe('web chat live updates', () => {
     expect(result.buttonRows.map((row) => row.map((button) => button.label))).toEqual([
       ['U1', 'U2', 'U3', 'U4'],
       ['V1', 'V2', 'V3', 'V4'],
-      ['Reroll', 'DM me the parameters', 'Delete'],
+      ['Reroll', 'Show me the parameters', 'Delete'],
     ]);
     expect(result.reactions).toEqual([
       { emoji: '🔄', label: 'Reroll' },

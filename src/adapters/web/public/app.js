@@ -21,6 +21,7 @@ function localUserId() {
 }
 
 const userId = localUserId();
+document.getElementById('who').textContent = `you are ${userId}`;
 let socket;
 let reconnectDelayMs = 500;
 
@@ -47,14 +48,22 @@ function element(tag, className, text) {
 
 /** Keeps the same <img> elements when only their source changes, so a forming preview updates in place. */
 function drawImages(container, images) {
-  const existing = Array.from(container.querySelectorAll('img'));
-  if (existing.length !== images.length) {
-    container.replaceChildren(...images.map(() => element('img')));
+  if (container.children.length !== images.length) {
+    container.replaceChildren(
+      ...images.map(() => {
+        const link = element('a');
+        link.target = '_blank';
+        link.rel = 'noopener';
+        link.append(element('img'));
+        return link;
+      }),
+    );
   }
-  const imgs = container.querySelectorAll('img');
   images.forEach((image, index) => {
-    const img = imgs[index];
+    const link = container.children[index];
+    const img = link.querySelector('img');
     if (img.getAttribute('src') !== image.url) img.setAttribute('src', image.url);
+    link.href = image.url;
     img.alt = image.fileName.startsWith('preview') ? 'Preview of the image being made' : `Generated image ${image.fileName}`;
   });
   container.hidden = images.length === 0;
