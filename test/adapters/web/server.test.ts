@@ -14,6 +14,17 @@ const PNG_BYTES = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
 /** The service, recording which image keys the chat read. */
 class ImageReadingService extends RecordingImagineService {
   readonly imageReads: string[] = [];
+  /** When set, submit reports step 1 at once and answers only after this resolves (a fast worker beating the answer). */
+  holdSubmitUntil?: Promise<void>;
+
+  override async submit(request: GenerationRequest) {
+    const placement = await super.submit(request);
+    if (this.holdSubmitUntil) {
+      this.emit({ type: 'progress', generationId: request.generationId, platform: 'web', replyTarget: request.replyTarget, step: 1, totalSteps: 30 });
+      await this.holdSubmitUntil;
+    }
+    return placement;
+  }
 
   override async readImage(key: string): Promise<Buffer> {
     this.imageReads.push(key);
@@ -205,6 +216,29 @@ describe('web chat live updates', () => {
       { emoji: '✉️', label: 'Show me the parameters' },
       { emoji: '❌', label: 'Delete' },
     ]);
+  });
+
+  it('keeps the step a fast worker reported over the queue position that arrives after it', async () => {
+    const client = await connect();
+    let release!: () => void;
+    service.holdSubmitUntil = new Promise((resolve) => (release = resolve));
+    const submitted = service.nextSubmit();
+    client.send({ type: 'command', text: '/imagine a fox' });
+    const { messageId } = decodeReplyTarget((await submitted).replyTarget)!;
+    await waitFor(() => client.message(messageId)?.text.endsWith('step 1/30'));
+    release();
+    client.send({ type: 'command', text: '/quota' });
+    await client.waitForMessage((message) => message.text.startsWith('You have'));
+    expect(client.message(messageId)!.text).toBe('🎨 “a fox” — step 1/30');
+  });
+
+  it('shows a failure in the generation message', async () => {
+    const client = await connect();
+    const { request, messageId } = await imagine(client, '/imagine a fox');
+    service.records.get(request.generationId)!.status = 'failed';
+    service.emit({ type: 'failed', generationId: request.generationId, platform: 'web', replyTarget: request.replyTarget, userMessage: 'The model ran out of memory', refunded: true });
+    await waitFor(() => client.message(messageId)!.text.startsWith('⚠️'));
+    expect(client.message(messageId)!.text).toBe('⚠️ “a fox” failed: The model ran out of memory. Your quota was refunded.');
   });
 
   it('never lets a late progress event overwrite the result', async () => {
