@@ -57,13 +57,15 @@ describe.each(TEST_BACKENDS)('admin changes on %s', (_backend, open) => {
     expect(await userSettings(database.prisma, identity)).toEqual({ model: 'tiny-sd', mode: 'relax' });
   });
 
-  it("counts today's finished generations and active users in a workspace", async () => {
+  it("counts a workspace's generations in flight, today's finished ones and its active users", async () => {
     const history = createGenerationHistory(database.prisma);
     const [first, second, third] = [request('T-admin-4', 'U-a'), request('T-admin-4', 'U-a'), request('T-admin-4', 'U-b')];
     for (const input of [first, second, third]) await history.recordQueued(input);
     await history.markSucceeded({ generationId: first.generationId, imageKeys: [], seeds: [1], timingsMs: {} });
     await history.markFailed(second.generationId, 'failed', 'out of memory');
     expect(await workspaceUsageToday(database.prisma, { platform: 'slack', workspaceId: 'T-admin-4' })).toEqual({
+      queued: 1,
+      running: 0,
       succeededToday: 1,
       failedToday: 1,
       activeUsersToday: 2,
