@@ -8,6 +8,7 @@ import { launchChromium, type LaunchedChromium } from '../../support/chromium.js
 import { RecordingImagineService, TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
 
 const SCREENSHOT_PATH = 'docs/screenshots/web-chat.png';
+const SCREENSHOT_USER_ID = 'web-0123456789abcdef0123456789abcdef';
 
 /** A small painted fox, so the screenshot shows what a person would see rather than placeholder bytes. */
 function foxSvg(sizePx: number, skyHue: number, offsetX: number): Buffer {
@@ -62,18 +63,32 @@ const loadedWidth = (image: Locator) =>
     return element.complete ? element.naturalWidth : 0;
   });
 
+/** The page's localStorage, typed by hand for the same reason; the callbacks run in the page, so the cast is inside. */
+type PageGlobals = { localStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void } };
+
 const botMessages = () => page.locator('li.message.bot');
 
 describe('the web chat in Chromium', () => {
-  it('runs /imagine from the chat box through preview, grid, U1 and the upscale, and shows it all again after a reload', async () => {
+  it('keeps the local user id it makes, runs /imagine from the chat box through preview, grid, U1 and the upscale, and shows it all again after a reload', async () => {
     await page.goto(chat.url);
+    await page.locator('#status[data-state="open"]').waitFor();
+    const generatedUserId = await page.evaluate(() => (globalThis as unknown as PageGlobals).localStorage.getItem('imagine-bot.userId'));
+    expect(generatedUserId).toMatch(/^web-[0-9a-f]{32}$/);
+    await page.getByText(`you are ${generatedUserId}`).waitFor();
+    // A fixed id (and seed) keep the committed screenshot the same from run to run.
+    await page.evaluate((userId) => (globalThis as unknown as PageGlobals).localStorage.setItem('imagine-bot.userId', userId), SCREENSHOT_USER_ID);
+    await page.reload();
     await page.locator('#status[data-state="open"]').waitFor();
 
     const submitted = service.nextSubmit();
-    await page.getByLabel('Message').fill('/imagine a red fox');
+    await page.getByLabel('Message').fill('/imagine a red fox --seed 1234');
     await page.getByLabel('Message').press('Enter');
     const request = await submitted;
-    expect(request).toMatchObject({ kind: 'imagine', params: { prompt: 'a red fox', batch: 4 }, requester: { platform: 'web', workspaceId: 'local' } });
+    expect(request).toMatchObject({
+      kind: 'imagine',
+      params: { prompt: 'a red fox', seed: 1234, batch: 4 },
+      requester: { platform: 'web', workspaceId: 'local', userId: SCREENSHOT_USER_ID, isAdmin: false },
+    });
     const { messageId } = decodeReplyTarget(request.replyTarget)!;
     const generationMessage = page.locator(`#m-${messageId}`);
     await generationMessage.getByText('“a red fox” — position 2 in the queue').waitFor();
@@ -109,6 +124,7 @@ describe('the web chat in Chromium', () => {
     await upscaleMessage.getByRole('button', { name: 'Upscale', exact: true }).waitFor();
     await expect.poll(() => loadedWidth(upscaleMessage.getByRole('img'))).toBe(512);
 
+    await page.mouse.move(0, 0);
     await mkdir('docs/screenshots', { recursive: true });
     await page.screenshot({ path: SCREENSHOT_PATH });
 
