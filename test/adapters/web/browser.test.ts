@@ -47,9 +47,7 @@ let page: Page;
 beforeAll(async () => {
   service = new RecordingImagineService();
   chat = await startWebChat({ service, config: TEST_CHAT_CONFIG, port: 0 });
-  browser = await launchChromium({ width: 1100, height: 1400 });
-  page = await browser.context.newPage();
-}, 60_000);
+});
 
 afterAll(async () => {
   await browser?.close();
@@ -70,6 +68,9 @@ const botMessages = () => page.locator('li.message.bot');
 
 describe('the web chat in Chromium', () => {
   it('keeps the local user id it makes, runs /imagine from the chat box through preview, grid, U1 and the upscale, and shows it all again after a reload', async () => {
+    // Launched inside the test, so a machine without Chromium reports this test failed, not skipped.
+    browser = await launchChromium({ width: 1100, height: 1400 });
+    page = await browser.context.newPage();
     await page.goto(chat.url);
     await page.locator('#status[data-state="open"]').waitFor();
     const generatedUserId = await page.evaluate(() => (globalThis as unknown as PageGlobals).localStorage.getItem('imagine-bot.userId'));
