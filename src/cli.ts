@@ -1,9 +1,12 @@
 import { isImagineError } from './core/errors.js';
 import { generateCommand } from './cli/generate.js';
+import { registerCommand, slackManifestCommand } from './cli/register.js';
 
 /** `npm run cli -- <command> …`: one entry point, one module per command. */
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   generate: generateCommand,
+  register: registerCommand,
+  'slack-manifest': slackManifestCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
