@@ -1,0 +1,174 @@
+"""Export the trained networks to models/default/ in the Hugging Face Optimum ONNX layout.
+
+    /usr/bin/python3 export.py [--work work] [--out ../default] [--guidance 5]
+
+Reads work/vae.pt, work/latents.pt, work/unet.pt (EMA weights) and, when present, work/upscaler.pt. Every graph has
+a dynamic batch dimension; the U-Net also takes any latent size that is a multiple of 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+
+from clip_bpe import write_tokenizer_json, write_vocab_merges
+from nets import KLAutoencoder, TextEncoder, UNet, Upscaler
+from train_unet import TRAIN_STEPS
+from train_vae import load_images
+
+OPSET = 14
+
+
+class TextEncoderExport(torch.nn.Module):
+    def __init__(self, encoder: TextEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor):
+        return self.encoder(input_ids)
+
+
+class VaeEncoderExport(torch.nn.Module):
+    def __init__(self, vae: KLAutoencoder):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, sample: torch.Tensor) -> torch.Tensor:
+        # The posterior mean: img2img stays deterministic for a given seed, and the KL term kept the variance tiny.
+        return self.vae.encode(sample)[0]
+
+
+class VaeDecoderExport(torch.nn.Module):
+    def __init__(self, vae: KLAutoencoder):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, latent_sample: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(latent_sample)
+
+
+def write_json(path: str, value: object) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as file:
+        json.dump(value, file, indent=2)
+        file.write("\n")
+
+
+def export(module: torch.nn.Module, args: tuple, path: str, inputs: list[str], outputs: list[str], axes: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    module.eval()
+    torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=axes,
+                      opset_version=OPSET, do_constant_folding=True)
+
+
+def fit_latent_rgb(vae_latents: torch.Tensor, images: torch.Tensor, scaling_factor: float) -> dict:
+    """Least squares from UNet-space latents to the real images box-averaged to latent size (RGB in [-1, 1])."""
+    factor = images.shape[-1] // vae_latents.shape[-1]
+    targets = F.avg_pool2d(images, factor).permute(0, 2, 3, 1).reshape(-1, 3).double()
+    inputs = (vae_latents * scaling_factor).permute(0, 2, 3, 1).reshape(-1, vae_latents.shape[1]).double()
+    design = torch.cat([inputs, torch.ones(len(inputs), 1, dtype=torch.float64)], dim=1)
+    solution = torch.linalg.lstsq(design, targets).solution
+    residual = (design @ solution - targets).abs().mean().item()
+    return {"matrix": [[round(v, 5) for v in row] for row in solution[:-1].tolist()],
+            "bias": [round(v, 5) for v in solution[-1].tolist()], "mean_abs_error": residual}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", default="work")
+    parser.add_argument("--out", default="../default")
+    parser.add_argument("--guidance", type=float, default=5.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    out = args.out
+
+    vae = KLAutoencoder()
+    vae.load_state_dict(torch.load(f"{args.work}/vae.pt"))
+    vae.eval()
+    latents = torch.load(f"{args.work}/latents.pt")
+    saved = torch.load(f"{args.work}/unet.pt")
+    vocab, merges, max_length = saved["vocab"], [tuple(m) for m in saved["merges"]], saved["max_length"]
+    scaling_factor = saved["scaling_factor"]
+    text_encoder = TextEncoder(len(vocab), max_length, saved["text_width"], saved["text_layers"])
+    text_encoder.load_state_dict(saved["ema_text_encoder"])
+    unet = UNet(saved["text_width"], tuple(saved["unet_channels"]), attention_levels=tuple(saved["attention_levels"]))
+    unet.load_state_dict(saved["ema_unet"])
+    text_encoder.eval(), unet.eval()
+
+    write_vocab_merges(f"{out}/tokenizer", vocab, merges, max_length=max_length)
+    write_tokenizer_json(f"{out}/tokenizer/tokenizer.json", vocab, merges, max_length=max_length)
+
+    with torch.no_grad():
+        ids = torch.full((2, max_length), len(vocab) - 1, dtype=torch.int64)
+        ids[:, 0] = len(vocab) - 2
+        export(TextEncoderExport(text_encoder), (ids,), f"{out}/text_encoder/model.onnx", ["input_ids"],
+               ["last_hidden_state", "pooler_output"],
+               {"input_ids": {0: "batch", 1: "sequence"}, "last_hidden_state": {0: "batch", 1: "sequence"}, "pooler_output": {0: "batch"}})
+        write_json(f"{out}/text_encoder/config.json", {
+            "architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "vocab_size": len(vocab),
+            "hidden_size": saved["text_width"], "num_hidden_layers": saved["text_layers"], "num_attention_heads": 4,
+            "intermediate_size": 4 * saved["text_width"], "max_position_embeddings": max_length,
+            "bos_token_id": len(vocab) - 2, "eos_token_id": len(vocab) - 1, "pad_token_id": len(vocab) - 1,
+        })
+
+        sample = torch.randn(2, 4, 16, 16)
+        timestep = torch.tensor([999.0, 500.0])
+        context = torch.randn(2, max_length, saved["text_width"])
+        export(unet, (sample, timestep, context), f"{out}/unet/model.onnx", ["sample", "timestep", "encoder_hidden_states"],
+               ["out_sample"], {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
+                                "encoder_hidden_states": {0: "batch", 1: "sequence"}, "out_sample": {0: "batch", 2: "height", 3: "width"}})
+        write_json(f"{out}/unet/config.json", {
+            "_class_name": "UNet2DConditionModel", "sample_size": 16, "in_channels": 4, "out_channels": 4,
+            "block_out_channels": list(saved["unet_channels"]), "cross_attention_dim": saved["text_width"],
+            "attention_head_dim": 4, "layers_per_block": 1,
+        })
+
+        export(VaeEncoderExport(vae), (torch.randn(2, 3, 64, 64),), f"{out}/vae_encoder/model.onnx", ["sample"], ["latent_sample"],
+               {"sample": {0: "batch", 2: "height", 3: "width"}, "latent_sample": {0: "batch", 2: "height", 3: "width"}})
+        export(VaeDecoderExport(vae), (torch.randn(2, 4, 16, 16),), f"{out}/vae_decoder/model.onnx", ["latent_sample"], ["sample"],
+               {"latent_sample": {0: "batch", 2: "height", 3: "width"}, "sample": {0: "batch", 2: "height", 3: "width"}})
+        vae_config = {
+            "_class_name": "AutoencoderKL", "in_channels": 3, "out_channels": 3, "latent_channels": 4, "sample_size": 64,
+            "block_out_channels": list(KLAutoencoder.block_out_channels), "scaling_factor": scaling_factor,
+        }
+        write_json(f"{out}/vae_encoder/config.json", vae_config)
+        write_json(f"{out}/vae_decoder/config.json", vae_config)
+
+        if os.path.exists(f"{args.work}/upscaler.pt"):
+            upscaler = Upscaler()
+            upscaler.load_state_dict(torch.load(f"{args.work}/upscaler.pt"))
+            export(upscaler, (torch.rand(1, 3, 16, 16),), f"{out}/upscaler/model.onnx", ["input"], ["output"],
+                   {"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "height", 3: "width"}})
+
+    write_json(f"{out}/scheduler/scheduler_config.json", {
+        "_class_name": "DDIMScheduler", "num_train_timesteps": TRAIN_STEPS, "beta_start": 0.00085, "beta_end": 0.012,
+        "beta_schedule": "scaled_linear", "prediction_type": "v_prediction", "rescale_betas_zero_snr": True,
+        "timestep_spacing": "trailing", "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 0,
+        "thresholding": False,
+    })
+    write_json(f"{out}/model_index.json", {
+        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0",
+        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"], "vae_decoder": ["diffusers", "AutoencoderKL"],
+        "vae_encoder": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"],
+        "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False,
+    })
+    images = load_images(args.work)
+    latent_rgb = fit_latent_rgb(latents["mean"], images, scaling_factor)
+    write_json(f"{out}/imagine.json", {
+        "name": "imagine-emoji-64",
+        "latentRgb": {"matrix": latent_rgb["matrix"], "bias": latent_rgb["bias"]},
+        "sizes": [[64, 64]], "defaultSize": [64, 64], "defaultSteps": 20, "defaultSampler": "ddim",
+        "defaultGuidance": args.guidance,
+    })
+    total_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+    print(json.dumps({"step": saved["step"], "trained_minutes": round(saved["elapsed_s"] / 60, 1),
+                      "latent_rgb_mean_abs_error": round(latent_rgb["mean_abs_error"], 4), "total_mb": round(total_bytes / 1e6, 2)}))
+
+
+if __name__ == "__main__":
+    main()
