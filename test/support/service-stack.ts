@@ -1,0 +1,131 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue, type ConnectionOptions } from 'bullmq';
+import type { ChatConfig } from '../../src/core/chat/chat-config.js';
+import { defaultQuotaPolicy } from '../../src/core/quota.js';
+import { createImageEngine } from '../../src/engine/image-engine.js';
+import { describeModelFolder, loadModelFolder } from '../../src/engine/model-folder.js';
+import { queueNameForModel } from '../../src/queue/job.js';
+import type { JobCaps } from '../../src/queue/claims.js';
+import { createGenerationQueue } from '../../src/queue/producer.js';
+import { createImagineService, type RunningImagineService } from '../../src/service/imagine-service.js';
+import { redisOptions } from '../../src/service/redis.js';
+import { startWorker } from '../../src/service/worker.js';
+import { openDatabase, type Database } from '../../src/store/database.js';
+import { createGenerationHistory } from '../../src/store/generations.js';
+import { createLocalImageStore } from '../../src/store/images-local.js';
+import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
+import { deletePrefix, sharedRedisUrl, testPrefix } from './redis.js';
+
+export const TINY_SD_DIR = 'test/fixtures/models/tiny-sd';
+/** A whole generation on a slow, shared 2-core machine, model warm-up included. */
+export const GENERATION_TIMEOUT_MS = 90_000;
+
+/** Polls an async probe until it gives a value (the async sibling of waitFor). */
+export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = GENERATION_TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('eventually: condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export interface ServiceStackOptions {
+  /** The default allowance in ledger units per day; null is unlimited (the default). */
+  quotaUnitsPerPeriod?: number | null;
+  adminUserIds?: string[];
+  discordAdminRoleIds?: string[];
+  jobCaps?: Partial<JobCaps>;
+  previewIntervalMs?: number;
+  /** Names the Redis prefix, so leftovers of a crashed run say which test made them. */
+  name?: string;
+}
+
+export interface ServiceStack {
+  service: RunningImagineService;
+  chatConfig: ChatConfig;
+  database: Database;
+  ledger: PrismaQuotaLedger;
+  /** A read-only handle on the model's BullMQ queue, to count what was queued. */
+  modelQueue: Queue;
+  redisUrl: string;
+  prefix: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The all-in-one process's wiring (src/service/main.ts) for one test file: real Redis under a fresh prefix, an in-memory
+ * PGlite, a local image store in a temp dir, the real worker running the tiny-sd fixture model, the real queue and the
+ * real ImagineService. Chat adapters are left to the test, which points them at protocol fakes.
+ */
+export async function startServiceStack(options: ServiceStackOptions = {}): Promise<ServiceStack> {
+  const closers: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const close of closers.reverse()) await close().catch(() => {});
+  };
+  try {
+    const redisUrl = await sharedRedisUrl();
+    const prefix = testPrefix(options.name ?? 'stack');
+    closers.push(() => deletePrefix(redisUrl, prefix));
+    const imageDir = await mkdtemp(join(tmpdir(), 'imagine-stack-'));
+    closers.push(() => rm(imageDir, { recursive: true, force: true }));
+
+    const database = await openDatabase({ dataDir: 'memory://' });
+    closers.push(database.close);
+    const images = createLocalImageStore(imageDir);
+    const ledger = new PrismaQuotaLedger(database.prisma, {
+      defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: options.quotaUnitsPerPeriod ?? null, period: 'day' }),
+    });
+    const history = createGenerationHistory(database.prisma);
+    const description = await describeModelFolder(TINY_SD_DIR);
+    const modelQueue = new Queue(queueNameForModel(description.name), { connection: redisOptions(redisUrl, 'worker') as ConnectionOptions, prefix });
+    modelQueue.on('error', () => {});
+    closers.push(() => modelQueue.close());
+
+    const model = await loadModelFolder(TINY_SD_DIR, { intraOpNumThreads: 1 });
+    closers.push(model.release);
+    const worker = await startWorker({
+      redisUrl,
+      prefix,
+      engine: createImageEngine(model),
+      ledger,
+      history,
+      images,
+      previewIntervalMs: options.previewIntervalMs ?? 50,
+      shutdownDeadlineMs: 5_000,
+    });
+    closers.push(worker.stop);
+
+    const queue = createGenerationQueue({ redisUrl, prefix, ledger, history, caps: options.jobCaps });
+    closers.push(queue.close);
+    const service = createImagineService({ prisma: database.prisma, ledger, history, queue, images, redisUrl, queuePrefix: prefix, models: [description.name] });
+    closers.push(service.close);
+
+    const chatConfig: ChatConfig = {
+      models: [
+        {
+          name: description.name,
+          baseWidth: description.defaultSize[0],
+          baseHeight: description.defaultSize[1],
+          sizeMultiple: description.sizeMultiple,
+          maxSide: description.maxSidePx,
+          defaultSteps: description.defaultSteps,
+          maxSteps: 150,
+          defaultGuidance: description.defaultGuidance,
+          defaultSampler: description.defaultSampler,
+        },
+      ],
+      defaultModel: description.name,
+      maxBatch: 4,
+      defaultBatch: 4,
+      admins: { userIds: options.adminUserIds ?? [], discordRoleIds: options.discordAdminRoleIds ?? [] },
+    };
+    return { service, chatConfig, database, ledger, modelQueue, redisUrl, prefix, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
