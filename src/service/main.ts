@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import type { ChatConfig, ModelLimits } from '../core/chat/chat-config.js';
 import { isImagineError } from '../core/errors.js';
 import { defaultQuotaPolicy } from '../core/quota.js';
+import { withSafety } from '../core/safety.js';
 import { startDiscordBot } from '../adapters/discord/bot.js';
 import { startSlackBot } from '../adapters/slack/bot.js';
 import { startWebChat } from '../adapters/web/server.js';
@@ -19,6 +20,7 @@ import { describeConfig, loadConfig, ROLES, type Config, type Role } from './con
 import { startHealthServer } from './http.js';
 import { createImagineService } from './imagine-service.js';
 import { createLogger } from './logger.js';
+import { createRedisRateLimiter } from './rate-limit.js';
 import { bullQueueDepths, createMetrics } from './metrics.js';
 import { redisOptions } from './redis.js';
 import { ensureRedis } from './redis-server.js';
@@ -99,7 +101,12 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
     if (role !== 'worker') {
       const queue = createGenerationQueue({ redisUrl, prefix: config.queuePrefix, ledger, history, caps: config.jobCaps });
       closers.push(queue.close);
-      const service = createImagineService({
+      const limits = new Redis(redisOptions(redisUrl, 'producer'));
+      limits.on('error', () => {});
+      closers.push(async () => limits.disconnect());
+      const rateLimiter = (scope: string, commandsPerMinute: number) =>
+        createRedisRateLimiter({ redis: limits, keyPrefix: `${config.queuePrefix}:rate-${scope}`, commandsPerMinute });
+      const service = withSafety(createImagineService({
         prisma: database.prisma,
         ledger,
         history,
@@ -108,6 +115,10 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         redisUrl,
         queuePrefix: config.queuePrefix,
         models: [description.name],
+      }), {
+        blocklist: config.promptBlocklist,
+        perUser: rateLimiter('user', config.rateLimits.userPerMinute),
+        perWorkspace: rateLimiter('workspace', config.rateLimits.workspacePerMinute),
       });
       closers.push(service.close);
       const chatConfig = chatConfigFor(config, description);
