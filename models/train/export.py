@@ -12,8 +12,11 @@ import argparse
 import json
 import os
 
+import numpy as np
+import onnx
 import torch
 import torch.nn.functional as F
+from onnx import TensorProto, helper, numpy_helper
 
 from clip_bpe import write_tokenizer_json, write_vocab_merges
 from nets import KLAutoencoder, TextEncoder, UNet, Upscaler
@@ -63,6 +66,28 @@ def export(module: torch.nn.Module, args: tuple, path: str, inputs: list[str], o
     module.eval()
     torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=axes,
                       opset_version=OPSET, do_constant_folding=True)
+
+
+def store_weights_as_float16(path: str, min_elements: int = 1024) -> None:
+    """Halve a graph's file size without changing its interface or its arithmetic: each large float32 weight is stored
+    as float16 and cast back to float32 where it is read (ORT folds the casts once at load)."""
+    model = onnx.load(path)
+    graph = model.graph
+    kept, casts = [], []
+    for initializer in graph.initializer:
+        if initializer.data_type != TensorProto.FLOAT or np.prod(initializer.dims) < min_elements:
+            kept.append(initializer)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(initializer).astype(np.float16), f"{initializer.name}_fp16")
+        kept.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [initializer.name], to=TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
 
 
 def fit_latent_rgb(vae_latents: torch.Tensor, images: torch.Tensor, scaling_factor: float) -> dict:
@@ -121,6 +146,8 @@ def main() -> None:
         export(unet, (sample, timestep, context), f"{out}/unet/model.onnx", ["sample", "timestep", "encoder_hidden_states"],
                ["out_sample"], {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
                                 "encoder_hidden_states": {0: "batch", 1: "sequence"}, "out_sample": {0: "batch", 2: "height", 3: "width"}})
+        # The U-Net is most of the bytes; float16 storage keeps the whole folder under the 25 MB the repo allows.
+        store_weights_as_float16(f"{out}/unet/model.onnx")
         write_json(f"{out}/unet/config.json", {
             "_class_name": "UNet2DConditionModel", "sample_size": 16, "in_channels": 4, "out_channels": 4,
             "block_out_channels": list(saved["unet_channels"]), "cross_attention_dim": saved["text_width"],
