@@ -1,0 +1,227 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import type { GenerationRequest } from '../../src/core/generation.js';
+import { defaultQuotaPolicy } from '../../src/core/quota.js';
+import { createGenerationQueue, type GenerationQueue } from '../../src/queue/producer.js';
+import { createGenerationHistory, findGeneration } from '../../src/store/generations.js';
+import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
+import { openTestPostgres, type TestDatabase } from '../support/postgres.js';
+import { deletePrefix, freePort, startPrivateRedis, testPrefix, type PrivateRedis } from '../support/redis.js';
+import { eventually, TINY_SD_DIR } from '../support/service-stack.js';
+
+/**
+ * Each process role as an operator runs it: `node --import tsx src/service/main.ts <role>` in a child process, with
+ * only the environment the test gives it, against a Redis the test owns and PostgreSQL.
+ */
+
+// Start-up compiles TypeScript and loads the model on a shared 2-core machine: generous, and only an upper bound.
+const START_TIMEOUT_MS = 120_000;
+const EXIT_TIMEOUT_MS = 120_000;
+
+interface RoleProcess {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+function runRole(role: string, env: Record<string, string>): RoleProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/service/main.ts', role], {
+    // Nothing from the test runner's environment leaks in (no REDIS_URL, DATABASE_URL or tokens of the developer's).
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+async function runToExit(role: string, env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const run = runRole(role, env);
+  const code = await within(run.exited, EXIT_TIMEOUT_MS, () => run.child.kill('SIGKILL'));
+  return { code, output: run.output() };
+}
+
+async function within<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new Error(`no result within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function statusOf(url: string): Promise<number | undefined> {
+  try {
+    return (await fetch(url, { signal: AbortSignal.timeout(5_000) })).status;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Prometheus text exposition format 0.0.4: `# HELP` / `# TYPE` comments and `name{labels} value` samples. */
+function parsePrometheus(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (\S+)(?: -?\d+)?$/.exec(line);
+    if (!match) throw new Error(`not a Prometheus sample line: ${line}`);
+    const value = match[2] === '+Inf' ? Infinity : match[2] === '-Inf' ? -Infinity : Number(match[2]);
+    if (Number.isNaN(value) && match[2] !== 'NaN') throw new Error(`not a Prometheus value: ${line}`);
+    samples.set(match[1], value);
+  }
+  return samples;
+}
+
+const completedJobs = (samples: Map<string, number>) =>
+  [...samples].filter(([name]) => name.startsWith('imagine_jobs_total{') && name.includes('state="completed"')).reduce((sum, [, value]) => sum + value, 0);
+
+function tinySdRequest(options: { steps: number; size: number; batch: number }): z.input<typeof GenerationRequest> {
+  return {
+    generationId: `gen-${randomUUID()}`,
+    kind: 'imagine',
+    params: { prompt: 'a red apple', width: options.size, height: options.size, steps: options.steps, guidance: 5, sampler: 'euler', seed: 7, batch: options.batch, model: 'tiny-sd' },
+    requester: { platform: 'web', workspaceId: 'local', userId: 'roles-test-user' },
+    mode: 'fast',
+    replyTarget: 'roles-test',
+  };
+}
+
+describe('the worker role as a child process (own Redis, PostgreSQL)', () => {
+  let redis: PrivateRedis;
+  let database: TestDatabase;
+  let queue: GenerationQueue;
+  let dataDir: string;
+  let worker: RoleProcess;
+  let healthUrl: string;
+  const prefix = testPrefix('roles');
+
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    database = await openTestPostgres();
+    dataDir = await mkdtemp(join(tmpdir(), 'imagine-roles-'));
+    const ledger = new PrismaQuotaLedger(database.prisma, { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) });
+    queue = createGenerationQueue({ redisUrl: redis.url, prefix, ledger, history: createGenerationHistory(database.prisma) });
+    const httpPort = await freePort();
+    healthUrl = `http://127.0.0.1:${httpPort}`;
+    worker = runRole('worker', {
+      REDIS_URL: redis.url,
+      DATABASE_URL: database.url!,
+      QUEUE_PREFIX: prefix,
+      MODEL_DIR: TINY_SD_DIR,
+      DATA_DIR: dataDir,
+      HTTP_PORT: String(httpPort),
+      ORT_THREADS: '1',
+      PREVIEW_INTERVAL_MS: '0',
+      WORKER_SHUTDOWN_DEADLINE_MS: '60000',
+    });
+    worker.exited.then((code) => {
+      if (code !== null && code !== 0) process.stderr.write(`worker exited ${code}:\n${worker.output()}\n`);
+    });
+    await eventually(async () => ((await statusOf(`${healthUrl}/readyz`)) === 200 ? true : undefined), START_TIMEOUT_MS);
+  }, START_TIMEOUT_MS + 30_000);
+
+  afterAll(async () => {
+    if (worker && worker.child.exitCode === null && worker.child.signalCode === null) {
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+    }
+    await queue?.close();
+    await deletePrefix(redis.url, prefix).catch(() => {});
+    await redis?.dispose();
+    await database?.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('reports not ready while its Redis is down and ready again once it is back, without a restart', async () => {
+    await redis.stop();
+    await eventually(async () => ((await statusOf(`${healthUrl}/readyz`)) === 503 ? true : undefined), 60_000);
+    const body = (await (await fetch(`${healthUrl}/readyz`)).json()) as { checks: Record<string, { ok: boolean }> };
+    expect(body.checks.redis.ok).toBe(false);
+    expect(body.checks.database.ok).toBe(true);
+
+    await redis.start();
+    await eventually(async () => ((await statusOf(`${healthUrl}/readyz`)) === 200 ? true : undefined), 60_000);
+    expect(worker.child.exitCode).toBeNull();
+  }, 150_000);
+
+  it('serves /metrics as Prometheus text whose completed-jobs counter moves when a job runs', async () => {
+    const before = parsePrometheus(await (await fetch(`${healthUrl}/metrics`)).text());
+    expect(before.has('process_cpu_seconds_total')).toBe(true);
+
+    const receipt = await queue.enqueue(tinySdRequest({ steps: 2, size: 64, batch: 1 }), { units: 1 });
+    await eventually(async () => ((await queue.position(receipt.generationId)).state === 'finished' ? true : undefined), 120_000);
+
+    const after = await eventually(async () => {
+      const samples = parsePrometheus(await (await fetch(`${healthUrl}/metrics`)).text());
+      return completedJobs(samples) >= completedJobs(before) + 1 ? samples : undefined;
+    }, 30_000);
+    expect(completedJobs(after)).toBe(completedJobs(before) + 1);
+  }, 180_000);
+
+  it('drains on SIGTERM: the running job finishes or is handed back, and the process exits 0', async () => {
+    const receipt = await queue.enqueue(tinySdRequest({ steps: 150, size: 128, batch: 4 }), { units: 1 });
+    // 150 steps of four 128×128 images keep the tiny model busy for seconds, so the signal lands mid-job.
+    await eventually(async () => ((await queue.position(receipt.generationId)).state === 'running' ? true : undefined), 120_000);
+    worker.child.kill('SIGTERM');
+    const code = await within(worker.exited, EXIT_TIMEOUT_MS, () => worker.child.kill('SIGKILL'));
+    expect(code).toBe(0);
+    expect(worker.output()).toContain('SIGTERM: stopping');
+
+    // Finished within the deadline, or handed back to the queue for another worker: never lost, never left "running".
+    const after = await queue.position(receipt.generationId);
+    expect(['finished', 'waiting']).toContain(after.state);
+    if (after.state === 'finished') expect((await findGeneration(database.prisma, receipt.generationId))?.status).toBe('succeeded');
+  }, EXIT_TIMEOUT_MS + 150_000);
+});
+
+describe('start-up refusals', () => {
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'imagine-roles-refusals-'));
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('exits 1 naming HTTP_PORT when it is not a number', async () => {
+    const { code, output } = await runToExit('all', { HTTP_PORT: 'abc', DATA_DIR: dataDir, MODEL_DIR: TINY_SD_DIR });
+    expect(code).toBe(1);
+    expect(output).toContain('HTTP_PORT');
+    expect(output).toContain('"abc"');
+  }, EXIT_TIMEOUT_MS + 10_000);
+
+  it('never prints a secret value while refusing a configuration', async () => {
+    const password = `pw${randomUUID().slice(0, 8)}`;
+    const { code, output } = await runToExit('all', { ADMIN_USER: 'ops', ADMIN_PASSWORD: password, DATA_DIR: dataDir, MODEL_DIR: TINY_SD_DIR });
+    expect(code).toBe(1);
+    expect(output).toContain('ADMIN_PASSWORD must be at least 12 characters long (value hidden)');
+    expect(output).not.toContain(password);
+  }, EXIT_TIMEOUT_MS + 10_000);
+
+  it('refuses to start the bot role without a chat token, naming the variable', async () => {
+    const { code, output } = await runToExit('bot', { DATA_DIR: dataDir, MODEL_DIR: TINY_SD_DIR });
+    expect(code).toBe(1);
+    expect(output).toContain('DISCORD_TOKEN');
+    expect(output).toContain('SLACK_BOT_TOKEN');
+  }, EXIT_TIMEOUT_MS + 10_000);
+
+  it('refuses to start the worker role without DATABASE_URL, explaining that the embedded database is single-process', async () => {
+    const { code, output } = await runToExit('worker', { DATA_DIR: dataDir, MODEL_DIR: TINY_SD_DIR });
+    expect(code).toBe(1);
+    expect(output).toContain('The worker role needs DATABASE_URL');
+    expect(output).toContain('embedded database');
+  }, EXIT_TIMEOUT_MS + 10_000);
+});
