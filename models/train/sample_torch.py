@@ -5,6 +5,8 @@
 DDIM (eta 0) over v-predictions with zero-terminal-SNR betas and trailing timestep spacing, classifier-free guidance
 with the empty prompt as the unconditional input. Image k of a batch uses seed + k. Writes one PNG per image and
 prints {"wall_s", "denoise_s", ...} as one JSON line (used by `npm run bench:model` and the ONNX agreement check).
+`--noise FILE` takes the starting latents as raw little-endian float32 [batch,4,16,16] instead of drawing them, so
+the ONNX pipeline and this sampler can start from the very same noise.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="out")
+    parser.add_argument("--noise", help="raw float32 [batch,4,16,16] starting latents")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.time()
@@ -65,7 +68,10 @@ def main() -> None:
         ids = torch.tensor([prompt_ids(args.prompt, vocab, merges, max_length), prompt_ids("", vocab, merges, max_length)])
         cond, uncond = text_encoder(ids)[0]
         context = torch.cat([uncond.expand(args.batch, -1, -1), cond.expand(args.batch, -1, -1)])
-        latents = torch.cat([torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(args.seed + k)) for k in range(args.batch)])
+        if args.noise:
+            latents = torch.from_numpy(np.fromfile(args.noise, dtype="<f4").reshape(args.batch, 4, 16, 16).copy())
+        else:
+            latents = torch.cat([torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(args.seed + k)) for k in range(args.batch)])
         timesteps = trailing_timesteps(args.steps)
         for index, t in enumerate(timesteps):
             v_uncond, v_cond = unet(torch.cat([latents, latents]), torch.full((2 * args.batch,), float(t)), context).chunk(2)
