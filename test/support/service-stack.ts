@@ -16,6 +16,7 @@ import { openDatabase, type Database } from '../../src/store/database.js';
 import { createGenerationHistory } from '../../src/store/generations.js';
 import { createLocalImageStore } from '../../src/store/images-local.js';
 import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
+import { openTestPostgres } from './postgres.js';
 import { deletePrefix, sharedRedisUrl, testPrefix } from './redis.js';
 
 export const TINY_SD_DIR = 'test/fixtures/models/tiny-sd';
@@ -40,6 +41,8 @@ export interface ServiceStackOptions {
   discordAdminRoleIds?: string[];
   jobCaps?: Partial<JobCaps>;
   previewIntervalMs?: number;
+  /** PGlite in memory (the default, as `npm start` has it) or the test PostgreSQL in a schema of its own. */
+  database?: 'pglite' | 'postgres';
   /** Names the Redis prefix, so leftovers of a crashed run say which test made them. */
   name?: string;
 }
@@ -58,7 +61,7 @@ export interface ServiceStack {
 
 /**
  * The all-in-one process's wiring (src/service/main.ts) for one test file: real Redis under a fresh prefix, an in-memory
- * PGlite, a local image store in a temp dir, the real worker running the tiny-sd fixture model, the real queue and the
+ * PGlite (or PostgreSQL), a local image store in a temp dir, the real worker running the tiny-sd fixture model, the real queue and the
  * real ImagineService. Chat adapters are left to the test, which points them at protocol fakes.
  */
 export async function startServiceStack(options: ServiceStackOptions = {}): Promise<ServiceStack> {
@@ -73,7 +76,7 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
     const imageDir = await mkdtemp(join(tmpdir(), 'imagine-stack-'));
     closers.push(() => rm(imageDir, { recursive: true, force: true }));
 
-    const database = await openDatabase({ dataDir: 'memory://' });
+    const database = options.database === 'postgres' ? await openTestPostgres() : await openDatabase({ dataDir: 'memory://' });
     closers.push(database.close);
     const images = createLocalImageStore(imageDir);
     const ledger = new PrismaQuotaLedger(database.prisma, {
