@@ -30,7 +30,8 @@ import { appendBenchmarkRow, machineDescription } from './report.js';
  * worker child processes that are SIGKILLed at random moments and started again, while a private append-only Redis is
  * SIGKILLed and restarted once mid-run. Then counts what every user would have seen: completed, failed with a message,
  * lost (neither), charged twice (more than one commit, or a commit and a refund) and posted twice (more than one
- * terminal event in the events stream). The targets are lost = doubleCharged = doublePosted = 0.
+ * terminal event in the events stream). The targets are lost = doubleCharged = doublePosted = 0. recoveredAfterKill
+ * counts the jobs BullMQ took back from a killed worker, showing the kills landed mid-job.
  * The same file is the worker child (`--worker`), configured by the SOAK_WORKER JSON.
  */
 const { values } = parseArgs({
@@ -249,6 +250,7 @@ async function runSoak(): Promise<void> {
       // The producer fails fast while Redis is down (and refunds): that request was never submitted, so it is tried
       // again under a new id, as a user would.
       for (;;) {
+        if (Date.now() - startedAtMs > deadlineMs) throw new Error(`the queue did not take job ${index} before the deadline`);
         try {
           await queue.enqueue(request, { units: 1 });
           submitted.push(request.generationId);
@@ -301,12 +303,27 @@ async function countOutcomes(options: { redisUrl: string; prefix: string; databa
   const keys = imagineKeys(options.prefix);
   const client = new Redis(options.redisUrl);
   const terminalEvents = new Map<string, QueueEventBody[]>();
+  let recoveredAfterKill = 0;
+  const jobStates = new Map<string, Record<string, string | null>>();
   try {
-    const entries = await client.xrange(keys.events(queueNameForModel(MODEL_NAME)), '-', '+');
+    const queueName = queueNameForModel(MODEL_NAME);
+    const entries = await client.xrange(keys.events(queueName), '-', '+');
     for (const [, fields] of entries) {
       const parsed = QueueEventBody.safeParse(JSON.parse(fields[fields.indexOf('event') + 1] ?? 'null'));
       if (!parsed.success || parsed.data.type === 'progress') continue;
       terminalEvents.set(parsed.data.generationId, [...(terminalEvents.get(parsed.data.generationId) ?? []), parsed.data]);
+    }
+    // BullMQ counts in the job hash ("stc") how often it took a job back from a worker that stopped renewing its lock.
+    for (const generationId of options.submitted) {
+      const [stalledCount, attemptsMade, finishedOn, failedReason] = await client.hmget(
+        `${options.prefix}:${queueName}:${generationId}`,
+        'stc',
+        'atm',
+        'finishedOn',
+        'failedReason',
+      );
+      if (Number(stalledCount ?? 0) > 0) recoveredAfterKill += 1;
+      jobStates.set(generationId, { stalledCount, attemptsMade, finishedOn, failedReason });
     }
   } finally {
     client.disconnect();
@@ -342,6 +359,12 @@ async function countOutcomes(options: { redisUrl: string; prefix: string; databa
       events.some((event) => event.type === 'failed' && event.userMessage.length > 0)
     ) {
       failedWithMessage += 1;
+    } else {
+      // What a lost generation looked like in each store, for whoever has to find out why.
+      const ledger = ledgerRows.find((row) => row.generationId === generationId);
+      process.stderr.write(
+        `lost ${JSON.stringify({ generationId, history: record ?? null, ledger: ledger ?? null, terminalEvents: events, job: jobStates.get(generationId) })}\n`,
+      );
     }
   }
   return {
@@ -351,6 +374,7 @@ async function countOutcomes(options: { redisUrl: string; prefix: string; databa
     lost: options.submitted.length - completed - failedWithMessage,
     doubleCharged: ledgerRows.filter((row) => row.commits > 1 || (row.commits > 0 && row.refunds > 0)).length,
     doublePosted: [...terminalEvents.values()].filter((events) => events.length > 1).length,
+    recoveredAfterKill,
   };
 }
 
