@@ -7,10 +7,11 @@ import { appendBenchmarkRow, machineDescription } from './report.js';
 
 /**
  * `npm run bench:chat -- [--users 50] [--steps 100] [--size 128x128] [--interval-ms 20] [--timeout-s 600]
- *   [--database pglite|postgres] [--json]`
+ *   [--database pglite|postgres] [--worker in-process|child-process] [--json]`
  * Many people using /imagine at once, through the real discord.js bot, the loopback Discord fake and the real stack
  * (queue, one worker on the tiny-sd fixture model, in-memory PGlite as `npm start` has it or the test PostgreSQL,
- * image store) with production intervals for previews and message edits. Each user sends one /imagine; a new one
+ * image store; the worker in the bot's process as `npm start` has it, or the worker role in a child process, which
+ * needs PostgreSQL) with production intervals for previews and message edits. Each user sends one /imagine; a new one
  * arrives every interval-ms. Figures:
  * - ackP50Ms / ackP99Ms: gateway dispatch of the command → the bot's deferral reaching Discord (Discord's limit is 3 s);
  * - firstPreviewP50Ms / firstPreviewP99Ms: dispatch → the first message edit that carries a preview (queue wait included);
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     'interval-ms': { type: 'string', default: '20' },
     'timeout-s': { type: 'string', default: '600' },
     database: { type: 'string', default: 'pglite' },
+    worker: { type: 'string', default: 'in-process' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -39,6 +41,8 @@ const intervalMs = Number(values['interval-ms']);
 const timeoutMs = Number(values['timeout-s']) * 1000;
 if (values.database !== 'pglite' && values.database !== 'postgres') throw new Error('--database is pglite or postgres');
 const database = values.database;
+if (values.worker !== 'in-process' && values.worker !== 'child-process') throw new Error('--worker is in-process or child-process');
+const worker = values.worker;
 
 const EDIT_WINDOW_MS = 5_000;
 const EDITS_PER_WINDOW = 5;
@@ -46,6 +50,7 @@ const EDITS_PER_WINDOW = 5;
 const stack = await startServiceStack({
   name: 'bench-chat',
   database,
+  worker,
   previewIntervalMs: 1_500,
   jobCaps: { perUser: 3, perWorkspace: userCount * 3 },
 });
@@ -162,6 +167,7 @@ const round = (value: number) => Math.round(value * 10) / 10;
 const figures = {
   users: userCount,
   database,
+  worker,
   size,
   steps,
   completed,

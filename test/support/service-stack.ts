@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +19,7 @@ import { createGenerationHistory } from '../../src/store/generations.js';
 import { createLocalImageStore } from '../../src/store/images-local.js';
 import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
 import { openTestPostgres } from './postgres.js';
-import { deletePrefix, sharedRedisUrl, testPrefix } from './redis.js';
+import { deletePrefix, freePort, sharedRedisUrl, testPrefix } from './redis.js';
 
 export const TINY_SD_DIR = 'test/fixtures/models/tiny-sd';
 /** A whole generation on a slow, shared 2-core machine, model warm-up included. */
@@ -43,6 +45,11 @@ export interface ServiceStackOptions {
   previewIntervalMs?: number;
   /** PGlite in memory (the default, as `npm start` has it) or the test PostgreSQL in a schema of its own. */
   database?: 'pglite' | 'postgres';
+  /**
+   * The worker in this process (the default, as `npm start` has it) or in a child process running the worker role of
+   * src/service/main.ts, which needs PostgreSQL.
+   */
+  worker?: 'in-process' | 'child-process';
   /** Names the Redis prefix, so leftovers of a crashed run say which test made them. */
   name?: string;
 }
@@ -88,19 +95,29 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
     modelQueue.on('error', () => {});
     closers.push(() => modelQueue.close());
 
-    const model = await loadModelFolder(TINY_SD_DIR, { intraOpNumThreads: 1 });
-    closers.push(model.release);
-    const worker = await startWorker({
-      redisUrl,
-      prefix,
-      engine: createImageEngine(model),
-      ledger,
-      history,
-      images,
-      previewIntervalMs: options.previewIntervalMs ?? 50,
-      shutdownDeadlineMs: 5_000,
-    });
-    closers.push(worker.stop);
+    const previewIntervalMs = options.previewIntervalMs ?? 50;
+    if (options.worker === 'child-process') {
+      if (!('url' in database) || typeof database.url !== 'string') throw new Error('A worker in a child process needs database: postgres');
+      const worker = await spawnWorkerRole({
+        REDIS_URL: redisUrl,
+        QUEUE_PREFIX: prefix,
+        DATABASE_URL: database.url,
+        IMAGE_DIR: imageDir,
+        MODEL_DIR: TINY_SD_DIR,
+        ORT_THREADS: '1',
+        PREVIEW_INTERVAL_MS: String(previewIntervalMs),
+        QUOTA_UNITS_PER_PERIOD: String(options.quotaUnitsPerPeriod ?? 'unlimited'),
+        HTTP_PORT: String(await freePort()),
+        WORKER_SHUTDOWN_DEADLINE_MS: '5000',
+        LOG_LEVEL: 'warn',
+      });
+      closers.push(worker.stop);
+    } else {
+      const model = await loadModelFolder(TINY_SD_DIR, { intraOpNumThreads: 1 });
+      closers.push(model.release);
+      const worker = await startWorker({ redisUrl, prefix, engine: createImageEngine(model), ledger, history, images, previewIntervalMs, shutdownDeadlineMs: 5_000 });
+      closers.push(worker.stop);
+    }
 
     const queue = createGenerationQueue({ redisUrl, prefix, ledger, history, caps: options.jobCaps });
     closers.push(queue.close);
@@ -130,5 +147,26 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+/** `main.ts worker` as a child process; resolves once its health server answers ready (the model is loaded). */
+async function spawnWorkerRole(env: Record<string, string>): Promise<{ stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/service/main.ts', 'worker'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = once(child, 'exit');
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the worker role exited with ${child.exitCode} before it was ready`);
+    const ready = await fetch(`http://127.0.0.1:${env.HTTP_PORT}/readyz`).then((response) => response.ok, () => false);
+    if (ready) return { stop };
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error('the worker role was not ready within 60 s');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
