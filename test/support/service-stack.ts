@@ -18,7 +18,7 @@ import { openDatabase, type Database } from '../../src/store/database.js';
 import { createGenerationHistory } from '../../src/store/generations.js';
 import { createLocalImageStore } from '../../src/store/images-local.js';
 import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
-import { openTestPostgres } from './postgres.js';
+import { openTestPostgres, type TestDatabase } from './postgres.js';
 import { deletePrefix, freePort, sharedRedisUrl, testPrefix } from './redis.js';
 
 export const TINY_SD_DIR = 'test/fixtures/models/tiny-sd';
@@ -68,8 +68,8 @@ export interface ServiceStack {
 
 /**
  * The all-in-one process's wiring (src/service/main.ts) for one test file: real Redis under a fresh prefix, an in-memory
- * PGlite (or PostgreSQL), a local image store in a temp dir, the real worker running the tiny-sd fixture model, the real queue and the
- * real ImagineService. Chat adapters are left to the test, which points them at protocol fakes.
+ * PGlite (or PostgreSQL), a local image store in a temp dir, the real worker running the tiny-sd fixture model, the real
+ * queue and the real ImagineService. Chat adapters are left to the test, which points them at protocol fakes.
  */
 export async function startServiceStack(options: ServiceStackOptions = {}): Promise<ServiceStack> {
   const closers: (() => Promise<unknown>)[] = [];
@@ -83,7 +83,7 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
     const imageDir = await mkdtemp(join(tmpdir(), 'imagine-stack-'));
     closers.push(() => rm(imageDir, { recursive: true, force: true }));
 
-    const database = options.database === 'postgres' ? await openTestPostgres() : await openDatabase({ dataDir: 'memory://' });
+    const database: TestDatabase = options.database === 'postgres' ? await openTestPostgres() : await openDatabase({ dataDir: 'memory://' });
     closers.push(database.close);
     const images = createLocalImageStore(imageDir);
     const ledger = new PrismaQuotaLedger(database.prisma, {
@@ -97,7 +97,7 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
 
     const previewIntervalMs = options.previewIntervalMs ?? 50;
     if (options.worker === 'child-process') {
-      if (!('url' in database) || typeof database.url !== 'string') throw new Error('A worker in a child process needs database: postgres');
+      if (!database.url) throw new Error('A worker in a child process needs database: postgres (PGlite opens in one process only)');
       const worker = await spawnWorkerRole({
         REDIS_URL: redisUrl,
         QUEUE_PREFIX: prefix,
