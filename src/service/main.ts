@@ -8,15 +8,15 @@ import { withSafety } from '../core/safety.js';
 import { startDiscordBot } from '../adapters/discord/bot.js';
 import { startSlackBot } from '../adapters/slack/bot.js';
 import { startWebChat } from '../adapters/web/server.js';
-import { createImageEngine } from '../engine/image-engine.js';
-import { describeModelFolder, loadModelFolder, type ModelDescription } from '../engine/model-folder.js';
+import { describeModelFolder, type ModelDescription } from '../engine/model-folder.js';
+import { startThreadedEngine } from '../engine/threaded-engine.js';
 import { createGenerationQueue } from '../queue/producer.js';
 import { queueNameForModel } from '../queue/job.js';
 import { openDatabase } from '../store/database.js';
 import { createGenerationHistory } from '../store/generations.js';
 import { createLocalImageStore } from '../store/images-local.js';
 import { PrismaQuotaLedger } from '../store/quota-ledger.js';
-import { describeConfig, loadConfig, ROLES, type Config, type Role } from './config.js';
+import { describeConfig, loadConfig, ROLES, type Role } from './config.js';
 import { startHealthServer } from './http.js';
 import { createImagineService } from './imagine-service.js';
 import { createLogger } from './logger.js';
@@ -76,13 +76,13 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
 
     if (role !== 'bot') {
       const loadStartedMs = performance.now();
-      const model = await loadModelFolder(config.modelDir, { executionProviders: config.ortProviders, intraOpNumThreads: config.ortThreads });
-      metrics.modelLoadTime.set({ model: model.name, provider: config.ortProviders.join(',') }, (performance.now() - loadStartedMs) / 1000);
-      closers.push(model.release);
+      const engine = await startThreadedEngine(config.modelDir, { executionProviders: config.ortProviders, intraOpNumThreads: config.ortThreads });
+      metrics.modelLoadTime.set({ model: engine.modelName, provider: config.ortProviders.join(',') }, (performance.now() - loadStartedMs) / 1000);
+      closers.push(engine.release);
       const worker = await startWorker({
         redisUrl,
         prefix: config.queuePrefix,
-        engine: createImageEngine(model),
+        engine,
         ledger,
         history,
         images,
@@ -94,7 +94,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
       });
       closers.push(worker.stop);
       readiness.model = async () => true;
-      logger.info({ queue: worker.queueName, model: model.name }, 'worker taking jobs');
+      logger.info({ queue: worker.queueName, model: engine.modelName }, 'worker taking jobs');
     }
 
     let webUrl: string | undefined;
@@ -121,7 +121,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         perWorkspace: rateLimiter('workspace', config.rateLimits.workspacePerMinute),
       });
       closers.push(service.close);
-      const chatConfig = chatConfigFor(config, description);
+      const chatConfig = chatConfigFor(description, config.chatAdmins);
       const onError = (error: unknown, context: string) => logger.error({ err: error, context }, 'chat adapter error');
 
       const web = await startWebChat({ service, config: chatConfig, port: config.webPort, onError });
@@ -160,7 +160,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
 }
 
 /** The chat side's view of a model folder: the limits its requests are validated against. */
-function chatConfigFor(config: Config, model: ModelDescription): ChatConfig {
+export function chatConfigFor(model: ModelDescription, admins: ChatConfig['admins']): ChatConfig {
   const limits: ModelLimits = {
     name: model.name,
     baseWidth: model.defaultSize[0],
@@ -177,7 +177,7 @@ function chatConfigFor(config: Config, model: ModelDescription): ChatConfig {
     defaultModel: model.name,
     maxBatch: 4,
     defaultBatch: 4,
-    admins: config.chatAdmins,
+    admins,
   };
 }
 

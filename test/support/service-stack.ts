@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { ChatConfig } from '../../src/core/chat/chat-config.js';
 import { defaultQuotaPolicy } from '../../src/core/quota.js';
-import { createImageEngine } from '../../src/engine/image-engine.js';
-import { describeModelFolder, loadModelFolder } from '../../src/engine/model-folder.js';
+import { describeModelFolder } from '../../src/engine/model-folder.js';
+import { startThreadedEngine } from '../../src/engine/threaded-engine.js';
 import { queueNameForModel } from '../../src/queue/job.js';
 import type { JobCaps } from '../../src/queue/claims.js';
 import { createGenerationQueue } from '../../src/queue/producer.js';
 import { createImagineService, type RunningImagineService } from '../../src/service/imagine-service.js';
+import { chatConfigFor } from '../../src/service/main.js';
 import { redisOptions } from '../../src/service/redis.js';
 import { startWorker } from '../../src/service/worker.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
@@ -113,9 +114,9 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
       });
       closers.push(worker.stop);
     } else {
-      const model = await loadModelFolder(TINY_SD_DIR, { intraOpNumThreads: 1 });
-      closers.push(model.release);
-      const worker = await startWorker({ redisUrl, prefix, engine: createImageEngine(model), ledger, history, images, previewIntervalMs, shutdownDeadlineMs: 5_000 });
+      const engine = await startThreadedEngine(TINY_SD_DIR, { intraOpNumThreads: 1 });
+      closers.push(engine.release);
+      const worker = await startWorker({ redisUrl, prefix, engine, ledger, history, images, previewIntervalMs, shutdownDeadlineMs: 5_000 });
       closers.push(worker.stop);
     }
 
@@ -124,25 +125,7 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
     const service = createImagineService({ prisma: database.prisma, ledger, history, queue, images, redisUrl, queuePrefix: prefix, models: [description.name] });
     closers.push(service.close);
 
-    const chatConfig: ChatConfig = {
-      models: [
-        {
-          name: description.name,
-          baseWidth: description.defaultSize[0],
-          baseHeight: description.defaultSize[1],
-          sizeMultiple: description.sizeMultiple,
-          maxSide: description.maxSidePx,
-          defaultSteps: description.defaultSteps,
-          maxSteps: 150,
-          defaultGuidance: description.defaultGuidance,
-          defaultSampler: description.defaultSampler,
-        },
-      ],
-      defaultModel: description.name,
-      maxBatch: 4,
-      defaultBatch: 4,
-      admins: { userIds: options.adminUserIds ?? [], discordRoleIds: options.discordAdminRoleIds ?? [] },
-    };
+    const chatConfig = chatConfigFor(description, { userIds: options.adminUserIds ?? [], discordRoleIds: options.discordAdminRoleIds ?? [] });
     return { service, chatConfig, database, ledger, modelQueue, redisUrl, prefix, stop };
   } catch (error) {
     await stop();

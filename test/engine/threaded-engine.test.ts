@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GenerationRequest } from '../../src/core/generation.js';
+import { createImageEngine } from '../../src/engine/image-engine.js';
+import { loadModelFolder, type ModelFolder } from '../../src/engine/model-folder.js';
+import { startThreadedEngine, type ThreadedEngine } from '../../src/engine/threaded-engine.js';
+
+const TINY_SD = 'test/fixtures/models/tiny-sd';
+let threaded: ThreadedEngine;
+let inProcess: ModelFolder;
+
+const request = (overrides: Partial<GenerationRequest['params']> = {}): GenerationRequest => ({
+  generationId: 'threaded-engine-test',
+  kind: 'imagine',
+  mode: 'fast',
+  requester: { platform: 'cli', workspaceId: 'local', userId: 'tester', isAdmin: false },
+  replyTarget: '',
+  params: { prompt: 'a red fox', negativePrompt: '', width: 64, height: 64, steps: 6, guidance: 5, sampler: 'euler', seed: 3, batch: 2, model: 'tiny-sd', ...overrides },
+});
+
+beforeAll(async () => {
+  threaded = await startThreadedEngine(TINY_SD, { intraOpNumThreads: 1 });
+  inProcess = await loadModelFolder(TINY_SD, { intraOpNumThreads: 1 });
+});
+afterAll(async () => {
+  await threaded?.release();
+  await inProcess?.release();
+});
+
+describe('engine on a worker thread', () => {
+  it('makes the same PNGs as the engine on the calling thread', async () => {
+    const [fromThread, here] = await Promise.all([threaded.generate(request(), {}), createImageEngine(inProcess).generate(request(), {})]);
+    expect(threaded.modelName).toBe('tiny-sd');
+    expect(fromThread.seeds).toEqual([3, 4]);
+    expect(fromThread.images.map((png) => png.toString('base64'))).toEqual(here.images.map((png) => png.toString('base64')));
+    expect(fromThread.grid?.equals(here.grid!)).toBe(true);
+  });
+
+  it('reports every step and makes a WebP preview on request', async () => {
+    const steps: number[] = [];
+    let preview: Promise<Buffer> | undefined;
+    await threaded.generate(request(), {
+      onStep: (event) => {
+        steps.push(event.step);
+        if (event.step === 3) preview = event.preview();
+      },
+    });
+    expect(steps).toEqual([1, 2, 3, 4, 5, 6]);
+    expect((await preview!).subarray(8, 12).toString('latin1')).toBe('WEBP');
+  });
+
+  it('keeps the error kind and message of a refused request', async () => {
+    await expect(threaded.generate(request({ steps: 151 }), {})).rejects.toMatchObject({ kind: 'invalid_input', userMessage: expect.stringContaining('from 1 to 150') });
+  });
+
+  it('stops between steps when the signal aborts', async () => {
+    const controller = new AbortController();
+    const run = threaded.generate(request({ steps: 40 }), { signal: controller.signal, onStep: (event) => event.step === 2 && controller.abort() });
+    await expect(run).rejects.toMatchObject({ kind: 'cancelled' });
+  });
+
+  it('fails to start with the loader’s error for a broken folder', async () => {
+    await expect(startThreadedEngine('no/such/model')).rejects.toMatchObject({ kind: 'model_failure', userMessage: expect.stringContaining('does not exist') });
+  });
+});
