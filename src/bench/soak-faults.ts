@@ -16,6 +16,7 @@ import { defaultQuotaPolicy } from '../core/quota.js';
 import { createGenerationQueue } from '../queue/producer.js';
 import { QueueEventBody } from '../queue/events.js';
 import { imagineKeys, queueNameForModel } from '../queue/job.js';
+import { redisOptions } from '../service/redis.js';
 import { redisAnswers } from '../service/redis-server.js';
 import { startWorker } from '../service/worker.js';
 import { openDatabase, parseDatabaseUrl } from '../store/database.js';
@@ -54,6 +55,7 @@ const STALLED_INTERVAL_MS = 1_500;
 // Every FAILING_EVERY-th job asks for a model failure, so the run also exercises the path that fails with a message.
 const FAILING_EVERY = 20;
 const FAILING_PROMPT = 'soak: model failure';
+const ANNOUNCE_GRACE_MS = 15_000;
 
 interface WorkerConfig {
   redisUrl: string;
@@ -193,6 +195,8 @@ async function runSoak(): Promise<void> {
     caps: { perUser: jobCount + 1, perWorkspace: jobCount + 1 },
     retryDelayMs: 500,
   });
+  const watcher = new Redis(redisOptions(redis.url, 'worker'));
+  watcher.on('error', () => {});
   const workerConfig: WorkerConfig = { redisUrl: redis.url, prefix, databaseUrl, imageDir };
 
   const startChild = async () => {
@@ -263,16 +267,18 @@ async function runSoak(): Promise<void> {
       await sleep(submitEveryMs);
     }
 
-    const ended = async () => {
-      const rows = await database.prisma.generation.findMany({
-        where: { id: { in: submitted }, status: { in: ['succeeded', 'failed', 'cancelled'] } },
-        select: { id: true },
-      });
-      return rows.length;
-    };
-    while (Date.now() - startedAtMs < deadlineMs && (await ended()) < submitted.length) await sleep(1_000);
-    // Terminal events follow the history row by a moment; let the last ones land before counting.
-    await sleep(2_000);
+    const endedInHistory = async () =>
+      database.prisma.generation.count({ where: { id: { in: submitted }, status: { in: ['succeeded', 'failed', 'cancelled'] } } });
+    const terminalKeys = submitted.map((generationId) => imagineKeys(prefix).terminalEvent(generationId));
+    const announced = () => watcher.exists(...terminalKeys).catch(() => 0);
+    // Done when every generation was announced. A generation whose history ended but that was never announced is
+    // what this run looks for, so once history is complete the announcements get a grace period, not the whole deadline.
+    let historyCompleteAtMs: number | undefined;
+    while (Date.now() - startedAtMs < deadlineMs && (await announced()) < submitted.length) {
+      if (historyCompleteAtMs === undefined && (await endedInHistory()) === submitted.length) historyCompleteAtMs = Date.now();
+      if (historyCompleteAtMs !== undefined && Date.now() - historyCompleteAtMs > ANNOUNCE_GRACE_MS) break;
+      await sleep(1_000);
+    }
     stopping = true;
     await killLoop;
 
@@ -292,6 +298,7 @@ async function runSoak(): Promise<void> {
     stopping = true;
     await Promise.all([...children].map((child) => killAndWait(child, 'SIGKILL')));
     await queue.close();
+    watcher.disconnect();
     await database.close();
     await redis.kill();
     await dropSchema(values.database, schema);
