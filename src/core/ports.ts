@@ -20,6 +20,7 @@ export interface QuotaLedger {
 }
 
 export type GenerationStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type FinishedStatus = Exclude<GenerationStatus, 'queued' | 'running'>;
 
 export interface GenerationResult {
   generationId: string;
@@ -33,9 +34,13 @@ export interface GenerationResult {
 export interface GenerationHistory {
   recordQueued(request: GenerationRequest): Promise<void>;
   markRunning(generationId: string): Promise<void>;
-  /** Returns false when the generation was already finished (a retried job must not post twice). */
-  markSucceeded(result: GenerationResult): Promise<boolean>;
-  markFailed(generationId: string, status: 'failed' | 'cancelled', userMessage: string): Promise<boolean>;
+  /**
+   * Record the outcome if the generation is still unfinished, and return the outcome now on record — another
+   * worker's, when one finished first; null when the generation no longer exists (its user was erased). Charging and
+   * announcing follow the recorded outcome, so a worker that dies right after recording leaves them to the next one.
+   */
+  markSucceeded(result: GenerationResult): Promise<FinishedStatus | null>;
+  markFailed(generationId: string, status: 'failed' | 'cancelled', userMessage: string): Promise<FinishedStatus | null>;
 }
 
 export interface ImageStore {

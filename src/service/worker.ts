@@ -97,7 +97,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   ) => {
     const { generationId } = request;
     const target = { generationId, platform: request.requester.platform, replyTarget: request.replyTarget };
-    if (await history.markFailed(generationId, status, verdict.userMessage)) {
+    // Settle by the outcome on record, not by who recorded it: a worker that died between recording and settling leaves
+    // the refund and the announcement to this one (both are idempotent).
+    if ((await history.markFailed(generationId, status, verdict.userMessage)) === status) {
       await settle(() => ledger.refund(generationId, status === 'cancelled' ? 'cancelled' : `failed: ${verdict.kind}`));
       const event =
         status === 'cancelled'
@@ -161,9 +163,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (output.grid && gridKey) await images.put(gridKey, output.grid, 'image/png');
       const result: GenerationResult = { generationId, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs };
       metrics?.runTime.observe({ queue: queueName, kind: request.kind }, runTimeMs / 1_000);
-      // Exactly once, however many workers reach this line for the same job: history decides, the ledger and the
-      // stream follow only for the one that flipped it.
-      if (await history.markSucceeded(result)) {
+      // Exactly once, however many workers reach this line for the same job: history keeps the first outcome, and the
+      // charge and the announcement follow that outcome idempotently (the ledger's unique key, the terminal event's
+      // claim), so a worker that died right after recording success leaves them to the next one, not to nobody.
+      if ((await history.markSucceeded(result)) === 'succeeded') {
         countJob(request.kind, 'completed');
         await settle(() => ledger.commit(generationId));
         await settle(() =>

@@ -1,6 +1,6 @@
 import type { GenerationRecord } from '../core/chat/service.js';
 import { GenerationRequest } from '../core/generation.js';
-import type { GenerationHistory, GenerationResult, ImageStore } from '../core/ports.js';
+import type { FinishedStatus, GenerationHistory, GenerationResult, ImageStore } from '../core/ports.js';
 import { ensureAccount, findAccount, type PlatformIdentity } from './accounts.js';
 import { guardDatabase } from './database-errors.js';
 import type { Prisma, PrismaClient } from './generated/prisma/client.js';
@@ -118,7 +118,7 @@ export function createGenerationHistory(prisma: PrismaClient, now: () => Date = 
           },
         }),
       );
-      return count === 1;
+      return count === 1 ? 'succeeded' : recordedOutcome(prisma, result.generationId);
     },
 
     async markFailed(generationId, status, userMessage) {
@@ -128,9 +128,16 @@ export function createGenerationHistory(prisma: PrismaClient, now: () => Date = 
           data: { status, errorMessage: userMessage, finishedAt: now() },
         }),
       );
-      return count === 1;
+      return count === 1 ? status : recordedOutcome(prisma, generationId);
     },
   };
+}
+
+async function recordedOutcome(prisma: PrismaClient, generationId: string): Promise<FinishedStatus | null> {
+  const row = await guardDatabase(() => prisma.generation.findUnique({ where: { id: generationId }, select: { status: true } }));
+  if (!row) return null;
+  // Not finished after a conditional update that found it unfinished cannot happen; answer as "not ours to settle".
+  return row.status === 'queued' || row.status === 'running' ? null : row.status;
 }
 
 export async function findGeneration(prisma: PrismaClient, generationId: string): Promise<GenerationRecord | null> {

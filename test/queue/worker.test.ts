@@ -70,6 +70,20 @@ describe('a generation job', () => {
     expect(await queue.position(id)).toEqual({ state: 'finished' });
   });
 
+  it('charges and announces a generation whose last worker died right after recording its success', async () => {
+    const request = imagineRequest();
+    await queue.enqueue(request, { units: 1 });
+    // What a worker SIGKILLed between recording success and settling leaves behind: history finished, ledger reserved,
+    // no terminal event. The job itself is still in the queue, so the next worker runs it again.
+    const id = request.generationId;
+    expect(await ports.history.markSucceeded({ generationId: id, imageKeys: [], seeds: [request.params.seed], timingsMs: {} })).toBe('succeeded');
+    await worker();
+    const events = await eventsUntil({ redisUrl, prefix }, finished(id));
+    expect(terminalEventsOf(events, id).map((event) => event.type)).toEqual(['completed']);
+    expect(await ports.commitCount(id)).toBe(1);
+    expect(await ports.ledgerState(id)).toBe('committed');
+  });
+
   it('publishes progress with a WebP preview key before the result', async () => {
     await worker();
     const request = imagineRequest({ steps: 3 });

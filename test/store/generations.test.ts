@@ -85,13 +85,13 @@ describe.each(TEST_BACKENDS)('generation history on %s', (_backend, open) => {
     });
   });
 
-  it('records a retried enqueue once and reports a second finish as already done', async () => {
+  it('records a retried enqueue once and answers a second finish with the outcome already on record', async () => {
     const input = request(newUser());
     await history.recordQueued(input);
     await history.recordQueued(input);
-    expect(await history.markFailed(input.generationId, 'failed', 'The model ran out of memory.')).toBe(true);
-    expect(await history.markSucceeded({ generationId: input.generationId, imageKeys: [], seeds: [], timingsMs: {} })).toBe(false);
-    expect(await history.markFailed(input.generationId, 'cancelled', 'Cancelled.')).toBe(false);
+    expect(await history.markFailed(input.generationId, 'failed', 'The model ran out of memory.')).toBe('failed');
+    expect(await history.markSucceeded({ generationId: input.generationId, imageKeys: [], seeds: [], timingsMs: {} })).toBe('failed');
+    expect(await history.markFailed(input.generationId, 'cancelled', 'Cancelled.')).toBe('failed');
     expect(await findGeneration(database.prisma, input.generationId)).toMatchObject({
       status: 'failed',
       userMessage: 'The model ran out of memory.',

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { ImagineError } from '../../src/core/errors.js';
-import type { GenerationHistory, GenerationStatus, QuotaLedger } from '../../src/core/ports.js';
+import type { FinishedStatus, GenerationHistory, GenerationStatus, QuotaLedger } from '../../src/core/ports.js';
 
 /**
  * QuotaLedger and GenerationHistory kept in Redis, so a producer in the test and workers in child processes share them.
@@ -57,8 +57,14 @@ export function createRedisPorts(url: string, prefix: string, options: { quotaUn
     async markRunning(generationId) {
       await transition(generationId, 'status', 'running', ['queued', 'running'], 'runs');
     },
-    markSucceeded: (result) => transition(result.generationId, 'status', 'succeeded', ['queued', 'running'], 'successes'),
-    markFailed: (generationId, status) => transition(generationId, 'status', status, ['queued', 'running'], 'failures'),
+    async markSucceeded(result) {
+      await transition(result.generationId, 'status', 'succeeded', ['queued', 'running'], 'successes');
+      return (await redis.hget(record(result.generationId), 'status')) as FinishedStatus | null;
+    },
+    async markFailed(generationId, status) {
+      await transition(generationId, 'status', status, ['queued', 'running'], 'failures');
+      return (await redis.hget(record(generationId), 'status')) as FinishedStatus | null;
+    },
   };
 
   return {
