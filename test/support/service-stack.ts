@@ -38,6 +38,8 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
 }
 
 export interface ServiceStackOptions {
+  /** The model folder the worker runs (default: the tiny-sd fixture). */
+  modelDir?: string;
   /** The default allowance in ledger units per day; null is unlimited (the default). */
   quotaUnitsPerPeriod?: number | null;
   adminUserIds?: string[];
@@ -91,7 +93,8 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
       defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: options.quotaUnitsPerPeriod ?? null, period: 'day' }),
     });
     const history = createGenerationHistory(database.prisma);
-    const description = await describeModelFolder(TINY_SD_DIR);
+    const modelDir = options.modelDir ?? TINY_SD_DIR;
+    const description = await describeModelFolder(modelDir);
     const modelQueue = new Queue(queueNameForModel(description.name), { connection: redisOptions(redisUrl, 'worker') as ConnectionOptions, prefix });
     modelQueue.on('error', () => {});
     closers.push(() => modelQueue.close());
@@ -104,7 +107,7 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
         QUEUE_PREFIX: prefix,
         DATABASE_URL: database.url,
         IMAGE_DIR: imageDir,
-        MODEL_DIR: TINY_SD_DIR,
+        MODEL_DIR: modelDir,
         ORT_THREADS: '1',
         PREVIEW_INTERVAL_MS: String(previewIntervalMs),
         QUOTA_UNITS_PER_PERIOD: String(options.quotaUnitsPerPeriod ?? 'unlimited'),
@@ -114,7 +117,7 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
       });
       closers.push(worker.stop);
     } else {
-      const engine = await startThreadedEngine(TINY_SD_DIR, { intraOpNumThreads: 1 });
+      const engine = await startThreadedEngine(modelDir, { intraOpNumThreads: 1 });
       closers.push(engine.release);
       const worker = await startWorker({ redisUrl, prefix, engine, ledger, history, images, previewIntervalMs, shutdownDeadlineMs: 5_000 });
       closers.push(worker.stop);

@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import type { Locator, Page } from 'playwright-core';
@@ -7,7 +8,7 @@ import { startWebChat, type WebChat } from '../../../src/adapters/web/server.js'
 import { launchChromium, type LaunchedChromium } from '../../support/chromium.js';
 import { RecordingImagineService, TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
 
-const SCREENSHOT_PATH = 'docs/screenshots/web-chat.png';
+const SCREENSHOT_PATH = join(tmpdir(), 'imagine-web-chat-staged.png');
 const SCREENSHOT_USER_ID = 'web-0123456789abcdef0123456789abcdef';
 
 /** A small painted fox, so the screenshot shows what a person would see rather than placeholder bytes. */
@@ -126,7 +127,6 @@ describe('the web chat in Chromium', () => {
     await expect.poll(() => loadedWidth(upscaleMessage.getByRole('img'))).toBe(512);
 
     await page.mouse.move(0, 0);
-    await mkdir('docs/screenshots', { recursive: true });
     await page.screenshot({ path: SCREENSHOT_PATH });
 
     await page.reload();

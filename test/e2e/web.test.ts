@@ -1,0 +1,69 @@
+import { mkdir } from 'node:fs/promises';
+import type { Locator } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWebChat, type WebChat } from '../../src/adapters/web/server.js';
+import { launchChromium, type LaunchedChromium } from '../support/chromium.js';
+import { GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
+
+/**
+ * The local web chat over the real stack — Redis queue, embedded PostgreSQL, worker thread running the shipped
+ * default model — in real Chromium: what `npm start` shows a person. Its screenshot is the one in docs/.
+ */
+const SCREENSHOT_PATH = 'docs/screenshots/web-chat.png';
+
+let stack: ServiceStack;
+let chat: WebChat;
+let browser: LaunchedChromium | undefined;
+
+beforeAll(async () => {
+  stack = await startServiceStack({ modelDir: 'models/default', previewIntervalMs: 100 });
+  chat = await startWebChat({ service: stack.service, config: stack.chatConfig, port: 0 });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await chat?.close();
+  await stack?.stop();
+});
+
+const loadedWidth = (image: Locator) =>
+  image.evaluate((img) => {
+    const element = img as unknown as { complete: boolean; naturalWidth: number };
+    return element.complete ? element.naturalWidth : 0;
+  });
+
+describe('the web chat on the real stack', () => {
+  it('turns a typed /imagine into a grid from the default model, and U1 into a 4× upscale', async () => {
+    browser = await launchChromium({ width: 900, height: 1000 });
+    const page = await browser.context.newPage();
+    await page.goto(chat.url);
+    // A fixed local user id keeps the committed screenshot the same from run to run (the seed fixes the images).
+    await page.evaluate(() => (globalThis as unknown as { localStorage: { setItem(key: string, value: string): void } }).localStorage.setItem('imagine-bot.userId', 'web-00000000000000000000000000000001'));
+    await page.reload();
+    await page.locator('#status[data-state="open"]').waitFor();
+
+    await page.getByLabel('Message').fill('/imagine red apple --seed 1');
+    await page.getByLabel('Message').press('Enter');
+    const generation = page.locator('li.message.bot').first();
+    const u1 = generation.getByRole('button', { name: 'U1', exact: true });
+    await u1.waitFor({ timeout: GENERATION_TIMEOUT_MS });
+    // Four 64×64 images of the default model in a 2×2 grid.
+    await expect.poll(() => loadedWidth(generation.getByRole('img'))).toBe(128);
+
+    await u1.click();
+    const upscale = page.locator('li.message.bot').nth(1);
+    await upscale.getByRole('button', { name: 'Upscale', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+    await expect.poll(() => loadedWidth(upscale.getByRole('img'))).toBe(256);
+
+    const [record] = await stack.service.history({ platform: 'web', workspaceId: 'local', userId: await userId(page), isAdmin: false }, 1);
+    expect(record).toMatchObject({ status: 'succeeded', request: { kind: 'upscale', parent: { imageIndex: 0 } } });
+
+    await page.mouse.move(0, 0);
+    await mkdir('docs/screenshots', { recursive: true });
+    await page.screenshot({ path: SCREENSHOT_PATH });
+  }, 3 * GENERATION_TIMEOUT_MS);
+});
+
+async function userId(page: import('playwright-core').Page): Promise<string> {
+  return page.evaluate(() => (globalThis as unknown as { localStorage: { getItem(key: string): string } }).localStorage.getItem('imagine-bot.userId'));
+}
