@@ -2,6 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ChatConfig, ModelLimits } from '../core/chat/chat-config.js';
+import type { ImagineService } from '../core/chat/service.js';
+import type { GenerationRequest } from '../core/generation.js';
 import { isImagineError } from '../core/errors.js';
 import { defaultQuotaPolicy } from '../core/quota.js';
 import { withSafety } from '../core/safety.js';
@@ -21,7 +23,7 @@ import { startHealthServer } from './http.js';
 import { createImagineService } from './imagine-service.js';
 import { createLogger } from './logger.js';
 import { createRedisRateLimiter } from './rate-limit.js';
-import { bullQueueDepths, createMetrics } from './metrics.js';
+import { bullQueueDepths, createMetrics, type Metrics } from './metrics.js';
 import { redisOptions } from './redis.js';
 import { ensureRedis } from './redis-server.js';
 import { startWorker } from './worker.js';
@@ -91,6 +93,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         shutdownDeadlineMs: config.workerShutdownDeadlineMs,
         logger,
         metrics,
+        provider: config.ortProviders.join(','),
       });
       closers.push(worker.stop);
       readiness.model = async () => true;
@@ -106,7 +109,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
       closers.push(async () => limits.disconnect());
       const rateLimiter = (scope: string, commandsPerMinute: number) =>
         createRedisRateLimiter({ redis: limits, keyPrefix: `${config.queuePrefix}:rate-${scope}`, commandsPerMinute });
-      const service = withSafety(createImagineService({
+      const service = countRefusals(metrics, withSafety(createImagineService({
         prisma: database.prisma,
         ledger,
         history,
@@ -119,23 +122,31 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         blocklist: config.promptBlocklist,
         perUser: rateLimiter('user', config.rateLimits.userPerMinute),
         perWorkspace: rateLimiter('workspace', config.rateLimits.workspacePerMinute),
-      });
+      }));
       closers.push(service.close);
       const chatConfig = chatConfigFor(description, config.chatAdmins);
-      const onError = (error: unknown, context: string) => logger.error({ err: error, context }, 'chat adapter error');
+      const adapterHooks = (platform: 'discord' | 'slack' | 'web') => ({
+        onError: (error: unknown, context: string) => {
+          const status = chatApiStatus(error);
+          if (status !== undefined) metrics.chatApiErrors.inc({ platform, status: String(status) });
+          if (status === 429) metrics.chatApiRateLimited.inc({ platform });
+          logger.error({ err: error, context, platform }, 'chat adapter error');
+        },
+        onEditOutcome: (outcome: 'sent' | 'throttled') => metrics.previewEdits.inc({ platform, outcome }),
+      });
 
-      const web = await startWebChat({ service, config: chatConfig, port: config.webPort, onError });
+      const web = await startWebChat({ service, config: chatConfig, port: config.webPort, onError: adapterHooks('web').onError });
       closers.push(web.close);
       webUrl = web.url;
       if (config.discord) {
-        const discord = await startDiscordBot({ token: config.discord.token, service, config: chatConfig, onError });
+        const discord = await startDiscordBot({ token: config.discord.token, service, config: chatConfig, ...adapterHooks('discord') });
         closers.push(discord.stop);
       }
       if (config.slack) {
         const connection = config.slack.appToken
           ? ({ mode: 'socket', appToken: config.slack.appToken } as const)
           : ({ mode: 'http', signingSecret: config.slack.signingSecret!, port: config.webPort + 1 } as const);
-        const slack = await startSlackBot({ botToken: config.slack.botToken, connection, service, config: chatConfig, onError });
+        const slack = await startSlackBot({ botToken: config.slack.botToken, connection, service, config: chatConfig, ...adapterHooks('slack') });
         closers.push(slack.stop);
       }
     }
@@ -157,6 +168,35 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
     await stop();
     throw error;
   }
+}
+
+/** Counts what the chat side refused before queueing (quota, bans, caps, rate limits) by reason, for /metrics. */
+function countRefusals<S extends ImagineService>(metrics: Metrics, service: S): S {
+  const submit = service.submit.bind(service);
+  return Object.assign(Object.create(service) as S, {
+    async submit(request: GenerationRequest) {
+      try {
+        return await submit(request);
+      } catch (error) {
+        if (isImagineError(error) && ['quota_exceeded', 'forbidden', 'busy'].includes(error.kind)) {
+          metrics.quotaRefusals.inc({ platform: request.requester.platform, reason: error.kind });
+        }
+        throw error;
+      }
+    },
+  });
+}
+
+/** The HTTP status of a failed chat API call, as discord.js and the Slack Web API client report it (0: no answer). */
+function chatApiStatus(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const candidate = error as { status?: unknown; code?: unknown; statusCode?: unknown; data?: { statusCode?: unknown } };
+  for (const value of [candidate.status, candidate.statusCode, candidate.data?.statusCode]) {
+    if (typeof value === 'number') return value;
+  }
+  if (candidate.code === 'slack_webapi_rate_limited_error') return 429;
+  if (candidate.code === 'slack_webapi_request_error' || candidate.code === 'ECONNREFUSED') return 0;
+  return undefined;
 }
 
 /** The chat side's view of a model folder: the limits its requests are validated against. */

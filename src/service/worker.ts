@@ -34,6 +34,8 @@ export interface WorkerOptions {
   maxStalledCount?: number;
   logger?: Logger;
   metrics?: Metrics;
+  /** The engine's execution providers, as a metrics label. */
+  provider?: string;
 }
 
 export interface RunningWorker {
@@ -163,6 +165,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (output.grid && gridKey) await images.put(gridKey, output.grid, 'image/png');
       const result: GenerationResult = { generationId, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs };
       metrics?.runTime.observe({ queue: queueName, kind: request.kind }, runTimeMs / 1_000);
+      if (request.kind !== 'upscale' && runTimeMs > 0) {
+        metrics?.stepsPerSecond.set({ queue: queueName, provider: options.provider ?? 'cpu' }, (request.params.steps * 1_000) / runTimeMs);
+      }
       // Exactly once, however many workers reach this line for the same job: history keeps the first outcome, and the
       // charge and the announcement follow that outcome idempotently (the ledger's unique key, the terminal event's
       // claim), so a worker that died right after recording success leaves them to the next one, not to nobody.

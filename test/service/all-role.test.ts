@@ -93,10 +93,12 @@ describe('the all-in-one role behind its web chat (own Redis, embedded PGlite)',
     expect(refusal.text).toContain('"blood bath"');
   }, 150_000);
 
-  it('runs an allowed prompt, and the worker counts the completed job in /metrics', async () => {
+  it('runs an allowed prompt, and the worker counts the completed job and its steps per second in /metrics', async () => {
     const before = await completedJobs();
     type('/imagine a red apple');
     await eventually(async () => ((await completedJobs()) > before ? true : undefined), 150_000);
+    const metrics = await (await fetch(`${healthUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^imagine_denoise_steps_per_second\{queue="images\.tiny-sd",provider="cpu"\} [\d.]+$/m);
   }, 180_000);
 
   it('tells the user to slow down once over RATE_LIMIT_USER_PER_MINUTE', async () => {
@@ -104,5 +106,7 @@ describe('the all-in-one role behind its web chat (own Redis, embedded PGlite)',
     type('/imagine a green apple');
     const refusal = await botSays('slow down');
     expect(refusal.text).toMatch(/slow down: you can run 2 commands a minute; try again in \d+ s/);
+    const metrics = await (await fetch(`${healthUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^imagine_quota_refusals_total\{platform="web",reason="busy"\} 1$/m);
   }, 150_000);
 });

@@ -42,6 +42,8 @@ export interface DiscordBotOptions {
   /** At most one edit per message per this interval (Discord allows about 5 per 5 s). */
   editIntervalMs?: number;
   onError?: (error: unknown, context: string) => void;
+  /** Progress edits sent, or replaced by a newer one before they could be (metrics). */
+  onEditOutcome?: (outcome: 'sent' | 'throttled') => void;
 }
 
 export interface DiscordBot {
@@ -88,6 +90,7 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
   const coalescer = createEditCoalescer({
     minIntervalMs: options.editIntervalMs ?? 1500,
     // @discordjs/rest already sleeps for a 429's retry_after and repeats the request.
+    onEditOutcome: options.onEditOutcome,
     retryAfterMsOf: () => undefined,
     onError: (error, messageId) => onError(error, `editing message ${messageId}`),
   });

@@ -33,6 +33,8 @@ export interface SlackBotOptions {
   /** At most one chat.update per message per this interval. */
   editIntervalMs?: number;
   onError?: (error: unknown, context: string) => void;
+  /** Progress edits sent, or replaced by a newer one before they could be (metrics). */
+  onEditOutcome?: (outcome: 'sent' | 'throttled') => void;
 }
 
 export interface SlackBot {
@@ -66,6 +68,7 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
   const client = app.client;
   const coalescer = createEditCoalescer({
     minIntervalMs: options.editIntervalMs ?? 1500,
+    onEditOutcome: options.onEditOutcome,
     retryAfterMsOf: slackRetryAfterMs,
     onError: (error, key) => onError(error, `updating message ${key}`),
   });

@@ -9,6 +9,8 @@ export interface EditCoalescerOptions {
   /** How long the platform asked us to wait, when `error` is a rate-limit answer. */
   retryAfterMsOf: (error: unknown) => number | undefined;
   onError: (error: unknown, messageKey: string) => void;
+  /** Each edit either goes out or is replaced by a newer one before it could (for the edit metrics). */
+  onEditOutcome?: (outcome: 'sent' | 'throttled') => void;
 }
 
 interface MessageState {
@@ -49,6 +51,7 @@ export function createEditCoalescer(options: EditCoalescerOptions): EditCoalesce
     let waitMs = options.minIntervalMs;
     try {
       await send();
+      options.onEditOutcome?.('sent');
     } catch (error) {
       const retryAfterMs = options.retryAfterMsOf(error);
       if (retryAfterMs === undefined) {
@@ -73,6 +76,7 @@ export function createEditCoalescer(options: EditCoalescerOptions): EditCoalesce
       }
       if (state.finalScheduled && !scheduleOptions.final) return;
       state.finalScheduled ||= scheduleOptions.final === true;
+      if (state.pending) options.onEditOutcome?.('throttled');
       state.pending = send;
       clearTimeout(state.forgetTimer);
       if (state.inFlight || state.flushTimer) return;

@@ -33,6 +33,18 @@ describe('edit coalescer', () => {
     coalescer.close();
   });
 
+  it('reports each edit as sent or as replaced by a newer one before it went out', async () => {
+    const outcomes: string[] = [];
+    const coalescer = createEditCoalescer({ minIntervalMs: 1500, retryAfterMsOf: () => undefined, onError: () => {}, onEditOutcome: (outcome) => outcomes.push(outcome) });
+    coalescer.schedule('m1', async () => {});
+    await vi.advanceTimersByTimeAsync(0);
+    coalescer.schedule('m1', async () => {});
+    coalescer.schedule('m1', async () => {});
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(outcomes).toEqual(['sent', 'throttled', 'sent']);
+    coalescer.close();
+  });
+
   it('throttles each message on its own', async () => {
     const coalescer = make();
     const sent: string[] = [];
