@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadModelFolder } from '../engine/model-folder.js';
 import { generate, type GenerateOptions } from '../engine/pipeline.js';
@@ -8,7 +9,7 @@ import { appendBenchmarkRow, machineDescription } from './report.js';
  * `npm run bench:engine -- [--model DIR] [--steps N] [--threads N] [--json]`
  * overheadRatio = pipeline wall time / summed ORT run() time at batch 1 (what our TypeScript costs around the models);
  * batchSpeedup = images/s at batch 4 ÷ images/s at batch 1; previewCostRatio = preview time per step ÷ UNet time per
- * step; peakRssMiB = the process's high-water mark.
+ * step, measured as the wall time previews add; peakRssMiB = the process's high-water mark.
  */
 const { values } = parseArgs({
   options: {
@@ -43,10 +44,19 @@ for (let i = 0; i < repeats; i++) {
 }
 const batch4ImagesPerSecond = (repeats * 4 * 1000) / batch4WallMs;
 
-const previews: Promise<Buffer>[] = [];
-const withPreviews = await generate(model, { ...base, onStep: (event) => previews.push(event.preview()) });
-await Promise.all(previews);
-const previewCostRatio = withPreviews.timingsMs.previewMs / previews.length / (withPreviews.timingsMs.unetMs / steps);
+// A preview's own stopwatch would also count the UNet step it waits behind (ORT runs on this thread), so its cost is
+// measured as what previews add to the wall time of the same generations.
+let withPreviewsWallMs = 0;
+let unetMs = 0;
+for (let i = 0; i < repeats; i++) {
+  const previews: Promise<Buffer>[] = [];
+  const started = performance.now();
+  const result = await generate(model, { ...base, seed: 1 + i, onStep: (event) => previews.push(event.preview()) });
+  await Promise.all(previews);
+  withPreviewsWallMs += performance.now() - started;
+  unetMs += result.timingsMs.unetMs;
+}
+const previewCostRatio = Math.max(0, withPreviewsWallMs - wallMs) / unetMs;
 
 const figures = {
   model: model.name,

@@ -46,14 +46,23 @@ export async function encodePng(img: RgbImage, parameters?: string): Promise<Buf
 /** A small WebP for progress previews, fitted inside maxSide × maxSide (enlarged only when asked). */
 export async function encodeWebp(
   img: RgbImage,
-  options: { maxSide?: number; quality?: number; /** Also scale small images up to maxSide (latent-size previews). */ enlarge?: boolean } = {},
+  options: {
+    maxSide?: number;
+    quality?: number;
+    /** Also scale small images up to maxSide, with nearest-neighbour (latent-size previews: cheap and honest). */
+    enlarge?: boolean;
+    /** libwebp's effort 0–6: previews are thrown away a second later, so they use 0 (a third of the time of 4). */
+    effort?: number;
+  } = {},
 ): Promise<Buffer> {
-  const { maxSide, quality = 80, enlarge = false } = options;
+  const { maxSide, quality = 80, enlarge = false, effort = 4 } = options;
   if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw invalidInput(`WebP quality must be a whole number from 1 to 100 (got ${quality}).`);
   if (maxSide !== undefined && !(Number.isInteger(maxSide) && maxSide > 0)) throw invalidInput(`maxSide must be a positive whole number of pixels (got ${maxSide}).`);
   let pipeline = rawImage(img);
-  if (maxSide !== undefined) pipeline = pipeline.resize(maxSide, maxSide, { fit: 'inside', withoutEnlargement: !enlarge });
-  return pipeline.webp({ quality, effort: 4 }).toBuffer();
+  if (maxSide !== undefined) {
+    pipeline = pipeline.resize(maxSide, maxSide, { fit: 'inside', withoutEnlargement: !enlarge, ...(enlarge && { kernel: 'nearest' as const }) });
+  }
+  return pipeline.webp({ quality, effort }).toBuffer();
 }
 
 /**

@@ -255,7 +255,7 @@ export async function generate(model: ModelFolder, options: GenerateOptions): Pr
           const grid = images.length > 1 ? makeGrid(images) : images[0];
           // Previews come out at latent size; show them at (at most) the size of the final image or grid.
           const finalSide = Math.max(run.width, run.height) * (images.length > 1 ? 2 : 1);
-          const webp = await encodeWebp(grid, { maxSide: Math.min(PREVIEW_MAX_SIDE_PX, finalSide), quality: 70, enlarge: true });
+          const webp = await encodeWebp(grid, { maxSide: Math.min(PREVIEW_MAX_SIDE_PX, finalSide), quality: 70, enlarge: true, effort: 0 });
           timings.previewMs += performance.now() - before;
           return webp;
         },
