@@ -1,8 +1,13 @@
-// Builds the training set from the emoji image packages installed in models/train/node_modules:
-// the 64×64 PNGs of every base emoji (skin-tone variants skipped) in Noto and Twemoji style, flattened onto
-// white, written as one raw uint8 array plus a JSON file of captions. Nothing is downloaded.
+// Builds the training sprites from the emoji image packages installed in models/train/node_modules: every concept of
+// ../default/vocabulary.json in up to five art styles, as 64×64 RGBA (transparent background, so the training
+// scripts can composite them at any size, place and background colour). Nothing is downloaded.
 //
-//   cd models/train && npm ci && node build_dataset.mjs   → work/images.u8 [N,64,64,3], work/dataset.json
+//   cd models/train && npm ci && node build_vocabulary.mjs && node build_dataset.mjs
+//     → work/sprites.u8 [N,64,64,4], work/dataset.json, work/style-sheet.png (every concept in every style, to look at)
+//
+// Styles: Noto (emoji-datasource-google PNGs, Apache-2.0), Twemoji (emoji-datasource-twitter PNGs, CC BY 4.0),
+// Fluent Flat (@iconify-json/fluent-emoji-flat SVGs, MIT), Noto v1 — the older "blob" Noto (@iconify-json/noto-v1 SVGs,
+// Apache-2.0) and Firefox OS emoji (@iconify-json/fxemoji SVGs, Apache-2.0), rendered from SVG with sharp.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -14,65 +19,123 @@ const require = createRequire(join(here, 'package.json'));
 const sharp = createRequire(join(here, '..', '..', 'package.json'))('sharp');
 
 const SIZE = 64;
-const STYLES = [
-  { word: 'noto', pkg: 'emoji-datasource-google', dir: 'img/google/64', has: 'has_img_google' },
-  { word: 'twemoji', pkg: 'emoji-datasource-twitter', dir: 'img/twitter/64', has: 'has_img_twitter' },
-];
+const vocabulary = JSON.parse(readFileSync(join(here, '..', 'default', 'vocabulary.json'), 'utf8')).concepts;
+const emojis = new Map(require('emoji-datasource/emoji.json').map((emoji) => [emoji.unified, emoji]));
+const emojibase = new Map(require('emojibase-data/en/data.json').map((entry) => [withoutVariation(entry.hexcode), entry]));
 
-const emojis = require('emoji-datasource/emoji.json');
-const emojibase = require('emojibase-data/en/data.json');
-const heldout = JSON.parse(readFileSync(join(here, 'heldout_paraphrases.json'), 'utf8'));
-const heldoutPhrases = new Set(heldout.map((entry) => entry.phrase.toLowerCase()));
+function withoutVariation(hex) {
+  return hex.toUpperCase().split('-').filter((part) => part !== 'FE0F').join('-');
+}
+const squash = (text) => text.toLowerCase().replace(/[^a-z0-9]+/g, '');
+const slug = (text) => text.toLowerCase().replace(/[’']/g, '').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
 
-const withoutVariation = (hex) => hex.toUpperCase().split('-').filter((part) => part !== 'FE0F').join('-');
-const keywordsByHex = new Map(emojibase.map((entry) => [withoutVariation(entry.hexcode), entry]));
-
-function captionsFor(emoji) {
-  const phrases = new Set();
-  const add = (text) => {
-    const phrase = text.toLowerCase().replace(/[_:]+/g, ' ').replace(/\s+/g, ' ').trim();
-    if (phrase.length > 0 && !heldoutPhrases.has(phrase)) phrases.add(phrase);
-  };
-  add(emoji.name);
-  for (const shortName of emoji.short_names) add(shortName.replace(/-/g, ' '));
-  const base = keywordsByHex.get(withoutVariation(emoji.unified));
-  if (base) {
-    add(base.label);
-    // Keywords are shared by many emoji ("face", "happy"); a few of them teach synonyms without drowning the name.
-    for (const tag of (base.tags ?? []).slice(0, 4)) add(tag);
-  }
-  return [...phrases];
+function iconSet(pkg) {
+  const set = require(`${pkg}/icons.json`);
+  const chars = require(`${pkg}/chars.json`);
+  const byChar = new Map(Object.entries(chars).map(([hex, name]) => [withoutVariation(hex), name]));
+  const resolve = (name) => set.icons[name] ?? (set.aliases?.[name] ? set.icons[set.aliases[name].parent] : undefined);
+  return { set, byChar, resolve };
 }
 
-const sorted = [...emojis].sort((a, b) => a.sort_order - b.sort_order);
-const concepts = sorted.map((emoji) => ({
-  name: emoji.name.toLowerCase(),
-  unified: emoji.unified,
-  category: emoji.category,
-  captions: captionsFor(emoji),
-}));
+async function renderSvg(set, icon) {
+  const width = icon.width ?? set.width ?? 16;
+  const height = icon.height ?? set.height ?? 16;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="${icon.left ?? 0} ${icon.top ?? 0} ${width} ${height}" width="${SIZE}" height="${SIZE}">${icon.body}</svg>`;
+  return sharp(Buffer.from(svg)).resize(SIZE, SIZE, { fit: 'contain', background: { r: 0, g: 0, b: 0, alpha: 0 } }).ensureAlpha().raw().toBuffer();
+}
+async function renderPng(file) {
+  return sharp(file).resize(SIZE, SIZE, { fit: 'contain', background: { r: 0, g: 0, b: 0, alpha: 0 } })
+    .toColourspace('srgb').ensureAlpha().raw().toBuffer();
+}
+
+function pngStyle(word, pkg, dir, has) {
+  const imageDir = join(dirname(require.resolve(`${pkg}/package.json`)), dir);
+  return {
+    word,
+    async render(concept) {
+      const emoji = emojis.get(concept.unified);
+      return emoji?.[has] ? renderPng(join(imageDir, emoji.image)) : null;
+    },
+  };
+}
+
+// Iconify sets name icons, not code points. Fluent ships a code point map; Noto v1 names icons by CLDR label slug;
+// Firefox OS emoji by squashed Unicode names, with "cat" for the cat's face and "catside" for the whole cat.
+function fluentStyle() {
+  const { set, byChar, resolve } = iconSet('@iconify-json/fluent-emoji-flat');
+  return { word: 'fluent', async render(concept) {
+    const icon = resolve(byChar.get(withoutVariation(concept.unified)) ?? '');
+    return icon ? renderSvg(set, icon) : null;
+  } };
+}
+function notoV1Style() {
+  const { set, resolve } = iconSet('@iconify-json/noto-v1');
+  return { word: 'noto-v1', async render(concept) {
+    const label = emojibase.get(withoutVariation(concept.unified))?.label ?? concept.label;
+    const icon = resolve(slug(label));
+    return icon ? renderSvg(set, icon) : null;
+  } };
+}
+function fxemojiStyle() {
+  const { set, resolve } = iconSet('@iconify-json/fxemoji');
+  return { word: 'fxemoji', async render(concept) {
+    const emoji = emojis.get(concept.unified);
+    const base = emojibase.get(withoutVariation(concept.unified))?.label ?? concept.label;
+    const names = [emoji.name, ...emoji.short_names, base].map(squash);
+    const faceOf = /face$/.test(names[0]) ? names[0].replace(/face$/, '') : null;
+    let name;
+    if (faceOf && resolve(`${faceOf}side`)) name = faceOf;
+    else if (names.some((n) => resolve(`${n}side`))) name = `${names.find((n) => resolve(`${n}side`))}side`;
+    else name = names.find((n) => resolve(n) && !resolve(`${n}side`));
+    return name ? renderSvg(set, resolve(name)) : null;
+  } };
+}
+
+const STYLES = [
+  pngStyle('noto', 'emoji-datasource-google', 'img/google/64', 'has_img_google'),
+  pngStyle('twemoji', 'emoji-datasource-twitter', 'img/twitter/64', 'has_img_twitter'),
+  fluentStyle(),
+  notoV1Style(),
+  fxemojiStyle(),
+];
 
 const records = [];
-const pixels = [];
-for (const style of STYLES) {
-  const imageDir = join(dirname(require.resolve(`${style.pkg}/package.json`)), style.dir);
-  for (const [label, emoji] of sorted.entries()) {
-    if (!emoji[style.has]) continue;
-    const rgb = await sharp(join(imageDir, emoji.image))
-      .resize(SIZE, SIZE, { fit: 'contain', background: { r: 255, g: 255, b: 255, alpha: 0 } })
-      .flatten({ background: { r: 255, g: 255, b: 255 } })
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw()
-      .toBuffer();
-    if (rgb.length !== SIZE * SIZE * 3) throw new Error(`${emoji.image}: expected ${SIZE}×${SIZE} RGB, got ${rgb.length} bytes`);
-    pixels.push(rgb);
-    records.push({ label, style: style.word });
+const sprites = [];
+const missing = {};
+for (const [index, concept] of vocabulary.entries()) {
+  for (const style of STYLES) {
+    const rgba = await style.render(concept);
+    if (!rgba) {
+      (missing[style.word] ??= []).push(concept.id);
+      continue;
+    }
+    if (rgba.length !== SIZE * SIZE * 4) throw new Error(`${concept.id} (${style.word}): expected ${SIZE}×${SIZE} RGBA, got ${rgba.length} bytes`);
+    sprites.push(rgba);
+    records.push({ concept: index, style: style.word });
   }
 }
 
 const workDir = join(here, 'work');
 mkdirSync(workDir, { recursive: true });
-writeFileSync(join(workDir, 'images.u8'), Buffer.concat(pixels));
-writeFileSync(join(workDir, 'dataset.json'), JSON.stringify({ size: SIZE, concepts, records }));
-console.log(JSON.stringify({ images: records.length, concepts: concepts.length, heldout: heldoutPhrases.size }));
+writeFileSync(join(workDir, 'sprites.u8'), Buffer.concat(sprites));
+writeFileSync(join(workDir, 'dataset.json'), JSON.stringify({ size: SIZE, styles: STYLES.map((s) => s.word), concepts: vocabulary, records }));
+await writeStyleSheet(join(workDir, 'style-sheet.png'));
+const perStyle = Object.fromEntries(STYLES.map((s) => [s.word, records.filter((r) => r.style === s.word).length]));
+console.log(JSON.stringify({ sprites: records.length, concepts: vocabulary.length, perStyle,
+  missing: Object.fromEntries(Object.entries(missing).map(([k, v]) => [k, v.length])) }));
+
+/** One row per concept, one column per style, on white: to check by eye that every style drew the same thing. */
+async function writeStyleSheet(file) {
+  const columns = STYLES.length;
+  const tile = 32;
+  const tiles = [];
+  for (const [k, record] of records.entries()) {
+    const column = STYLES.findIndex((s) => s.word === record.style);
+    const input = await sharp(sprites[k], { raw: { width: SIZE, height: SIZE, channels: 4 } }).resize(tile, tile).png().toBuffer();
+    const row = record.concept;
+    tiles.push({ input, left: (Math.floor(row / 100) * (columns + 1) + column) * tile, top: (row % 100) * tile });
+  }
+  const blocks = Math.ceil(vocabulary.length / 100);
+  await sharp({ create: { width: blocks * (columns + 1) * tile, height: 100 * tile, channels: 3, background: '#ffffff' } })
+    .composite(tiles).png().toFile(file);
+}
