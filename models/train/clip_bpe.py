@@ -20,6 +20,7 @@ Standard library only, so any Python 3.9+ can run it.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import unicodedata
@@ -110,10 +111,11 @@ def base_vocab() -> list[str]:
     return symbols + [s + END_OF_WORD for s in symbols]
 
 
-def train_bpe(words: list[str], vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def train_bpe(words: list[str], vocab_size: int, weights: list[int] | None = None) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Learn merges from a corpus until the vocabulary (512 byte symbols + merges + 2 specials) reaches vocab_size.
 
-    `words` may be raw text; it is normalized and pre-tokenized like prompts are. The most frequent adjacent pair is
+    `words` may be raw text; it is normalized and pre-tokenized like prompts are; `weights` counts each text that many
+    times (as if repeated). The most frequent adjacent pair is
     merged first; ties go to the lexicographically smallest pair, so training is deterministic. Training stops
     early when no pair occurs twice.
     """
@@ -121,24 +123,35 @@ def train_bpe(words: list[str], vocab_size: int) -> tuple[dict[str, int], list[t
     if vocab_size < minimum:
         raise ValueError(f"vocab_size must be at least {minimum} (256 bytes, 256 end-of-word bytes, 2 specials)")
     counts: Counter[tuple[str, ...]] = Counter()
-    for text in words:
+    for k, text in enumerate(words):
         for piece in pre_tokenize(normalize(text)):
             if piece not in (BOS, EOS):
-                counts[_word_symbols(piece)] += 1
+                counts[_word_symbols(piece)] += 1 if weights is None else weights[k]
 
     vocab_list = base_vocab()
     known = set(vocab_list)
     merges: list[tuple[str, str]] = []
-    corpus = dict(counts)
+    # Pair counts are kept up to date incrementally (only the words a merge touches are recounted) and the best pair
+    # comes from a heap with stale entries skipped: the same merges as recounting everything after each merge, in
+    # time that grows with the words touched rather than with the whole corpus.
+    symbols_of = [tuple(symbols) for symbols in counts]
+    frequency = [counts[symbols] for symbols in symbols_of]
+    pair_counts: Counter[tuple[str, str]] = Counter()
+    words_with: dict[tuple[str, str], set[int]] = {}
+    for index, symbols in enumerate(symbols_of):
+        for pair in zip(symbols, symbols[1:]):
+            pair_counts[pair] += frequency[index]
+            words_with.setdefault(pair, set()).add(index)
+    heap = [(-count, pair) for pair, count in pair_counts.items()]
+    heapq.heapify(heap)
     while len(known) + 2 < vocab_size:
-        pairs: Counter[tuple[str, str]] = Counter()
-        for symbols, count in corpus.items():
-            for pair in zip(symbols, symbols[1:]):
-                pairs[pair] += count
-        if not pairs:
-            break
-        best, best_count = min(pairs.items(), key=lambda item: (-item[1], item[0]))
-        if best_count < 2:
+        best = None
+        while heap:
+            negative_count, pair = heapq.heappop(heap)
+            if pair_counts.get(pair, 0) == -negative_count and negative_count < 0:
+                best, best_count = pair, -negative_count
+                break
+        if best is None or best_count < 2:
             break
         merges.append(best)
         merged = best[0] + best[1]
@@ -146,7 +159,25 @@ def train_bpe(words: list[str], vocab_size: int) -> tuple[dict[str, int], list[t
         if merged not in known:
             known.add(merged)
             vocab_list.append(merged)
-        corpus = {_apply_merge(symbols, best, merged): count for symbols, count in corpus.items()}
+        changed: set[tuple[str, str]] = set()
+        for index in words_with.pop(best, set()):
+            symbols = symbols_of[index]
+            merged_symbols = _apply_merge(symbols, best, merged)
+            if merged_symbols == symbols:
+                continue
+            for pair in zip(symbols, symbols[1:]):
+                pair_counts[pair] -= frequency[index]
+                changed.add(pair)
+            for pair in zip(merged_symbols, merged_symbols[1:]):
+                pair_counts[pair] += frequency[index]
+                words_with.setdefault(pair, set()).add(index)
+                changed.add(pair)
+            symbols_of[index] = merged_symbols
+        for pair in changed:
+            if pair_counts[pair] > 0:
+                heapq.heappush(heap, (-pair_counts[pair], pair))
+            else:
+                pair_counts.pop(pair, None)
     vocab_list += [BOS, EOS]
     return {token: index for index, token in enumerate(vocab_list)}, merges
 
@@ -175,9 +206,21 @@ def _bpe_word(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     return list(symbols)
 
 
+_RANKS_CACHE: dict[int, tuple[list, dict]] = {}
+
+
+def _ranks(merges: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Merge ranks, built once per merges list (training encodes many captions with the same tokenizer)."""
+    cached = _RANKS_CACHE.get(id(merges))
+    if cached is None or cached[0] is not merges:
+        cached = (merges, {tuple(pair): rank for rank, pair in enumerate(merges)})
+        _RANKS_CACHE[id(merges)] = cached
+    return cached[1]
+
+
 def encode(text: str, vocab: dict[str, int], merges: list[tuple[str, str]]) -> list[int]:
     """Reference CLIP encoding: [BOS, tokens..., EOS], neither truncated nor padded (callers pad with EOS to 77)."""
-    ranks = {pair: rank for rank, pair in enumerate(merges)}
+    ranks = _ranks(merges)
     ids = [vocab[BOS]]
     for piece in pre_tokenize(normalize(text)):
         if piece in (BOS, EOS):

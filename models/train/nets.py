@@ -23,11 +23,15 @@ def group_norm(channels: int) -> nn.GroupNorm:
 
 
 class ResBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, time_channels: int = 0):
+    """GroupNorm-SiLU-conv twice with a skip. With `scale_shift`, the conditioning vector sets a scale and shift of the
+    second norm (AdaGN, as in improved DDPM / diffusers' "scale_shift" time embedding) instead of being added."""
+
+    def __init__(self, in_channels: int, out_channels: int, time_channels: int = 0, scale_shift: bool = False):
         super().__init__()
         self.norm1 = group_norm(in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.time = nn.Linear(time_channels, out_channels) if time_channels else None
+        self.scale_shift = scale_shift
+        self.time = nn.Linear(time_channels, out_channels * (2 if scale_shift else 1)) if time_channels else None
         self.norm2 = group_norm(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
@@ -35,8 +39,15 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor, time: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
         if self.time is not None and time is not None:
-            h = h + self.time(F.silu(time))[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
+            condition = self.time(F.silu(time))[:, :, None, None]
+            if self.scale_shift:
+                scale, shift = condition.chunk(2, dim=1)
+                h = self.norm2(h) * (1 + scale) + shift
+            else:
+                h = self.norm2(h + condition)
+        else:
+            h = self.norm2(h)
+        h = self.conv2(F.silu(h))
         return self.skip(x) + h
 
 
@@ -133,9 +144,26 @@ class TextLayer(nn.Module):
 
 
 class TextEncoder(nn.Module):
-    def __init__(self, vocab_size: int, max_length: int, width: int = 128, layers: int = 3, heads: int = 4):
+    """CLIP-style causal transformer over BPE ids; last_hidden_state [B,L,H] and pooler_output [B,H] (the state at the
+    first EOS, the highest id, as CLIP pools).
+
+    With `embedding_dim`, token embeddings are factorized ([vocab, embedding_dim] then a projection to the width), which
+    keeps a large vocabulary small. With `word_vectors` as well ([vocab, embedding_dim], zero rows for tokens without
+    one), whole-word tokens keep their pretrained vector frozen and only the others learn theirs, so words the
+    captions never used keep the neighbours their vectors give them ("kitty" near "cat"); `fold_word_vectors()` writes
+    the frozen rows into the table for export."""
+
+    def __init__(self, vocab_size: int, max_length: int, width: int = 128, layers: int = 3, heads: int = 4,
+                 embedding_dim: int | None = None, word_vectors: torch.Tensor | None = None):
         super().__init__()
-        self.token_embedding = nn.Embedding(vocab_size, width)
+        self.token_embedding = nn.Embedding(vocab_size, embedding_dim or width)
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        self.token_projection = nn.Linear(embedding_dim, width, bias=False) if embedding_dim else None
+        if word_vectors is not None:
+            self.register_buffer("word_vectors", word_vectors.float(), persistent=False)
+            self.register_buffer("has_vector", (word_vectors.abs().sum(dim=1, keepdim=True) > 0).float(), persistent=False)
+        else:
+            self.word_vectors = None
         self.position_embedding = nn.Parameter(torch.randn(max_length, width) * 0.01)
         self.layers = nn.ModuleList([TextLayer(width, heads) for _ in range(layers)])
         self.final_norm = nn.LayerNorm(width)
@@ -143,9 +171,26 @@ class TextEncoder(nn.Module):
         causal = torch.full((max_length, max_length), float("-inf")).triu(1)
         self.register_buffer("causal_mask", causal, persistent=False)
 
-    def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        tokens = self.token_embedding(input_ids)
+        if self.word_vectors is not None:
+            has = self.has_vector[input_ids]
+            tokens = has * self.word_vectors[input_ids] + (1.0 - has) * tokens
+        return self.token_projection(tokens) if self.token_projection is not None else tokens
+
+    @torch.no_grad()
+    def fold_word_vectors(self) -> None:
+        if self.word_vectors is not None:
+            table = self.has_vector * self.word_vectors + (1.0 - self.has_vector) * self.token_embedding.weight
+            self.token_embedding.weight.copy_(table)
+            self.word_vectors = None
+
+    def forward(self, input_ids: torch.Tensor, embedding_noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         length = input_ids.shape[1]
-        hidden = self.token_embedding(input_ids) + self.position_embedding[:length]
+        tokens = self.embed(input_ids)
+        if embedding_noise > 0:
+            tokens = tokens + embedding_noise * torch.randn_like(tokens) * tokens.detach().std()
+        hidden = tokens + self.position_embedding[:length]
         mask = self.causal_mask[:length, :length]
         for layer in self.layers:
             hidden = layer(hidden, mask)
@@ -195,8 +240,24 @@ class NoAttention(nn.Module):
         return x
 
 
+class AttentionPool(nn.Module):
+    """One learned query attending over the text states: a pooled prompt vector computed inside the U-Net, so the
+    global conditioning path needs no input beyond SD's `encoder_hidden_states`."""
+
+    def __init__(self, context_dim: int, heads: int = 4):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, context_dim) * 0.02)
+        self.attention = Attention(context_dim, heads)
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        query = self.query.expand(context.shape[0], 1, context.shape[2])
+        return self.attention(query, context)[:, 0]
+
+
 class UNet(nn.Module):
-    """Three resolutions (16, 8, 4 for 16×16 latents); attention only where it is cheap (8×8 and 4×4 by default)."""
+    """Three resolutions (16, 8, 4 for 16×16 latents); attention only where it is cheap (8×8 and 4×4 by default).
+    The timestep embedding plus a pooled prompt vector (`AttentionPool`) condition every ResBlock by scale and shift;
+    cross-attention gives the text to each position as in SD."""
 
     def __init__(self, context_dim: int, channels: tuple[int, int, int] = (64, 128, 128), heads: int = 4,
                  attention_levels: tuple[bool, bool, bool] = (False, True, True)):
@@ -208,29 +269,34 @@ class UNet(nn.Module):
         def attention(level: int, width: int) -> nn.Module:
             return CrossAttentionBlock(width, context_dim, heads) if attention_levels[level] else NoAttention()
 
+        def res(cin: int, cout: int) -> ResBlock:
+            return ResBlock(cin, cout, time_channels, scale_shift=True)
+
         self.time_mlp = nn.Sequential(nn.Linear(c0, time_channels), nn.SiLU(), nn.Linear(time_channels, time_channels))
+        self.text_pool = AttentionPool(context_dim, heads)
+        self.text_mlp = nn.Sequential(nn.Linear(context_dim, time_channels), nn.SiLU(), nn.Linear(time_channels, time_channels))
         self.conv_in = nn.Conv2d(LATENT_CHANNELS, c0, 3, padding=1)
 
-        self.down0 = ResBlock(c0, c0, time_channels)
+        self.down0 = res(c0, c0)
         self.attn_down0 = attention(0, c0)
         self.downsample0 = nn.Conv2d(c0, c0, 3, stride=2, padding=1)
-        self.down1 = ResBlock(c0, c1, time_channels)
+        self.down1 = res(c0, c1)
         self.attn_down1 = attention(1, c1)
         self.downsample1 = nn.Conv2d(c1, c1, 3, stride=2, padding=1)
-        self.down2 = ResBlock(c1, c2, time_channels)
+        self.down2 = res(c1, c2)
         self.attn_down2 = attention(2, c2)
 
-        self.mid1 = ResBlock(c2, c2, time_channels)
+        self.mid1 = res(c2, c2)
         self.attn_mid = CrossAttentionBlock(c2, context_dim, heads)
-        self.mid2 = ResBlock(c2, c2, time_channels)
+        self.mid2 = res(c2, c2)
 
-        self.up2 = ResBlock(c2 + c2, c2, time_channels)
+        self.up2 = res(c2 + c2, c2)
         self.attn_up2 = attention(2, c2)
         self.upsample2 = nn.Conv2d(c2, c1, 3, padding=1)
-        self.up1 = ResBlock(c1 + c1, c1, time_channels)
+        self.up1 = res(c1 + c1, c1)
         self.attn_up1 = attention(1, c1)
         self.upsample1 = nn.Conv2d(c1, c0, 3, padding=1)
-        self.up0 = ResBlock(c0 + c0, c0, time_channels)
+        self.up0 = res(c0 + c0, c0)
         self.attn_up0 = attention(0, c0)
 
         self.norm_out = group_norm(c0)
@@ -239,7 +305,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        time = self.time_mlp(timestep_embedding(timestep, self.channels[0]))
+        time = self.time_mlp(timestep_embedding(timestep, self.channels[0])) + self.text_mlp(self.text_pool(context))
         h = self.conv_in(sample)
         skip0 = self.attn_down0(self.down0(h, time), context)
         h = self.downsample0(skip0)
