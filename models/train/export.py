@@ -1,9 +1,11 @@
 """Export the trained networks to models/default/ in the Hugging Face Optimum ONNX layout.
 
-    /usr/bin/python3 export.py [--work work] [--out ../default] [--guidance 5]
+    /usr/bin/python3 export.py [--state-dir state] [--out ../default] [--guidance 5] [--steps 20]
 
-Reads work/vae.pt, work/latents.pt, work/unet.pt (EMA weights) and, when present, work/upscaler.pt. Every graph has
-a dynamic batch dimension; the U-Net also takes any latent size that is a multiple of 4.
+Reads the compact training state (state/: EMA U-Net, text encoder, VAE, tokenizer) and, when present,
+work/upscaler.pt; work/sprites.u8 and work/scenes.json give the plain scenes the latent→RGB preview map is fitted on.
+Every graph has a dynamic batch dimension; the U-Net also takes any latent size that is a multiple of 4. Large
+weights are stored as float16 and cast back inside the graph, so the arithmetic stays float32.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from clip_bpe import write_tokenizer_json, write_vocab_merges
 from nets import KLAutoencoder, TextEncoder, UNet, Upscaler
-from train_unet import TRAIN_STEPS
-from train_vae import load_images
+from scenes import load_sprites, render
+from train_unet import TRAIN_STEPS, full, load_text_encoder
+from train_vae import load_scenes
 
 OPSET = 14
 
@@ -104,25 +107,27 @@ def fit_latent_rgb(vae_latents: torch.Tensor, images: torch.Tensor, scaling_fact
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--state-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "state"))
     parser.add_argument("--work", default="work")
     parser.add_argument("--out", default="../default")
     parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = args.out
 
+    progress = json.load(open(f"{args.state_dir}/progress.json"))
     vae = KLAutoencoder()
-    vae.load_state_dict(torch.load(f"{args.work}/vae.pt"))
+    vae.load_state_dict(full(torch.load(f"{args.state_dir}/vae.pt")))
     vae.eval()
-    latents = torch.load(f"{args.work}/latents.pt")
-    saved = torch.load(f"{args.work}/unet.pt")
-    vocab, merges, max_length = saved["vocab"], [tuple(m) for m in saved["merges"]], saved["max_length"]
-    scaling_factor = saved["scaling_factor"]
-    text_encoder = TextEncoder(len(vocab), max_length, saved["text_width"], saved["text_layers"])
-    text_encoder.load_state_dict(saved["ema_text_encoder"])
-    unet = UNet(saved["text_width"], tuple(saved["unet_channels"]), attention_levels=tuple(saved["attention_levels"]))
-    unet.load_state_dict(saved["ema_unet"])
-    text_encoder.eval(), unet.eval()
+    text_saved = torch.load(f"{args.state_dir}/text_encoder.pt")
+    text_encoder = load_text_encoder(text_saved)
+    vocab, merges, max_length = text_saved["vocab"], [tuple(m) for m in text_saved["merges"]], text_saved["max_length"]
+    width = text_saved["text_width"]
+    scaling_factor = progress["scaling_factor"]
+    unet = UNet(width, tuple(progress["unet_channels"]), attention_levels=tuple(progress["attention_levels"]))
+    unet.load_state_dict(full(torch.load(f"{args.state_dir}/ema_unet.pt")))
+    unet.eval()
 
     write_vocab_merges(f"{out}/tokenizer", vocab, merges, max_length=max_length)
     write_tokenizer_json(f"{out}/tokenizer/tokenizer.json", vocab, merges, max_length=max_length)
@@ -133,16 +138,17 @@ def main() -> None:
         export(TextEncoderExport(text_encoder), (ids,), f"{out}/text_encoder/model.onnx", ["input_ids"],
                ["last_hidden_state", "pooler_output"],
                {"input_ids": {0: "batch", 1: "sequence"}, "last_hidden_state": {0: "batch", 1: "sequence"}, "pooler_output": {0: "batch"}})
+        store_weights_as_float16(f"{out}/text_encoder/model.onnx")
         write_json(f"{out}/text_encoder/config.json", {
             "architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "vocab_size": len(vocab),
-            "hidden_size": saved["text_width"], "num_hidden_layers": saved["text_layers"], "num_attention_heads": 4,
-            "intermediate_size": 4 * saved["text_width"], "max_position_embeddings": max_length,
+            "hidden_size": width, "num_hidden_layers": text_saved["text_layers"], "num_attention_heads": text_saved["text_heads"],
+            "intermediate_size": 4 * width, "max_position_embeddings": max_length,
             "bos_token_id": len(vocab) - 2, "eos_token_id": len(vocab) - 1, "pad_token_id": len(vocab) - 1,
         })
 
         sample = torch.randn(2, 4, 16, 16)
         timestep = torch.tensor([999.0, 500.0])
-        context = torch.randn(2, max_length, saved["text_width"])
+        context = torch.randn(2, max_length, width)
         export(unet, (sample, timestep, context), f"{out}/unet/model.onnx", ["sample", "timestep", "encoder_hidden_states"],
                ["out_sample"], {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
                                 "encoder_hidden_states": {0: "batch", 1: "sequence"}, "out_sample": {0: "batch", 2: "height", 3: "width"}})
@@ -150,14 +156,16 @@ def main() -> None:
         store_weights_as_float16(f"{out}/unet/model.onnx")
         write_json(f"{out}/unet/config.json", {
             "_class_name": "UNet2DConditionModel", "sample_size": 16, "in_channels": 4, "out_channels": 4,
-            "block_out_channels": list(saved["unet_channels"]), "cross_attention_dim": saved["text_width"],
+            "block_out_channels": list(progress["unet_channels"]), "cross_attention_dim": width,
             "attention_head_dim": 4, "layers_per_block": 1,
         })
 
         export(VaeEncoderExport(vae), (torch.randn(2, 3, 64, 64),), f"{out}/vae_encoder/model.onnx", ["sample"], ["latent_sample"],
                {"sample": {0: "batch", 2: "height", 3: "width"}, "latent_sample": {0: "batch", 2: "height", 3: "width"}})
+        store_weights_as_float16(f"{out}/vae_encoder/model.onnx")
         export(VaeDecoderExport(vae), (torch.randn(2, 4, 16, 16),), f"{out}/vae_decoder/model.onnx", ["latent_sample"], ["sample"],
                {"latent_sample": {0: "batch", 2: "height", 3: "width"}, "sample": {0: "batch", 2: "height", 3: "width"}})
+        store_weights_as_float16(f"{out}/vae_decoder/model.onnx")
         vae_config = {
             "_class_name": "AutoencoderKL", "in_channels": 3, "out_channels": 3, "latent_channels": 4, "sample_size": 64,
             "block_out_channels": list(KLAutoencoder.block_out_channels), "scaling_factor": scaling_factor,
@@ -184,16 +192,24 @@ def main() -> None:
         "vae_encoder": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"],
         "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False,
     })
-    images = load_images(args.work)
-    latent_rgb = fit_latent_rgb(latents["mean"], images, scaling_factor)
-    write_json(f"{out}/imagine.json", {
+    meta, sprites = load_sprites(args.work)
+    scenes = load_scenes(args.work)
+    plain = [i for i, scene in enumerate(scenes) if scene.kind == "plain"]
+    images = render(sprites, [scenes[i] for i in plain]).mul(2).sub(1)
+    with torch.no_grad():
+        plain_latents = torch.cat([vae.encode(chunk)[0] for chunk in images.split(256)])
+    latent_rgb = fit_latent_rgb(plain_latents, images, scaling_factor)
+    imagine_path = f"{out}/imagine.json"
+    imagine = json.load(open(imagine_path)) if os.path.exists(imagine_path) else {}
+    write_json(imagine_path, {
+        **imagine,
         "name": "imagine-emoji-64",
         "latentRgb": {"matrix": latent_rgb["matrix"], "bias": latent_rgb["bias"]},
-        "sizes": [[64, 64]], "defaultSize": [64, 64], "defaultSteps": 20, "defaultSampler": "ddim",
+        "sizes": [[64, 64]], "defaultSize": [64, 64], "defaultSteps": args.steps, "defaultSampler": "ddim",
         "defaultGuidance": args.guidance,
     })
     total_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
-    print(json.dumps({"step": saved["step"], "trained_minutes": round(saved["elapsed_s"] / 60, 1),
+    print(json.dumps({"step": progress["step"], "trained_minutes": round(progress["elapsed_s"] / 60, 1),
                       "latent_rgb_mean_abs_error": round(latent_rgb["mean_abs_error"], 4), "total_mb": round(total_bytes / 1e6, 2)}))
 
 

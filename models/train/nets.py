@@ -131,16 +131,17 @@ class Attention(nn.Module):
 
 
 class TextLayer(nn.Module):
-    def __init__(self, width: int, heads: int):
+    def __init__(self, width: int, heads: int, dropout: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(width)
         self.attention = Attention(width, heads)
         self.norm2 = nn.LayerNorm(width)
         self.feed_forward = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x), mask=mask)
-        return x + self.feed_forward(self.norm2(x))
+        x = x + self.dropout(self.attention(self.norm1(x), mask=mask))
+        return x + self.dropout(self.feed_forward(self.norm2(x)))
 
 
 class TextEncoder(nn.Module):
@@ -154,7 +155,7 @@ class TextEncoder(nn.Module):
     the frozen rows into the table for export."""
 
     def __init__(self, vocab_size: int, max_length: int, width: int = 128, layers: int = 3, heads: int = 4,
-                 embedding_dim: int | None = None, word_vectors: torch.Tensor | None = None):
+                 embedding_dim: int | None = None, word_vectors: torch.Tensor | None = None, dropout: float = 0.0):
         super().__init__()
         self.token_embedding = nn.Embedding(vocab_size, embedding_dim or width)
         nn.init.normal_(self.token_embedding.weight, std=0.02)
@@ -165,7 +166,7 @@ class TextEncoder(nn.Module):
         else:
             self.word_vectors = None
         self.position_embedding = nn.Parameter(torch.randn(max_length, width) * 0.01)
-        self.layers = nn.ModuleList([TextLayer(width, heads) for _ in range(layers)])
+        self.layers = nn.ModuleList([TextLayer(width, heads, dropout) for _ in range(layers)])
         self.final_norm = nn.LayerNorm(width)
         # CLIP's causal mask: a token never sees the padding after it, so padding length cannot change the prompt's states.
         causal = torch.full((max_length, max_length), float("-inf")).triu(1)

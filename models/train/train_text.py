@@ -113,6 +113,7 @@ class Heads(nn.Module):
     def __init__(self, width: int, concepts: int):
         super().__init__()
         self.prototypes = nn.Parameter(torch.randn(concepts, width) * 0.02)
+        self.bag_of_words = nn.Linear(EMBEDDING_DIM, width)
         self.background = nn.Linear(width, len(BACKGROUNDS) + 1)
         self.size = nn.Linear(width, 3)
         self.position = nn.Linear(width, len(POSITION_NAMES) + 1)
@@ -193,6 +194,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-minutes", type=float, default=2.0)
     parser.add_argument("--measure", action="store_true", help="time a few steps and exit")
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--anchor-weight", type=float, default=0.0,
+                        help="pull the pooled output towards a linear map of the caption's mean word vector")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -216,8 +220,10 @@ def main() -> None:
     neighbours = neighbour_table(words, vectors, forbidden, caption_words)
     adjectives = distractor_adjectives(words, forbidden, caption_words)
 
-    encoder = TextEncoder(len(vocab), MAX_LENGTH, TEXT_WIDTH, TEXT_LAYERS, TEXT_HEADS, EMBEDDING_DIM, word_vectors=table)
+    encoder = TextEncoder(len(vocab), MAX_LENGTH, TEXT_WIDTH, TEXT_LAYERS, TEXT_HEADS, EMBEDDING_DIM, word_vectors=table,
+                          dropout=args.dropout)
     heads = Heads(TEXT_WIDTH, len(concepts))
+    word_table, has_vector_table = encoder.word_vectors, encoder.has_vector
     parameters = [p for p in list(encoder.parameters()) + list(heads.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.01)
     print(json.dumps({"vocab": len(vocab), "tokens_with_vectors": int((table.abs().sum(1) > 0).sum()), "distractors": len(adjectives),
@@ -238,12 +244,20 @@ def main() -> None:
         ids = torch.tensor([tokens(augment_caption(text, neighbours, adjectives, rng)) for text in texts])
         labels = torch.tensor([caption_labels(text, scene, styles) for text, scene in zip(texts, batch_scenes)])
         concept = torch.tensor([scene.concept for scene in batch_scenes])
+        encoder.train()
         _, pooled = encoder(ids, embedding_noise=EMBEDDING_NOISE)
         logits = F.normalize(pooled, dim=1) @ F.normalize(heads.prototypes, dim=1).T / TEMPERATURE
         loss_concept = F.cross_entropy(logits, concept)
         loss_attributes = sum(F.cross_entropy(head(pooled), labels[:, k])
                               for k, head in enumerate([heads.background, heads.size, heads.position, heads.count, heads.style]))
         loss = loss_concept + 0.5 * loss_attributes
+        if args.anchor_weight > 0:
+            # Mean of the content tokens' word vectors (not BOS/EOS/padding): a bag of words the pooled output must stay
+            # linearly close to, so an unseen word moves it the way its GloVe vector says.
+            content = (ids != vocab[EOS]) & (ids != ids[:, :1])
+            words = has_vector_table[ids] * word_table[ids] + (1 - has_vector_table[ids]) * encoder.token_embedding(ids)
+            bag = (words * content[..., None]).sum(1) / content.sum(1, keepdim=True).clamp(min=1)
+            loss = loss + args.anchor_weight * (1 - F.cosine_similarity(pooled, heads.bag_of_words(bag), dim=1)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)

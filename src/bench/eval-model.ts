@@ -1,23 +1,30 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import sharp from 'sharp';
+import sharp, { type OverlayOptions } from 'sharp';
+import { z } from 'zod';
 import { loadModelFolder } from '../engine/model-folder.js';
 import { generate } from '../engine/pipeline.js';
 import type { RgbImage } from '../engine/types.js';
+import { loadAttributeRules, readBackground, readCount, readPosition, readSize } from './eval-attributes.js';
 import { appendBenchmarkRow, machineDescription } from './report.js';
 
 /**
- * `npm run eval:model -- [--model DIR] [--concepts 200] [--seeds 4] [--guidance 5 | --guidance 2,4,6] [--heldout]
- *   [--steps N] [--grid FILE] [--threads N] [--record] [--json]`
+ * `npm run eval:model -- [--model DIR] [--concepts N] [--seeds 4] [--attribute-seeds 2] [--guidance 5 | --guidance 3,5,7]
+ *   [--steps N] [--sampler S] [--threads N] [--grids] [--record] [--json]`
  *
- * Does the model draw the emoji it is asked for? Every concept is generated with seeds 1..N through our own pipeline
- * and each image is scored by models/eval/classifier.onnx, a classifier trained only on the real emoji images (never on
- * generated ones): top-1 / top-5 = how often the emoji asked for is its first / among its first five guesses (chance:
- * 1/1911 and 5/1911); categoryTop1 = how often its first guess is in the right category (a face for a face). Concepts
- * are the base emoji names spread evenly over the whole list; `--heldout` uses the paraphrases kept out of the training
- * captions instead ("rocket ship" → rocket). Several `--guidance` values make a sweep, one row each. `--record` appends
- * the rows to docs/BENCHMARKS.md.
+ * Does the model draw what it is asked for? Through our own pipeline:
+ * - top1 / top5: every concept of the folder's vocabulary.json, prompted by its exact label, seeds 1…N; each image is
+ *   scored by the judge (models/eval/classifier.onnx: trained on real emoji images only, never on generated ones) —
+ *   hit when the concept asked for is its first / among its first five guesses (chance 1/552, 5/552).
+ * - paraphraseTop5: the held-out phrasings (models/train/heldout_paraphrases.json: "kitty", "rocket ship"), which no
+ *   training caption used.
+ * - attributes: background colour, place on a 3×3 grid, small/large and "two X" prompts
+ *   (models/eval/attribute_prompts.json), read back by pixel rules (./eval-attributes.ts).
+ * - judgeCeilingTop1: the judge's own top-1 on held-out augmentations of real images — no score above can be read.
+ * `--grids` writes captioned sample grids to docs/. Several `--guidance` values make a sweep, one row each;
+ * `--record` appends the rows to docs/BENCHMARKS.md.
  */
 const { values } = parseArgs({
   options: {
@@ -25,110 +32,164 @@ const { values } = parseArgs({
     classifier: { type: 'string', default: 'models/eval/classifier.onnx' },
     labels: { type: 'string', default: 'models/eval/labels.json' },
     heldoutFile: { type: 'string', default: 'models/train/heldout_paraphrases.json' },
-    concepts: { type: 'string', default: '200' },
+    attributeFile: { type: 'string', default: 'models/eval/attribute_prompts.json' },
+    concepts: { type: 'string' },
     seeds: { type: 'string', default: '4' },
+    'attribute-seeds': { type: 'string', default: '2' },
     guidance: { type: 'string' },
     steps: { type: 'string' },
-    heldout: { type: 'boolean', default: false },
-    grid: { type: 'string' },
+    sampler: { type: 'string' },
     threads: { type: 'string' },
+    grids: { type: 'boolean', default: false },
     record: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
 
-interface Label {
-  name: string;
-  unified: string;
-  category: string;
-}
-interface Concept {
+const vocabularySchema = z.object({
+  concepts: z.array(z.object({ id: z.string(), label: z.string(), category: z.string(), article: z.string(), plural: z.string().nullable() })),
+});
+const labelsSchema = z.object({
+  labels: z.array(z.object({ id: z.string(), label: z.string(), category: z.string() })),
+  heldout: z.object({ top1: z.number(), top5: z.number() }).passthrough(),
+});
+const heldoutSchema = z.array(z.object({ phrase: z.string(), id: z.string() }));
+const attributePromptsSchema = z.object({
+  prompts: z.array(z.object({ attribute: z.enum(['background', 'position', 'size', 'count']), expected: z.union([z.string(), z.number()]), concept: z.string(), prompt: z.string() })),
+});
+
+interface Scored {
   prompt: string;
-  label: number;
+  images: RgbImage[];
 }
 
 const CLASSIFIER_SIDE_PX = 64;
+const readJson = async (file: string): Promise<unknown> => JSON.parse(await readFile(file, 'utf8'));
+const vocabulary = vocabularySchema.parse(await readJson(join(values.model, 'vocabulary.json'))).concepts;
+const judge = labelsSchema.parse(await readJson(values.labels));
+if (judge.labels.map((l) => l.id).join('\n') !== vocabulary.map((c) => c.id).join('\n')) {
+  throw new Error(`${values.labels} does not list ${values.model}/vocabulary.json's concepts in its order: retrain the judge (models/eval/train_classifier.py).`);
+}
+const indexOf = new Map(vocabulary.map((concept, index) => [concept.id, index]));
+const heldout = heldoutSchema.parse(await readJson(values.heldoutFile));
+const attributePrompts = attributePromptsSchema.parse(await readJson(values.attributeFile)).prompts;
+const rules = loadAttributeRules();
 
-const labels: Label[] = JSON.parse(await readFile(values.labels, 'utf8')).labels;
-const labelByUnified = new Map(labels.map((label, index) => [label.unified, index]));
-const concepts = values.heldout ? await heldoutConcepts(values.heldoutFile) : spreadConcepts(Number(values.concepts));
 const seedCount = Number(values.seeds);
+const attributeSeeds = Number(values['attribute-seeds']);
 const threads = values.threads ? Number(values.threads) : undefined;
 const model = await loadModelFolder(values.model, { intraOpNumThreads: threads });
 const classifier = await ort.InferenceSession.create(values.classifier, threads ? { intraOpNumThreads: threads } : {});
 const guidances = values.guidance ? values.guidance.split(',').map(Number) : [model.description.defaultGuidance];
 const steps = values.steps ? Number(values.steps) : model.description.defaultSteps;
+const conceptIndices = spread(vocabulary.length, values.concepts ? Number(values.concepts) : vocabulary.length);
 
 const rows: Record<string, string | number>[] = [];
 for (const guidance of guidances) {
+  let wallMs = 0;
+  let imageCount = 0;
+  const draw = async (prompt: string, seeds: number): Promise<RgbImage[]> => {
+    const images: RgbImage[] = [];
+    for (let first = 1; first <= seeds; first += 4) {
+      const batch = Math.min(4, seeds - first + 1);
+      const result = await generate(model, { prompt, seed: first, batch, steps, guidance, ...(values.sampler ? { sampler: values.sampler as never } : {}) });
+      wallMs += result.timingsMs.wallMs;
+      imageCount += batch;
+      images.push(...result.images);
+    }
+    return images;
+  };
+
   let top1 = 0;
   let top5 = 0;
   let categoryTop1 = 0;
-  let wallMs = 0;
-  const gridImages: RgbImage[] = [];
-  for (const concept of concepts) {
-    const images: RgbImage[] = [];
-    for (let first = 1; first <= seedCount; first += 4) {
-      const batch = Math.min(4, seedCount - first + 1);
-      const result = await generate(model, { prompt: concept.prompt, seed: first, batch, steps, guidance });
-      wallMs += result.timingsMs.wallMs;
-      images.push(...result.images);
-    }
+  const named: Scored[] = [];
+  for (const index of conceptIndices) {
+    const images = await draw(vocabulary[index].label, seedCount);
+    named.push({ prompt: vocabulary[index].label, images });
     for (const ranking of await rankLabels(images)) {
-      if (ranking[0] === concept.label) top1++;
-      if (ranking.slice(0, 5).includes(concept.label)) top5++;
-      if (labels[ranking[0]].category === labels[concept.label].category) categoryTop1++;
+      if (ranking[0] === index) top1++;
+      if (ranking.includes(index)) top5++;
+      if (vocabulary[ranking[0]].category === vocabulary[index].category) categoryTop1++;
     }
-    if (gridImages.length < 64) gridImages.push(...images.slice(0, 4));
   }
-  const imageCount = concepts.length * seedCount;
+  const namedImages = conceptIndices.length * seedCount;
+
+  let paraphraseTop1 = 0;
+  let paraphraseTop5 = 0;
+  const paraphrased: Scored[] = [];
+  for (const entry of heldout) {
+    const target = indexOf.get(entry.id);
+    if (target === undefined) throw new Error(`${values.heldoutFile}: '${entry.id}' is not in the vocabulary`);
+    const images = await draw(entry.phrase, seedCount);
+    paraphrased.push({ prompt: entry.phrase, images });
+    for (const ranking of await rankLabels(images)) {
+      if (ranking[0] === target) paraphraseTop1++;
+      if (ranking.includes(target)) paraphraseTop5++;
+    }
+  }
+
+  const hits: Record<string, [number, number]> = { background: [0, 0], position: [0, 0], size: [0, 0], count: [0, 0] };
+  const attributed: Scored[] = [];
+  for (const entry of attributePrompts) {
+    const images = await draw(entry.prompt, attributeSeeds);
+    if (attributed.filter((s) => s.prompt.includes(String(entry.expected))).length < 3) attributed.push({ prompt: entry.prompt, images });
+    for (const image of images) {
+      const read = { background: readBackground, position: readPosition, size: readSize, count: readCount }[entry.attribute](image, rules);
+      hits[entry.attribute][0] += read === entry.expected ? 1 : 0;
+      hits[entry.attribute][1]++;
+    }
+  }
+  const attributeAccuracy = Object.fromEntries(Object.entries(hits).map(([name, [hit, total]]) => [name, round(hit / total)]));
+
   rows.push({
     model: model.name,
-    prompts: values.heldout ? 'heldout-paraphrases' : 'names',
-    concepts: concepts.length,
+    concepts: conceptIndices.length,
     seeds: seedCount,
     steps,
     guidance,
-    top1: round(top1 / imageCount),
-    top5: round(top5 / imageCount),
-    categoryTop1: round(categoryTop1 / imageCount),
+    top1: round(top1 / namedImages),
+    top5: round(top5 / namedImages),
+    categoryTop1: round(categoryTop1 / namedImages),
+    paraphraseTop1: round(paraphraseTop1 / (heldout.length * seedCount)),
+    paraphraseTop5: round(paraphraseTop5 / (heldout.length * seedCount)),
+    background: attributeAccuracy.background,
+    position: attributeAccuracy.position,
+    size: attributeAccuracy.size,
+    count: attributeAccuracy.count,
+    judgeCeilingTop1: judge.heldout.top1,
     secondsPerImage: round(wallMs / imageCount / 1000),
     machine: machineDescription(),
     date: new Date().toISOString().slice(0, 10),
   });
-  if (values.grid && guidance === guidances[0]) await writeGrid(values.grid, gridImages);
+  if (values.grids && guidance === guidances[0]) {
+    const everyday = ['red apple', 'fox', 'rocket', 'cat', 'dog', 'pizza', 'car', 'sun', 'snowman', 'banana', 'house', 'guitar',
+      'butterfly', 'rainbow', 'birthday cake', 'bicycle'];
+    await writeGrid('docs/default-model-samples.png', everyday.map((label) => named.find((s) => s.prompt === label)).filter((s): s is Scored => !!s));
+    await writeGrid('docs/default-model-heldout.png', paraphrased.slice(0, 16));
+    await writeGrid('docs/default-model-attributes.png', attributed.slice(0, 16));
+  }
 }
 await model.release();
 await classifier.release();
 if (values.record) for (const row of rows) await appendBenchmarkRow('eval-model', row);
-process.stdout.write(rows.map((row) => JSON.stringify(row, null, values.json ? undefined : 2)).join('\n') + '\n');
+const printed = rows.map((row) => ({ ...row, attributes: { background: row.background, position: row.position, size: row.size, count: row.count } }));
+process.stdout.write(printed.map((row) => JSON.stringify(row, null, values.json ? undefined : 2)).join('\n') + '\n');
 
-/** Base emoji spread evenly over the list, so every category is represented; prompts are the names it was trained on. */
-function spreadConcepts(count: number): Concept[] {
-  const n = Math.min(count, labels.length);
-  return Array.from({ length: n }, (_, k) => {
-    const label = Math.floor((k * labels.length) / n);
-    return { prompt: labels[label].name, label };
-  });
+/** `count` indices spread evenly over 0…total-1, so every category is represented in a subset. */
+function spread(total: number, count: number): number[] {
+  const n = Math.min(count, total);
+  return Array.from({ length: n }, (_, k) => Math.floor((k * total) / n));
 }
 
-async function heldoutConcepts(file: string): Promise<Concept[]> {
-  const entries: { phrase: string; unified: string }[] = JSON.parse(await readFile(file, 'utf8'));
-  return entries.map((entry) => {
-    const label = labelByUnified.get(entry.unified);
-    if (label === undefined) throw new Error(`${file}: ${entry.unified} ('${entry.phrase}') is not a classifier label`);
-    return { prompt: entry.phrase, label };
-  });
-}
-
-/** Label indices of each image, best first (five). The classifier takes [N,3,64,64] RGB in [0,1]. */
+/** Label indices of each image, best first (five). The judge takes [N,3,64,64] RGB in [0,1]. */
 async function rankLabels(images: RgbImage[]): Promise<number[][]> {
   const side = CLASSIFIER_SIDE_PX;
   const plane = side * side;
   const input = new Float32Array(images.length * 3 * plane);
   images.forEach((image, n) => {
     if (image.width !== side || image.height !== side) {
-      throw new Error(`The classifier takes ${side}x${side} images; this model made ${image.width}x${image.height}.`);
+      throw new Error(`The judge takes ${side}x${side} images; this model made ${image.width}x${image.height}.`);
     }
     for (let pixel = 0; pixel < plane; pixel++) {
       for (let colour = 0; colour < 3; colour++) input[(n * 3 + colour) * plane + pixel] = image.data[pixel * 3 + colour] / 255;
@@ -136,30 +197,32 @@ async function rankLabels(images: RgbImage[]): Promise<number[][]> {
   });
   const outputs = await classifier.run({ image: new ort.Tensor('float32', input, [images.length, 3, side, side]) });
   const logits = outputs.logits.data as Float32Array;
+  const classes = vocabulary.length;
   return images.map((_, n) => {
-    const row = logits.subarray(n * labels.length, (n + 1) * labels.length);
+    const row = logits.subarray(n * classes, (n + 1) * classes);
     return [...row.keys()].sort((a, b) => row[b] - row[a]).slice(0, 5);
   });
 }
 
-/** Four seeds per row, one row per concept. */
-async function writeGrid(file: string, images: RgbImage[]): Promise<void> {
-  const side = images[0].width;
-  const columns = 4;
-  const png = await sharp({
-    create: { width: columns * side, height: Math.ceil(images.length / columns) * side, channels: 3, background: '#ffffff' },
-  })
-    .composite(
-      images.map((image, k) => ({
-        input: Buffer.from(image.data),
-        raw: { width: image.width, height: image.height, channels: 3 as const },
-        left: (k % columns) * side,
-        top: Math.floor(k / columns) * side,
-      })),
-    )
-    .png()
-    .toBuffer();
-  await writeFile(file, png);
+/** One row per prompt: its caption, then its images (4 seeds) at 2×, so a reader can judge them by eye. */
+async function writeGrid(file: string, rowsToDraw: Scored[]): Promise<void> {
+  const scale = 2;
+  const side = CLASSIFIER_SIDE_PX * scale;
+  const captionPx = 220;
+  const columns = Math.max(...rowsToDraw.map((row) => row.images.length));
+  const width = captionPx + columns * side;
+  const composites: OverlayOptions[] = [];
+  for (const [r, row] of rowsToDraw.entries()) {
+    const text = row.prompt.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+    const label = `<svg xmlns="http://www.w3.org/2000/svg" width="${captionPx}" height="${side}"><text x="8" y="${side / 2 + 6}" font-family="DejaVu Sans, sans-serif" font-size="15">${text}</text></svg>`;
+    composites.push({ input: Buffer.from(label), left: 0, top: r * side });
+    for (const [c, image] of row.images.entries()) {
+      const big = await sharp(Buffer.from(image.data), { raw: { width: image.width, height: image.height, channels: 3 } })
+        .resize(side, side, { kernel: 'nearest' }).png().toBuffer();
+      composites.push({ input: big, left: captionPx + c * side, top: r * side });
+    }
+  }
+  await sharp({ create: { width, height: rowsToDraw.length * side, channels: 3, background: '#ffffff' } }).composite(composites).png().toFile(file);
 }
 
 function round(value: number): number {
