@@ -8,7 +8,8 @@ import { parametersOfPng, resultToPngs, upscalePng, varyImage, VARIATION_STRENGT
 import { loadImageFile } from '../engine/images.js';
 import { EXECUTION_PROVIDERS, loadModelFolder } from '../engine/model-folder.js';
 import { generate, type GenerateOptions, type GenerateResult } from '../engine/pipeline.js';
-import { MAX_SEED, randomSeed } from '../engine/random.js';
+import { MAX_SEED } from '../engine/limits.js';
+import { randomSeed } from '../engine/random.js';
 import { SAMPLER_NAMES } from '../engine/types.js';
 
 export const DEFAULT_MODEL_DIR = 'models/default';
@@ -216,7 +217,7 @@ async function runGenerate(flags: GenerateFlags): Promise<GenerateReport> {
       const stored = parametersOfPng(source);
       const width = flags.size?.width ?? stored?.width;
       const height = flags.size?.height ?? stored?.height;
-      const size = width && height ? { width, height } : { width: model.defaultSize[0], height: model.defaultSize[1] };
+      const size = width && height ? { width, height } : { width: model.description.defaultSize[0], height: model.description.defaultSize[1] };
       const init = await loadImageFile(source, size);
       result = await generate(model, { ...options, ...size, prompt: flags.prompt!, init: { image: init.tensor, strength: flags.strength! } });
     } else {

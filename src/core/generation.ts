@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { SAMPLER_NAMES } from '../engine/types.js';
+import { ENGINE_JOB_KINDS, EngineJobParams } from '../engine/jobs.js';
 
 /**
  * The platform-neutral description of one piece of work. Chat adapters build it, core validates it against policy,
  * the queue carries it as the job payload, the worker hands its parameters to the engine, the store keeps it as history.
  */
-export const GENERATION_KINDS = ['imagine', 'upscale', 'vary-subtle', 'vary-strong', 'reroll', 'img2img'] as const;
+export const GENERATION_KINDS = ENGINE_JOB_KINDS;
 export type GenerationKind = (typeof GENERATION_KINDS)[number];
 
 export const PLATFORMS = ['discord', 'slack', 'web', 'cli'] as const;
@@ -20,22 +20,9 @@ export const Requester = z.object({
 });
 export type Requester = z.infer<typeof Requester>;
 
-export const GenerationParams = z.object({
-  prompt: z.string().min(1).max(2000),
-  negativePrompt: z.string().max(2000).default(''),
-  width: z.number().int().min(8).max(4096),
-  height: z.number().int().min(8).max(4096),
-  steps: z.number().int().min(1).max(150),
-  guidance: z.number().min(0).max(30),
-  sampler: z.enum(SAMPLER_NAMES),
-  seed: z.number().int().min(0).max(4294967295),
-  batch: z.number().int().min(1).max(4),
+/** What the engine takes (src/engine/jobs.ts, on the limits src/engine/limits.ts defines once), and which model runs it. */
+export const GenerationParams = EngineJobParams.extend({
   model: z.string().min(1).max(100),
-  /** image-to-image / variation strength in (0, 1]. */
-  strength: z.number().gt(0).lte(1).optional(),
-  /** A1111-style seed variation: a second seed slerped in with this strength. */
-  variationSeed: z.number().int().min(0).max(4294967295).optional(),
-  variationStrength: z.number().min(0).max(1).optional(),
 });
 export type GenerationParams = z.infer<typeof GenerationParams>;
 

@@ -1,3 +1,4 @@
+import { LIMITS } from '../engine/limits.js';
 import { ImagineError } from './errors.js';
 import type { GenerationRequest } from './generation.js';
 
@@ -32,9 +33,9 @@ export interface QuotaPolicy {
 export function defaultQuotaPolicy(allowance: Pick<QuotaPolicy, 'unitsPerPeriod' | 'period'>): QuotaPolicy {
   return {
     ...allowance,
-    maxPixels: 2048 * 2048,
-    maxSteps: 150,
-    maxBatch: 4,
+    maxPixels: LIMITS.defaultMaxSidePx * LIMITS.defaultMaxSidePx,
+    maxSteps: LIMITS.steps.max,
+    maxBatch: LIMITS.batch.max,
     allowedModels: [],
     fastAllowed: true,
     relaxAllowed: true,

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { invalidInput } from '../core/errors.js';
+import { invalidInput } from './errors.js';
 import { encodePng, loadImageFile, makeGrid } from './images.js';
 import type { ModelFolder } from './model-folder.js';
 import { formatParameters, parseParameters, type GenerationParameters } from './parameters.js';

@@ -1,8 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { isImagineError } from '../core/errors.js';
-import type { EngineStepEvent } from '../core/ports.js';
+import { isEngineError } from './errors.js';
 import { createImageEngine } from './image-engine.js';
 import { loadModelFolder } from './model-folder.js';
+import type { StepEvent } from './pipeline.js';
 import type { EngineThreadData, ToEngineThread, FromEngineThread } from './threaded-engine.js';
 
 /**
@@ -14,19 +14,19 @@ const { modelDir, runtime } = workerData as EngineThreadData;
 const post = (message: FromEngineThread, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 const serialise = (error: unknown) =>
-  isImagineError(error)
+  isEngineError(error)
     ? { kind: error.kind, userMessage: error.userMessage, details: error.details, message: error.message }
     : { message: error instanceof Error ? error.message : String(error) };
 
 try {
   const model = await loadModelFolder(modelDir, runtime);
   const engine = createImageEngine(model);
-  const running = new Map<string, { abort: AbortController; latestPreview?: EngineStepEvent['preview'] }>();
+  const running = new Map<string, { abort: AbortController; latestPreview?: StepEvent['preview'] }>();
 
   port.on('message', (message: ToEngineThread) => {
     switch (message.type) {
       case 'generate': {
-        const job = { abort: new AbortController() } as { abort: AbortController; latestPreview?: EngineStepEvent['preview'] };
+        const job = { abort: new AbortController() } as { abort: AbortController; latestPreview?: StepEvent['preview'] };
         running.set(message.id, job);
         engine
           .generate(message.request, {

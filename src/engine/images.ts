@@ -1,13 +1,14 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
-import { invalidInput, modelFailure } from '../core/errors.js';
+import { invalidInput, modelFailure } from './errors.js';
+import { LIMITS } from './limits.js';
 import { withTextChunk } from './png-text.js';
 import type { RgbImage } from './types.js';
 
 /** Images in and out of the engine: model tensors ↔ 8-bit RGB, PNG/WebP encoding, grids, and init images. */
 
-export const MAX_IMAGE_FILE_BYTES = 20 * 1024 * 1024;
+export const MAX_IMAGE_FILE_BYTES = LIMITS.imageFileBytes;
 /** sharp's own default decompression-bomb limit (16383 × 16383), stated so the error can name it. */
 const MAX_INPUT_PIXELS = 268_402_689;
 const NOT_AN_IMAGE = 'is not an image sharp can read (PNG, JPEG, WebP, …)';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { modelFailure } from '../core/errors.js';
+import { modelFailure } from './errors.js';
 
 /** Model folders are mostly JSON beside ONNX files; a broken one is a model_failure that names the file. */
 export async function readJson(path: string): Promise<any> {

@@ -1,21 +1,17 @@
-import { existsSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { z } from 'zod';
-import { ImagineError, invalidInput, modelFailure } from '../core/errors.js';
-import { SAMPLER_NAMES, type SamplerName } from './types.js';
-import { readJson, readJsonIfPresent } from './json-files.js';
+import { EngineError, invalidInput, modelFailure } from './errors.js';
+import { readJson } from './json-files.js';
+import { describeModelFolder, requireFile, type ComponentName, type ModelDescription } from './model-description.js';
 import { loadTokenizer, type PromptTokenizer } from './tokenizer.js';
 
 /**
- * Loads a Stable-Diffusion-style pipeline folder in the Hugging Face Optimum ONNX layout and checks, from each ONNX
- * session's own metadata, that it can be driven the way the pipeline needs. Exports differ in small ways (int32 or
- * int64 ids, int64 [B] or float scalar timesteps, fp16 or fp32, latent_sample or latent_parameters); all of those load,
- * anything else is one error naming the file, the tensor and what was expected.
+ * Opens the ONNX sessions of a model folder in the Hugging Face Optimum layout — the components its description
+ * (src/engine/model-description.ts) lists, all at once — and checks, from each session's own metadata, that it can be
+ * driven the way the pipelines need. Exports differ in small ways (int32 or int64 ids, int64 [B] or float scalar
+ * timesteps, fp16 or fp32, latent_sample or latent_parameters, 4 or 9 UNet channels); all of those load, anything
+ * else is one error naming the file, the tensor and what was expected.
  */
-
-/** Largest width or height for folders that do not declare their own. */
-const DEFAULT_MAX_SIDE_PX = 2048;
 
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'coreml', 'dml', 'webgpu'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
@@ -40,201 +36,158 @@ export interface Component {
   file: string;
 }
 
-const LatentRgb = z.object({
-  matrix: z.array(z.array(z.number()).length(3)).min(1),
-  bias: z.array(z.number()).length(3),
-});
-
-const Settings = z.object({
-  name: z.string().min(1).max(100).optional(),
-  latentRgb: LatentRgb.optional(),
-  sizes: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).min(1).optional(),
-  defaultSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
-  maxSidePx: z.number().int().positive().optional(),
-  defaultSteps: z.number().int().min(1).max(150).optional(),
-  defaultSampler: z.enum(SAMPLER_NAMES).optional(),
-  defaultGuidance: z.number().min(0).max(30).optional(),
-});
-export type ModelSettings = z.infer<typeof Settings>;
-export type LatentRgbCoefficients = z.infer<typeof LatentRgb>;
+export type TextEncoder = Component & { ids: TensorPort; hiddenStates: string };
+export type Unet = Component & {
+  sample: TensorPort;
+  timestep: TensorPort;
+  hiddenStates: TensorPort;
+  output: string;
+  maxBatch: number | null;
+  /** Channels of `sample`: the latent channels, or latents + 1 mask channel + masked-image latents for inpainting. */
+  inChannels: number;
+  /** A 9-channel inpainting UNet (diffusers' StableDiffusionInpaintPipeline convention). */
+  inpainting: boolean;
+};
+export type VaeDecoder = Component & { latents: TensorPort; output: string };
+export type VaeEncoder = Component & { image: TensorPort; output: string; outputsMeanAndLogvar: boolean };
+/** A TAESD-format tiny decoder: UNet-space latents in, RGB in [0, 1] out. Used for previews when present. */
+export type TaesdDecoder = Component & { latents: TensorPort; output: string };
 
 export interface ModelFolder {
   dir: string;
   name: string;
+  description: ModelDescription;
   tokenizer: PromptTokenizer;
-  textEncoder: Component & { ids: TensorPort; hiddenStates: string };
-  unet: Component & { sample: TensorPort; timestep: TensorPort; hiddenStates: TensorPort; output: string; maxBatch: number | null };
-  vaeDecoder: Component & { latents: TensorPort; output: string };
-  vaeEncoder?: Component & { image: TensorPort; output: string; outputsMeanAndLogvar: boolean };
-  /** A TAESD-format tiny decoder: UNet-space latents in, RGB in [0, 1] out. Used for previews when present. */
-  taesdDecoder?: Component & { latents: TensorPort; output: string };
+  textEncoder: TextEncoder;
+  unet: Unet;
+  vaeDecoder: VaeDecoder;
+  vaeEncoder?: VaeEncoder;
+  taesdDecoder?: TaesdDecoder;
   upscaler?: Component;
   schedulerConfig: unknown;
+  /** Channels of the VAE's latents (4 for Stable Diffusion). */
   latentChannels: number;
-  /** Pixels per latent cell (8 for Stable Diffusion). */
-  vaeScaleFactor: number;
-  /** The VAE's latent scaling factor (0.18215 for SD 1.x): UNet-space latents = VAE latents × this. */
-  scalingFactor: number;
-  /** Width and height must be multiples of this. */
-  sizeMultiple: number;
-  settings: ModelSettings;
-  description: ModelDescription;
-  defaultSize: readonly [number, number];
   executionProviders: readonly ExecutionProvider[];
   release(): Promise<void>;
 }
 
+/** How each component's ports are found and checked, once its session is open. */
+const BIND = {
+  text_encoder: (component: Component): TextEncoder => ({
+    ...component,
+    ids: requireInput(component, ['input_ids'], ['int32', 'int64'], 2),
+    hiddenStates: requireOutput(component, ['last_hidden_state']),
+  }),
+  unet: (component: Component, description: ModelDescription, latentChannels: number): Unet => {
+    const sample = requireInput(component, ['sample'], ['float32', 'float16'], 4);
+    const batchDim = sample.dims[0];
+    // Optimum leaves the channel axis dynamic ('num_channels'); its config.json then says what the weights take.
+    const inChannels = typeof sample.dims[1] === 'number' ? sample.dims[1] : Number(description.unetConfig.in_channels ?? latentChannels);
+    const inpainting = inChannels === 2 * latentChannels + 1;
+    if (inChannels !== latentChannels && !inpainting) {
+      throw mismatch(
+        component.file,
+        sample.name,
+        `${latentChannels} channels (latents) or ${2 * latentChannels + 1} (inpainting: latents, mask, masked-image latents); it takes ${inChannels}`,
+      );
+    }
+    return {
+      ...component,
+      sample,
+      timestep: requireInput(component, ['timestep'], ['int64', 'float32', 'float16'], [0, 1]),
+      hiddenStates: requireInput(component, ['encoder_hidden_states'], ['float32', 'float16'], 3),
+      output: requireOutput(component, ['out_sample']),
+      maxBatch: typeof batchDim === 'number' && batchDim > 0 ? batchDim : null,
+      inChannels,
+      inpainting,
+    };
+  },
+  vae_decoder: (component: Component): VaeDecoder => ({
+    ...component,
+    latents: requireInput(component, ['latent_sample'], ['float32', 'float16'], 4),
+    output: requireOutput(component, ['sample']),
+  }),
+  vae_encoder: (component: Component): VaeEncoder => {
+    const output = requireOutput(component, ['latent_sample', 'latent_parameters', 'latent_dist']);
+    return { ...component, image: requireInput(component, ['sample'], ['float32', 'float16'], 4), output, outputsMeanAndLogvar: output !== 'latent_sample' };
+  },
+  taesd_decoder: (component: Component): TaesdDecoder => ({
+    ...component,
+    latents: requireInput(component, ['latent_sample', 'latents', 'input'], ['float32', 'float16'], 4),
+    output: component.session.outputNames[0],
+  }),
+  upscaler: (component: Component): Component => {
+    const [input] = component.session.inputMetadata;
+    if (!input || !input.isTensor || (input.type !== 'float32' && input.type !== 'float16') || input.shape.length !== 4) {
+      throw mismatch(component.file, input?.name ?? '(first input)', 'a float32 image tensor [1, 3, height, width] (ESRGAN format)');
+    }
+    return component;
+  },
+} as const;
+
 export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptions = {}): Promise<ModelFolder> {
-  const dir = resolve(dirArgument);
-  if (!existsSync(dir)) {
-    throw modelFailure(`The model folder ${dir} does not exist. Pass --model with a folder in the Hugging Face Optimum ONNX layout (model_index.json, tokenizer/, text_encoder/, unet/, vae_decoder/, scheduler/).`);
-  }
   const executionProviders = runtime.executionProviders ?? ['cpu'];
   for (const provider of executionProviders) {
     if (!(EXECUTION_PROVIDERS as readonly string[]).includes(provider)) {
       throw invalidInput(`Unknown execution provider '${provider}'. Use one of: ${EXECUTION_PROVIDERS.join(', ')}.`);
     }
   }
-  const description = await describeModelFolder(dir);
-  const { settings, textEncoderConfig, unetConfig } = description;
-  const schedulerConfig = await readJson(await requireFile(dir, join('scheduler', 'scheduler_config.json')));
+  const description = await describeModelFolder(dirArgument);
+  const { dir } = description;
+  const schedulerConfig = await readJson(requireFile(dir, join('scheduler', 'scheduler_config.json')));
 
-  const open = (file: string) => openSession(dir, file, executionProviders, runtime.intraOpNumThreads);
-  const opened: Component[] = [];
-  const track = async (file: string) => {
-    const component = await open(file);
-    opened.push(component);
-    return component;
-  };
+  // transformers.js' constructSessions: every session of the folder is created at once, not one after another.
+  const opening = description.components.map((name) => openSession(dir, join(name, 'model.onnx'), executionProviders, runtime.intraOpNumThreads));
+  const settled = await Promise.allSettled(opening);
+  const sessions = new Map<ComponentName, Component>();
+  settled.forEach((outcome, k) => outcome.status === 'fulfilled' && sessions.set(description.components[k], outcome.value));
+  const releaseAll = () => Promise.allSettled([...sessions.values()].map((component) => component.session.release()));
+  const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) {
+    await releaseAll();
+    throw failed.reason;
+  }
 
   try {
-    const textEncoder = await track(join('text_encoder', 'model.onnx'));
-    const ids = requireInput(textEncoder, ['input_ids'], ['int32', 'int64'], 2);
-    const hiddenStates = requireOutput(textEncoder, ['last_hidden_state']);
-    const positions = Number(textEncoderConfig.max_position_embeddings);
-    const fixedLength = typeof ids.dims[1] === 'number' ? ids.dims[1] : undefined;
+    const textEncoder = BIND.text_encoder(sessions.get('text_encoder')!);
+    const vaeDecoder = BIND.vae_decoder(sessions.get('vae_decoder')!);
+    const latentChannels = typeof vaeDecoder.latents.dims[1] === 'number' ? vaeDecoder.latents.dims[1] : Number(description.vaeConfig.latent_channels ?? 4);
+    const unet = BIND.unet(sessions.get('unet')!, description, latentChannels);
+    const optional = <T>(name: ComponentName, bind: (component: Component) => T): T | undefined => {
+      const component = sessions.get(name);
+      return component && bind(component);
+    };
+    const vaeEncoder = optional('vae_encoder', BIND.vae_encoder);
+    if (unet.inpainting && !vaeEncoder) {
+      throw modelFailure(`${join(dir, 'unet', 'model.onnx')} is an inpainting UNet, which needs the masked picture's latents: add vae_encoder/model.onnx.`);
+    }
+
+    const positions = Number(description.textEncoderConfig.max_position_embeddings);
+    const fixedLength = typeof textEncoder.ids.dims[1] === 'number' ? textEncoder.ids.dims[1] : undefined;
     const tokenizer = await loadTokenizer(join(dir, 'tokenizer'), fixedLength ?? (Number.isInteger(positions) && positions > 2 ? positions : 77));
 
-    const unetComponent = await track(join('unet', 'model.onnx'));
-    const sample = requireInput(unetComponent, ['sample'], ['float32', 'float16'], 4);
-    const timestep = requireInput(unetComponent, ['timestep'], ['int64', 'float32', 'float16'], [0, 1]);
-    const unetHidden = requireInput(unetComponent, ['encoder_hidden_states'], ['float32', 'float16'], 3);
-    const unetOutput = requireOutput(unetComponent, ['out_sample']);
-    const latentChannels = typeof sample.dims[1] === 'number' ? sample.dims[1] : Number(unetConfig.in_channels ?? 4);
-
-    const vaeDecoderComponent = await track(join('vae_decoder', 'model.onnx'));
-    const vaeLatents = requireInput(vaeDecoderComponent, ['latent_sample'], ['float32', 'float16'], 4);
-    const vaeOutput = requireOutput(vaeDecoderComponent, ['sample']);
-
-    let vaeEncoder: ModelFolder['vaeEncoder'];
-    if (existsSync(join(dir, 'vae_encoder', 'model.onnx'))) {
-      const component = await track(join('vae_encoder', 'model.onnx'));
-      const image = requireInput(component, ['sample'], ['float32', 'float16'], 4);
-      const output = requireOutput(component, ['latent_sample', 'latent_parameters', 'latent_dist']);
-      vaeEncoder = { ...component, image, output, outputsMeanAndLogvar: output !== 'latent_sample' };
-    }
-
-    let taesdDecoder: ModelFolder['taesdDecoder'];
-    if (existsSync(join(dir, 'taesd_decoder', 'model.onnx'))) {
-      const component = await track(join('taesd_decoder', 'model.onnx'));
-      const latents = requireInput(component, ['latent_sample', 'latents', 'input'], ['float32', 'float16'], 4);
-      taesdDecoder = { ...component, latents, output: component.session.outputNames[0] };
-    }
-
-    let upscaler: Component | undefined;
-    if (existsSync(join(dir, 'upscaler', 'model.onnx'))) {
-      upscaler = await track(join('upscaler', 'model.onnx'));
-      const [input] = upscaler.session.inputMetadata;
-      if (!input || !input.isTensor || (input.type !== 'float32' && input.type !== 'float16') || input.shape.length !== 4) {
-        throw mismatch(dir, upscaler.file, input?.name ?? '(first input)', 'a float32 image tensor [1, 3, height, width] (ESRGAN format)');
-      }
-    }
-
-    const batchDim = sample.dims[0];
     return {
       dir,
       name: description.name,
+      description,
       tokenizer,
-      textEncoder: { ...textEncoder, ids, hiddenStates },
-      unet: {
-        ...unetComponent,
-        sample,
-        timestep,
-        hiddenStates: unetHidden,
-        output: unetOutput,
-        maxBatch: typeof batchDim === 'number' && batchDim > 0 ? batchDim : null,
-      },
-      vaeDecoder: { ...vaeDecoderComponent, latents: vaeLatents, output: vaeOutput },
+      textEncoder,
+      unet,
+      vaeDecoder,
       vaeEncoder,
-      taesdDecoder,
-      upscaler,
+      taesdDecoder: optional('taesd_decoder', BIND.taesd_decoder),
+      upscaler: optional('upscaler', BIND.upscaler),
       schedulerConfig,
       latentChannels,
-      vaeScaleFactor: description.vaeScaleFactor,
-      scalingFactor: description.scalingFactor,
-      sizeMultiple: description.sizeMultiple,
-      settings,
-      description,
-      defaultSize: description.defaultSize,
       executionProviders,
       release: async () => {
-        await Promise.all(opened.map((component) => component.session.release()));
+        await Promise.all([...sessions.values()].map((component) => component.session.release()));
       },
     };
   } catch (error) {
-    await Promise.allSettled(opened.map((component) => component.session.release()));
+    await releaseAll();
     throw error;
   }
-}
-
-export interface ModelDescription {
-  dir: string;
-  name: string;
-  settings: ModelSettings;
-  /** Pixels per latent cell, from vae_decoder/config.json (diffusers: 2 ** (len(block_out_channels) - 1)). */
-  vaeScaleFactor: number;
-  scalingFactor: number;
-  sizeMultiple: number;
-  /** What a request that names nothing else gets. */
-  defaultSize: readonly [number, number];
-  defaultSteps: number;
-  defaultGuidance: number;
-  defaultSampler: SamplerName;
-  maxSidePx: number;
-  textEncoderConfig: Record<string, any>;
-  unetConfig: Record<string, any>;
-}
-
-/**
- * What a folder says about itself in its JSON files, without loading any ONNX session: enough for a bot process,
- * which runs no model, to validate requests for it.
- */
-export async function describeModelFolder(dirArgument: string): Promise<ModelDescription> {
-  const dir = resolve(dirArgument);
-  await requireFile(dir, 'model_index.json');
-  const settings = await readSettings(dir);
-  const textEncoderConfig = (await readJsonIfPresent(join(dir, 'text_encoder', 'config.json'))) ?? {};
-  const unetConfig = (await readJsonIfPresent(join(dir, 'unet', 'config.json'))) ?? {};
-  const vaeConfig = (await readJsonIfPresent(join(dir, 'vae_decoder', 'config.json'))) ?? {};
-  const vaeScaleFactor = 2 ** ((Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 4) - 1);
-  const unetDownsampling = Array.isArray(unetConfig.block_out_channels) ? 2 ** (unetConfig.block_out_channels.length - 1) : 1;
-  const sampleSize = Number(unetConfig.sample_size);
-  const trainedSide = Number.isInteger(sampleSize) && sampleSize > 0 ? sampleSize * vaeScaleFactor : 512;
-  return {
-    dir,
-    name: settings.name ?? basename(dir),
-    settings,
-    vaeScaleFactor,
-    scalingFactor: Number(vaeConfig.scaling_factor ?? 0.18215),
-    sizeMultiple: Math.max(8, vaeScaleFactor * unetDownsampling),
-    defaultSize: settings.defaultSize ?? settings.sizes?.[0] ?? [trainedSide, trainedSide],
-    defaultSteps: settings.defaultSteps ?? 20,
-    defaultGuidance: settings.defaultGuidance ?? 7,
-    defaultSampler: settings.defaultSampler ?? 'euler-a',
-    maxSidePx: settings.maxSidePx ?? Math.max(DEFAULT_MAX_SIDE_PX, ...(settings.sizes ?? []).flat()),
-    textEncoderConfig,
-    unetConfig,
-  };
 }
 
 async function openSession(
@@ -243,7 +196,7 @@ async function openSession(
   executionProviders: readonly ExecutionProvider[],
   intraOpNumThreads: number | undefined,
 ): Promise<Component> {
-  const path = await requireFile(dir, file);
+  const path = requireFile(dir, file);
   try {
     const session = await ort.InferenceSession.create(path, {
       executionProviders: [...executionProviders],
@@ -257,7 +210,7 @@ async function openSession(
     const message = (error as Error).message;
     const accelerated = executionProviders.filter((provider) => provider !== 'cpu');
     if (accelerated.length > 0 && /provider|backend|cuda|tensorrt|coreml|dml|webgpu|shared library|\.so/i.test(message)) {
-      throw new ImagineError(
+      throw new EngineError(
         'model_failure',
         `The execution provider ${accelerated.join(', ')} could not be loaded by this onnxruntime-node (${message}). ` +
           `Install onnxruntime-node's GPU binaries for it (see docs/ARCHITECTURE.md), or run with --provider cpu.`,
@@ -269,64 +222,32 @@ async function openSession(
   }
 }
 
-function requireInput(
-  component: Component,
-  names: readonly string[],
-  types: readonly TensorType[],
-  rank: number | readonly number[],
-): TensorPort {
+function requireInput(component: Component, names: readonly string[], types: readonly TensorType[], rank: number | readonly number[]): TensorPort {
   const ranks = typeof rank === 'number' ? [rank] : rank;
   const meta = component.session.inputMetadata.find((input) => names.includes(input.name));
-  return checkPort(component, meta, names, types, ranks, 'input');
+  const expected = `${types.join(' or ')} of rank ${ranks.join(' or ')}`;
+  if (!meta) {
+    const present = component.session.inputNames.join(', ');
+    throw mismatch(component.file, names.join(' or '), `an input named ${names.join(' or ')}, ${expected} (it has ${present})`);
+  }
+  if (!meta.isTensor || !(types as readonly string[]).includes(meta.type) || !ranks.includes(meta.shape.length)) {
+    const actual = meta.isTensor ? `${meta.type} of rank ${meta.shape.length}` : 'not a tensor';
+    throw mismatch(component.file, meta.name, `${expected}, but it is ${actual}`);
+  }
+  return { name: meta.name, type: meta.type as TensorType, dims: meta.shape };
 }
 
 function requireOutput(component: Component, names: readonly string[]): string {
   const found = component.session.outputNames.find((name) => names.includes(name));
   if (!found) {
-    throw mismatch('', component.file, names.join(' or '), `an output named ${names.join(' or ')} (it has ${component.session.outputNames.join(', ')})`);
+    throw mismatch(component.file, names.join(' or '), `an output named ${names.join(' or ')} (it has ${component.session.outputNames.join(', ')})`);
   }
   return found;
 }
 
-function checkPort(
-  component: Component,
-  meta: ort.InferenceSession.ValueMetadata | undefined,
-  names: readonly string[],
-  types: readonly TensorType[],
-  ranks: readonly number[],
-  side: 'input',
-): TensorPort {
-  const expected = `${types.join(' or ')} of rank ${ranks.join(' or ')}`;
-  if (!meta) {
-    const present = component.session.inputNames.join(', ');
-    throw mismatch('', component.file, names.join(' or '), `an ${side} named ${names.join(' or ')}, ${expected} (it has ${present})`);
-  }
-  if (!meta.isTensor || !(types as readonly string[]).includes(meta.type) || !ranks.includes(meta.shape.length)) {
-    const actual = meta.isTensor ? `${meta.type} of rank ${meta.shape.length}` : 'not a tensor';
-    throw mismatch('', component.file, meta.name, `${expected}, but it is ${actual}`);
-  }
-  return { name: meta.name, type: meta.type as TensorType, dims: meta.shape };
-}
-
-function mismatch(dir: string, file: string, tensor: string, expected: string): ImagineError {
-  return modelFailure(`${join(dir, file)}: tensor '${tensor}' should be ${expected}. This folder does not fit the Stable Diffusion ONNX layout the engine runs.`, { file, tensor });
-}
-
-async function readSettings(dir: string): Promise<ModelSettings> {
-  const raw = await readJsonIfPresent(join(dir, 'imagine.json'));
-  if (raw === undefined) return {};
-  const parsed = Settings.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw modelFailure(`${join(dir, 'imagine.json')}: '${issue.path.join('.')}' ${issue.message}.`);
-  }
-  return parsed.data;
-}
-
-async function requireFile(dir: string, file: string): Promise<string> {
-  const path = join(dir, file);
-  if (!existsSync(path)) {
-    throw modelFailure(`The model folder ${dir} has no ${file}; the Optimum ONNX layout needs it.`, { file });
-  }
-  return path;
+function mismatch(file: string, tensor: string, expected: string): EngineError {
+  return modelFailure(`${file}: tensor '${tensor}' should be ${expected}. This folder does not fit the Stable Diffusion ONNX layout the engine runs.`, {
+    file,
+    tensor,
+  });
 }

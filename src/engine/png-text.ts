@@ -1,5 +1,5 @@
 import { crc32, inflateSync } from 'node:zlib';
-import { invalidInput } from '../core/errors.js';
+import { invalidInput } from './errors.js';
 
 /**
  * PNG text chunks (PNG spec §11.3.4), because sharp cannot write them. AUTOMATIC1111 (through PIL) stores its

@@ -1,4 +1,4 @@
-import { invalidInput } from '../core/errors.js';
+import { invalidInput } from './errors.js';
 import type { RgbImage } from './types.js';
 
 /**

@@ -1,5 +1,6 @@
 import { getRandomValues } from 'node:crypto';
-import { invalidInput } from '../core/errors.js';
+import { invalidInput } from './errors.js';
+import { MAX_SEED } from './limits.js';
 import type { RandomSource } from './types.js';
 
 /**
@@ -8,8 +9,6 @@ import type { RandomSource } from './types.js';
  * uniforms from 53 bits, normals by Box–Muller. docs/RANDOMNESS.md states the exact algorithm for other
  * implementations.
  */
-
-export const MAX_SEED = 4294967295;
 
 const PHILOX_M0 = 0xd2511f53;
 const PHILOX_M1 = 0xcd9e8d57;

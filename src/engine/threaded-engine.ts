@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { ImagineError, type ErrorKind } from '../core/errors.js';
-import type { GenerationRequest } from '../core/generation.js';
-import type { EngineOutput, ImageEngine } from '../core/ports.js';
+import { EngineError, type EngineErrorKind } from './errors.js';
+import type { EngineOutput, ImageEngine } from './image-engine.js';
+import type { EngineJob } from './jobs.js';
 import type { RuntimeOptions } from './model-folder.js';
 
 /**
@@ -16,14 +16,14 @@ export interface EngineThreadData {
 }
 
 interface SerialisedError {
-  kind?: ErrorKind;
+  kind?: EngineErrorKind;
   userMessage?: string;
   details?: Record<string, unknown>;
   message: string;
 }
 
 export type ToEngineThread =
-  | { type: 'generate'; id: string; request: GenerationRequest; parentImage?: Uint8Array }
+  | { type: 'generate'; id: string; request: EngineJob; parentImage?: Uint8Array }
   | { type: 'preview'; id: string; requestId: string }
   | { type: 'abort'; id: string }
   | { type: 'release' };
@@ -42,7 +42,7 @@ export interface ThreadedEngine extends ImageEngine {
 }
 
 const revive = (error: SerialisedError): Error =>
-  error.kind ? new ImagineError(error.kind, error.userMessage ?? error.message, error.details ?? {}) : new Error(error.message);
+  error.kind ? new EngineError(error.kind, error.userMessage ?? error.message, error.details ?? {}) : new Error(error.message);
 
 /** Loads the model folder on a new worker thread; resolves once it is loaded, or rejects with the loader's error. */
 export async function startThreadedEngine(modelDir: string, runtime: RuntimeOptions = {}): Promise<ThreadedEngine> {
@@ -98,7 +98,7 @@ export async function startThreadedEngine(modelDir: string, runtime: RuntimeOpti
 
   // A thread that dies takes its running generations with it: fail them as transient so the queue retries elsewhere.
   worker.on('error', (error) => {
-    for (const job of jobs.values()) job.reject(new ImagineError('transient', 'The engine stopped unexpectedly; the job will be retried.', {}, { cause: error }));
+    for (const job of jobs.values()) job.reject(new EngineError('transient', 'The engine stopped unexpectedly; the job will be retried.', {}, { cause: error }));
     jobs.clear();
   });
 

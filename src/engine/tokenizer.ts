@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { modelFailure } from '../core/errors.js';
+import { modelFailure } from './errors.js';
 import { readJson, readJsonIfPresent } from './json-files.js';
 
 /** Token ids for one prompt, padded to the text encoder's length, with what truncation dropped. */

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { invalidInput, modelFailure } from '../core/errors.js';
+import { invalidInput, modelFailure } from './errors.js';
 import type { RgbImage } from './types.js';
 
 /**

@@ -10,7 +10,7 @@ import { withSafety } from '../core/safety.js';
 import { startDiscordBot } from '../adapters/discord/bot.js';
 import { startSlackBot } from '../adapters/slack/bot.js';
 import { startWebChat } from '../adapters/web/server.js';
-import { describeModelFolder, type ModelDescription } from '../engine/model-folder.js';
+import { describeModelFolder, type ModelDescription } from '../engine/model-description.js';
 import { startThreadedEngine } from '../engine/threaded-engine.js';
 import { createGenerationQueue } from '../queue/producer.js';
 import { queueNameForModel } from '../queue/job.js';
@@ -208,7 +208,7 @@ export function chatConfigFor(model: ModelDescription, admins: ChatConfig['admin
     sizeMultiple: model.sizeMultiple,
     maxSide: model.maxSidePx,
     defaultSteps: model.defaultSteps,
-    maxSteps: 150,
+    maxSteps: model.maxSteps,
     defaultGuidance: model.defaultGuidance,
     defaultSampler: model.defaultSampler,
   };

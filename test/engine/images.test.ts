@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImagineError } from '../../src/core/errors.js';
+import { EngineError } from '../../src/engine/errors.js';
 import { decodedToImages, encodePng, encodeWebp, loadImageFile, makeGrid, MAX_IMAGE_FILE_BYTES } from '../../src/engine/images.js';
 import { readTextChunks } from '../../src/engine/png-text.js';
 import type { RgbImage } from '../../src/engine/types.js';
@@ -44,7 +44,7 @@ describe('decodedToImages', () => {
 
   it('refuses a tensor that is not [batch, 3, height, width] as a model failure', () => {
     expect(() => decodedToImages(new Float32Array(16), [1, 4, 2, 2], 'zero1')).toThrow(expect.objectContaining({ kind: 'model_failure' }));
-    expect(() => decodedToImages(new Float32Array(11), [1, 3, 2, 2], 'zero1')).toThrow(ImagineError);
+    expect(() => decodedToImages(new Float32Array(11), [1, 3, 2, 2], 'zero1')).toThrow(EngineError);
   });
 });
 
@@ -68,7 +68,7 @@ describe('encodePng', () => {
   });
 
   it('refuses pixel data of the wrong length', async () => {
-    await expect(encodePng({ width: 4, height: 4, data: new Uint8Array(10) })).rejects.toThrow(ImagineError);
+    await expect(encodePng({ width: 4, height: 4, data: new Uint8Array(10) })).rejects.toThrow(EngineError);
   });
 });
 
@@ -110,8 +110,8 @@ describe('makeGrid', () => {
   });
 
   it('refuses images of different sizes and an empty list', () => {
-    expect(() => makeGrid([solid(2, 2, [0, 0, 0]), solid(3, 2, [0, 0, 0])])).toThrow(ImagineError);
-    expect(() => makeGrid([])).toThrow(ImagineError);
+    expect(() => makeGrid([solid(2, 2, [0, 0, 0]), solid(3, 2, [0, 0, 0])])).toThrow(EngineError);
+    expect(() => makeGrid([])).toThrow(EngineError);
   });
 });
 
@@ -127,7 +127,7 @@ describe('encodeWebp', () => {
   });
 
   it('refuses a quality outside 1…100', async () => {
-    await expect(encodeWebp(solid(8, 8, [0, 0, 0]), { quality: 0 })).rejects.toThrow(ImagineError);
+    await expect(encodeWebp(solid(8, 8, [0, 0, 0]), { quality: 0 })).rejects.toThrow(EngineError);
   });
 });
 
@@ -184,7 +184,7 @@ describe('loadImageFile', () => {
     const path = join(dir, 'notes.txt');
     await writeFile(path, 'not an image at all');
     await expect(loadImageFile(path, { width: 8, height: 8 })).rejects.toThrow('notes.txt is not an image sharp can read (PNG, JPEG, WebP, …)');
-    await expect(loadImageFile(Buffer.from('GIF89a broken'), { width: 8, height: 8 })).rejects.toThrow(ImagineError);
+    await expect(loadImageFile(Buffer.from('GIF89a broken'), { width: 8, height: 8 })).rejects.toThrow(EngineError);
   });
 
   it('refuses a file over 20 MB before reading it', async () => {
@@ -200,7 +200,7 @@ describe('loadImageFile', () => {
   });
 
   it('refuses a target size that is not whole positive pixels', async () => {
-    await expect(loadImageFile(await stripes(), { width: 0, height: 8 })).rejects.toThrow(ImagineError);
-    await expect(loadImageFile(await stripes(), { width: 8.5, height: 8 })).rejects.toThrow(ImagineError);
+    await expect(loadImageFile(await stripes(), { width: 0, height: 8 })).rejects.toThrow(EngineError);
+    await expect(loadImageFile(await stripes(), { width: 8.5, height: 8 })).rejects.toThrow(EngineError);
   });
 });

@@ -28,8 +28,8 @@ describe('model folder loader', () => {
       expect(model.unet.timestep).toMatchObject({ type: 'int64', dims: ['batch_size'] });
       expect(model.vaeEncoder?.outputsMeanAndLogvar).toBe(false);
       expect(model.upscaler).toBeDefined();
-      expect(model.vaeScaleFactor).toBe(8);
-      expect(model.sizeMultiple).toBe(16);
+      expect(model.description.vaeScaleFactor).toBe(8);
+      expect(model.description.sizeMultiple).toBe(16);
       expect(model.tokenizer.maxLength).toBe(77);
     } finally {
       await model.release();

@@ -1,7 +1,7 @@
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ImagineError } from '../../src/core/errors.js';
+import { EngineError } from '../../src/engine/errors.js';
 import { readTextChunks, withTextChunk } from '../../src/engine/png-text.js';
 
 let png: Buffer;
@@ -49,7 +49,7 @@ describe('withTextChunk', () => {
   });
 
   it.each(['', 'k'.repeat(80), ' leading', 'trailing ', 'two  spaces', 'tab\tkey', 'ключ'])('refuses the keyword "%s"', (keyword) => {
-    expect(() => withTextChunk(png, keyword, 'text')).toThrow(ImagineError);
+    expect(() => withTextChunk(png, keyword, 'text')).toThrow(EngineError);
   });
 
   it('accepts a 79-character Latin-1 keyword', () => {
@@ -58,7 +58,7 @@ describe('withTextChunk', () => {
   });
 
   it('refuses text with a NUL character and a file that is not a PNG', () => {
-    expect(() => withTextChunk(png, 'parameters', 'a\0b')).toThrow(ImagineError);
+    expect(() => withTextChunk(png, 'parameters', 'a\0b')).toThrow(EngineError);
     expect(() => withTextChunk(Buffer.from('GIF89a'), 'parameters', 'x')).toThrow('is not a PNG');
   });
 });
@@ -91,7 +91,7 @@ describe('readTextChunks', () => {
 
   it('refuses a truncated PNG', () => {
     const tagged = withTextChunk(png, 'parameters', 'a fox');
-    expect(() => readTextChunks(tagged.subarray(0, 40))).toThrow(ImagineError);
+    expect(() => readTextChunks(tagged.subarray(0, 40))).toThrow(EngineError);
   });
 });
 

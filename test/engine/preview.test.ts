@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { ImagineError } from '../../src/core/errors.js';
+import { EngineError } from '../../src/engine/errors.js';
 import { decodedToImages } from '../../src/engine/images.js';
 import { fitLatentRgb, latentsToRgbPreview, type LatentRgb } from '../../src/engine/preview.js';
 import { createRandom } from '../../src/engine/random.js';
@@ -57,8 +57,8 @@ describe('latentsToRgbPreview', () => {
   });
 
   it('refuses coefficients that do not match the latent channels', () => {
-    expect(() => latentsToRgbPreview(new Float32Array(3), [1, 3, 1, 1], coeffs)).toThrow(ImagineError);
-    expect(() => latentsToRgbPreview(new Float32Array(5), [1, 4, 1, 1], coeffs)).toThrow(ImagineError);
+    expect(() => latentsToRgbPreview(new Float32Array(3), [1, 3, 1, 1], coeffs)).toThrow(EngineError);
+    expect(() => latentsToRgbPreview(new Float32Array(5), [1, 4, 1, 1], coeffs)).toThrow(EngineError);
   });
 });
 
@@ -91,9 +91,9 @@ describe('fitLatentRgb', () => {
 
   it('refuses images that are not a whole multiple of the latent size, or one per latent', () => {
     const decoded = latentsToRgbPreview(latents, dims, coeffs).map((image) => enlarge(image, 8));
-    expect(() => fitLatentRgb(latents, dims, decoded.slice(1))).toThrow(ImagineError);
+    expect(() => fitLatentRgb(latents, dims, decoded.slice(1))).toThrow(EngineError);
     const odd = { width: 60, height: 60, data: new Uint8Array(60 * 60 * 3) };
-    expect(() => fitLatentRgb(latents, dims, [odd, odd])).toThrow(ImagineError);
+    expect(() => fitLatentRgb(latents, dims, [odd, odd])).toThrow(EngineError);
   });
 });
 

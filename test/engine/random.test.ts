@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ImagineError } from '../../src/core/errors.js';
+import { EngineError } from '../../src/engine/errors.js';
 import { createRandom, philoxBlock, randomSeed, slerp } from '../../src/engine/random.js';
 
 // Random123's tests/kat_vectors, the three "philox4x32 10" lines: counter, key → words.
@@ -86,7 +86,7 @@ describe('createRandom', () => {
   });
 
   it.each([-1, 1.5, 4294967296, Number.NaN, Number.POSITIVE_INFINITY])('refuses the seed %s', (seed) => {
-    expect(() => createRandom(seed)).toThrow(ImagineError);
+    expect(() => createRandom(seed)).toThrow(EngineError);
     expect(() => createRandom(seed)).toThrow('seed must be a whole number from 0 to 4294967295');
   });
 });
@@ -123,7 +123,7 @@ describe('slerp', () => {
   });
 
   it('refuses a strength outside 0…1 and noises of different sizes', () => {
-    expect(() => slerp(1.5, a, b)).toThrow(ImagineError);
-    expect(() => slerp(0.5, a, b.subarray(1))).toThrow(ImagineError);
+    expect(() => slerp(1.5, a, b)).toThrow(EngineError);
+    expect(() => slerp(0.5, a, b.subarray(1))).toThrow(EngineError);
   });
 });

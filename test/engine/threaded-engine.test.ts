@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GenerationRequest } from '../../src/core/generation.js';
+import type { EngineJob } from '../../src/engine/jobs.js';
 import { createImageEngine } from '../../src/engine/image-engine.js';
 import { loadModelFolder, type ModelFolder } from '../../src/engine/model-folder.js';
 import { startThreadedEngine, type ThreadedEngine } from '../../src/engine/threaded-engine.js';
@@ -8,13 +8,9 @@ const TINY_SD = 'test/fixtures/models/tiny-sd';
 let threaded: ThreadedEngine;
 let inProcess: ModelFolder;
 
-const request = (overrides: Partial<GenerationRequest['params']> = {}): GenerationRequest => ({
-  generationId: 'threaded-engine-test',
+const request = (overrides: Partial<EngineJob['params']> = {}): EngineJob => ({
   kind: 'imagine',
-  mode: 'fast',
-  requester: { platform: 'cli', workspaceId: 'local', userId: 'tester', isAdmin: false },
-  replyTarget: '',
-  params: { prompt: 'a red fox', negativePrompt: '', width: 64, height: 64, steps: 6, guidance: 5, sampler: 'euler', seed: 3, batch: 2, model: 'tiny-sd', ...overrides },
+  params: { prompt: 'a red fox', negativePrompt: '', width: 64, height: 64, steps: 6, guidance: 5, sampler: 'euler', seed: 3, batch: 2, ...overrides },
 });
 
 beforeAll(async () => {

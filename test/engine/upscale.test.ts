@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImagineError } from '../../src/core/errors.js';
+import { EngineError } from '../../src/engine/errors.js';
 import { createRandom } from '../../src/engine/random.js';
 import type { RgbImage } from '../../src/engine/types.js';
 import { tileStarts, upscaleImage } from '../../src/engine/upscale.js';
@@ -75,7 +75,7 @@ describe('upscaleImage with a model', () => {
   });
 
   it('refuses a tile overlap as large as the tile', async () => {
-    await expect(upscaleImage(noiseImage(8, 8, 5), fixture, { tileSize: 16, overlapPx: 16 })).rejects.toThrow(ImagineError);
+    await expect(upscaleImage(noiseImage(8, 8, 5), fixture, { tileSize: 16, overlapPx: 16 })).rejects.toThrow(EngineError);
   });
 });
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { ChatConfig } from '../../src/core/chat/chat-config.js';
 import { defaultQuotaPolicy } from '../../src/core/quota.js';
-import { describeModelFolder } from '../../src/engine/model-folder.js';
+import { describeModelFolder } from '../../src/engine/model-description.js';
 import { startThreadedEngine } from '../../src/engine/threaded-engine.js';
 import { queueNameForModel } from '../../src/queue/job.js';
 import type { JobCaps } from '../../src/queue/claims.js';

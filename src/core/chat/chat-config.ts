@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LIMITS } from '../../engine/limits.js';
 import { SAMPLER_NAMES } from '../../engine/types.js';
 
 /** What the chat flow must know about a model to turn user options into valid parameters. */
@@ -10,9 +11,9 @@ export const ModelLimits = z.object({
   /** Width and height must be multiples of this (8 × the VAE's downsampling for latent models). */
   sizeMultiple: z.number().int().positive(),
   maxSide: z.number().int().positive(),
-  defaultSteps: z.number().int().min(1),
-  maxSteps: z.number().int().min(1).max(150),
-  defaultGuidance: z.number().min(0).max(30),
+  defaultSteps: z.number().int().min(LIMITS.steps.min),
+  maxSteps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max),
+  defaultGuidance: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max),
   defaultSampler: z.enum(SAMPLER_NAMES),
 });
 export type ModelLimits = z.infer<typeof ModelLimits>;
@@ -21,8 +22,8 @@ export const ChatConfig = z.object({
   models: z.array(ModelLimits).min(1),
   /** Name of the model used when neither the request nor the user's settings name one. */
   defaultModel: z.string().min(1),
-  maxBatch: z.number().int().min(1).max(4).default(4),
-  defaultBatch: z.number().int().min(1).max(4).default(4),
+  maxBatch: z.number().int().min(LIMITS.batch.min).max(LIMITS.batch.max).default(LIMITS.batch.max),
+  defaultBatch: z.number().int().min(LIMITS.batch.min).max(LIMITS.batch.max).default(LIMITS.batch.max),
   admins: z
     .object({
       /** Platform user ids that are always admins (Discord user ids, Slack member ids). */

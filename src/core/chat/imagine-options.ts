@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
+import { LIMITS, MAX_SEED } from '../../engine/limits.js';
 import { SAMPLER_NAMES, type SamplerName } from '../../engine/types.js';
 import { isImagineError, invalidInput } from '../errors.js';
 import type { GenerationParams } from '../generation.js';
@@ -29,8 +30,6 @@ export interface ParsedImagine {
   mode: 'fast' | 'relax';
   private: boolean;
 }
-
-export const MAX_SEED = 4294967295;
 
 const FLAG_FIELDS = ['aspect', 'seed', 'negative', 'steps', 'guidance', 'sampler', 'model', 'mode'] as const;
 type FlagField = (typeof FLAG_FIELDS)[number];
@@ -66,7 +65,7 @@ export function acceptedFlagsText(config: ChatConfig): string {
     `--seed 0–${MAX_SEED}`,
     '--no WORDS',
     `--steps 1–${steps}`,
-    '--cfg 0–30',
+    `--cfg ${LIMITS.guidance.min}–${LIMITS.guidance.max}`,
     `--sampler ${SAMPLER_NAMES.join('|')}`,
     `--model ${config.models.map((model) => model.name).join('|')}`,
     '--fast',
@@ -114,14 +113,14 @@ export function parseImagine(
   }
 
   if (prompt.length === 0) problems.push('the prompt is empty');
-  if (prompt.length > 2000) problems.push(`the prompt is ${prompt.length} characters (at most 2000)`);
-  if ((raw.negative ?? '').length > 2000) problems.push('the negative prompt is longer than 2000 characters');
+  if (prompt.length > LIMITS.promptChars) problems.push(`the prompt is ${prompt.length} characters (at most ${LIMITS.promptChars})`);
+  if ((raw.negative ?? '').length > LIMITS.promptChars) problems.push(`the negative prompt is longer than ${LIMITS.promptChars} characters`);
 
   const size = model ? readSize(options.size, raw.aspect, model, problems) : undefined;
-  const seed = raw.seed === undefined ? randomSeed() : readInteger('seed', raw.seed, 0, MAX_SEED, problems);
-  const steps = model && readInteger('steps', raw.steps ?? String(model.defaultSteps), 1, model.maxSteps, problems);
-  const guidance = readNumber('cfg', raw.guidance ?? String(model?.defaultGuidance ?? 0), 0, 30, problems);
-  const batch = readInteger('batch', String(options.batch ?? config.defaultBatch), 1, config.maxBatch, problems);
+  const seed = raw.seed === undefined ? randomSeed() : readInteger('seed', raw.seed, LIMITS.seed.min, LIMITS.seed.max, problems);
+  const steps = model && readInteger('steps', raw.steps ?? String(model.defaultSteps), LIMITS.steps.min, model.maxSteps, problems);
+  const guidance = readNumber('cfg', raw.guidance ?? String(model?.defaultGuidance ?? 0), LIMITS.guidance.min, LIMITS.guidance.max, problems);
+  const batch = readInteger('batch', String(options.batch ?? config.defaultBatch), LIMITS.batch.min, config.maxBatch, problems);
   const sampler = raw.sampler ?? model?.defaultSampler;
   if (sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
     problems.push(`sampler "${sampler}" is not one of ${SAMPLER_NAMES.join(', ')}`);

@@ -2,7 +2,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ImagineError } from '../errors.js';
 import type { GenerationKind, GenerationRequest, Requester } from '../generation.js';
-import { MAX_SEED } from './imagine-options.js';
+import { MAX_SEED } from '../../engine/limits.js';
 import type { ActionButton } from './views.js';
 import type { GenerationRecord, ImagineService } from './service.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { invalidInput, modelFailure } from '../../core/errors.js';
+import { invalidInput, modelFailure } from '../errors.js';
 import type { BetaSchedule, PredictionType, TimestepSpacing } from '../types.js';
 
 /**

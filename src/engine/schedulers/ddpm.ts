@@ -1,4 +1,4 @@
-import { invalidInput } from '../../core/errors.js';
+import { invalidInput } from '../errors.js';
 import type { PredictionType, RandomSource, SamplerName, Scheduler, SchedulerStepResult } from '../types.js';
 import {
   DDPM_NOISE_DEFAULTS,

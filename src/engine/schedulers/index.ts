@@ -1,4 +1,4 @@
-import { invalidInput } from '../../core/errors.js';
+import { invalidInput } from '../errors.js';
 import type { SamplerName, Scheduler } from '../types.js';
 import type { SchedulerConfig } from './config.js';
 import { DdimScheduler } from './ddim.js';

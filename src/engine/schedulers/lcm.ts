@@ -1,4 +1,4 @@
-import { invalidInput, modelFailure } from '../../core/errors.js';
+import { invalidInput, modelFailure } from '../errors.js';
 import type { PredictionType, RandomSource, SamplerName, Scheduler, SchedulerStepResult } from '../types.js';
 import {
   assertInferenceSteps,

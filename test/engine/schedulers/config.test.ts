@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ImagineError } from '../../../src/core/errors.js';
+import { EngineError } from '../../../src/engine/errors.js';
 import {
   DDPM_NOISE_DEFAULTS,
   noiseSchedule,
@@ -21,12 +21,12 @@ const SD15_PNDM = {
   trained_betas: null,
 };
 
-function refusal(json: unknown): ImagineError {
+function refusal(json: unknown): EngineError {
   try {
     parseSchedulerConfig(json);
   } catch (error) {
-    expect(error).toBeInstanceOf(ImagineError);
-    return error as ImagineError;
+    expect(error).toBeInstanceOf(EngineError);
+    return error as EngineError;
   }
   throw new Error('the config was accepted');
 }

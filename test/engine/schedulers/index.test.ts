@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ImagineError } from '../../../src/core/errors.js';
+import { EngineError } from '../../../src/engine/errors.js';
 import { createScheduler, parseSchedulerConfig } from '../../../src/engine/schedulers/index.js';
 import { SAMPLER_NAMES, type RandomSource } from '../../../src/engine/types.js';
 import { SAMPLERS_WITH_REFERENCES } from './reference.js';
@@ -13,12 +13,12 @@ const SD15 = parseSchedulerConfig({
   clip_sample: false,
 });
 
-function refusal(action: () => unknown): ImagineError {
+function refusal(action: () => unknown): EngineError {
   try {
     action();
   } catch (error) {
-    expect(error).toBeInstanceOf(ImagineError);
-    return error as ImagineError;
+    expect(error).toBeInstanceOf(EngineError);
+    return error as EngineError;
   }
   throw new Error('it was accepted');
 }

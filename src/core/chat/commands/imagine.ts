@@ -1,3 +1,4 @@
+import { LIMITS } from '../../../engine/limits.js';
 import { SAMPLER_NAMES } from '../../../engine/types.js';
 import { GenerationRequest } from '../../generation.js';
 import { ImagineOptions, parseImagine } from '../imagine-options.js';
@@ -23,12 +24,12 @@ export const imagineCommand: ChatCommand = {
       { name: 'negative', description: 'What to keep out of the image', type: 'string' },
       { name: 'aspect', description: 'Aspect ratio W:H, e.g. 16:9', type: 'string' },
       { name: 'size', description: 'Exact size WIDTHxHEIGHT, e.g. 512x768', type: 'string' },
-      { name: 'seed', description: 'Seed for a repeatable result', type: 'integer', minValue: 0, maxValue: 4294967295 },
-      { name: 'steps', description: 'Denoising steps', type: 'integer', minValue: 1, maxValue: 150 },
-      { name: 'guidance', description: 'How closely to follow the prompt (cfg)', type: 'number', minValue: 0, maxValue: 30 },
+      { name: 'seed', description: 'Seed for a repeatable result', type: 'integer', minValue: LIMITS.seed.min, maxValue: LIMITS.seed.max },
+      { name: 'steps', description: 'Denoising steps', type: 'integer', minValue: LIMITS.steps.min, maxValue: LIMITS.steps.max },
+      { name: 'guidance', description: 'How closely to follow the prompt (cfg)', type: 'number', minValue: LIMITS.guidance.min, maxValue: LIMITS.guidance.max },
       { name: 'sampler', description: 'Sampler', type: 'string', choices: SAMPLER_NAMES },
       { name: 'model', description: 'Model name', type: 'string' },
-      { name: 'batch', description: 'How many images (1-4)', type: 'integer', minValue: 1, maxValue: 4 },
+      { name: 'batch', description: 'How many images (1-4)', type: 'integer', minValue: LIMITS.batch.min, maxValue: LIMITS.batch.max },
       { name: 'mode', description: 'fast (uses quota) or relax (waits for idle workers)', type: 'string', choices: ['fast', 'relax'] },
       { name: 'private', description: 'Only you see the result', type: 'boolean' },
     ],

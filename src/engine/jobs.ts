@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { LIMITS, PAN_DIRECTIONS } from './limits.js';
+import { SAMPLER_NAMES } from './types.js';
+
+/**
+ * The engine's job boundary, as plain data and types only (no ONNX Runtime behind this import), so the application
+ * can build its queue payload schema on it: src/engine/image-engine.ts runs these jobs.
+ */
+
+export const ENGINE_JOB_KINDS = ['imagine', 'upscale', 'vary-subtle', 'vary-strong', 'reroll', 'img2img'] as const;
+export type EngineJobKind = (typeof ENGINE_JOB_KINDS)[number];
+
+/**
+ * One job's parameters: what every caller — the worker's queue payload included — must satisfy. The application
+ * extends the schema with its own fields.
+ */
+export const EngineJobParams = z.object({
+  prompt: z.string().min(1).max(LIMITS.promptChars),
+  negativePrompt: z.string().max(LIMITS.promptChars).default(''),
+  width: z.number().int().min(LIMITS.sidePx.min).max(LIMITS.sidePx.max),
+  height: z.number().int().min(LIMITS.sidePx.min).max(LIMITS.sidePx.max),
+  steps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max),
+  guidance: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max),
+  sampler: z.enum(SAMPLER_NAMES),
+  seed: z.number().int().min(LIMITS.seed.min).max(LIMITS.seed.max),
+  batch: z.number().int().min(LIMITS.batch.min).max(LIMITS.batch.max),
+  /** image-to-image / variation / edit strength in (0, 1]. */
+  strength: z.number().gt(LIMITS.strength.above).lte(LIMITS.strength.max).optional(),
+  /** A1111-style seed variation: a second seed slerped in with this strength. */
+  variationSeed: z.number().int().min(LIMITS.seed.min).max(LIMITS.seed.max).optional(),
+  variationStrength: z.number().min(LIMITS.variationStrength.min).max(LIMITS.variationStrength.max).optional(),
+  /** Vary (Region) without a mask image: a preset or `x,y,w,h`. */
+  region: z.string().max(64).optional(),
+  maskBlur: z.number().int().min(LIMITS.maskBlurPx.min).max(LIMITS.maskBlurPx.max).optional(),
+  zoomOut: z.number().min(LIMITS.zoomOut.min).max(LIMITS.zoomOut.max).optional(),
+  pan: z.enum(PAN_DIRECTIONS).optional(),
+});
+export type EngineJobParams = z.infer<typeof EngineJobParams>;
+
+export interface EngineJob {
+  kind: EngineJobKind;
+  params: EngineJobParams;
+}

@@ -1,0 +1,533 @@
+import { performance } from 'node:perf_hooks';
+import type * as ort from 'onnxruntime-node';
+import { EngineError, invalidInput } from '../errors.js';
+import { decodedToImages, encodeWebp, makeGrid } from '../images.js';
+import { LIMITS, MAX_SEED } from '../limits.js';
+import type { LatentRgbCoefficients } from '../model-description.js';
+import type { Component, ModelFolder } from '../model-folder.js';
+import type { GenerationParameters } from '../parameters.js';
+import { fitLatentRgb, latentsToRgbPreview } from '../preview.js';
+import { createRandom, slerp } from '../random.js';
+import { createScheduler, parseSchedulerConfig } from '../schedulers/index.js';
+import { floatData, floatTensor, idsTensor, timestepTensor } from '../tensors.js';
+import { SAMPLER_NAMES, type RandomSource, type RgbImage, type SamplerName, type Scheduler, type SchedulerStepResult } from '../types.js';
+
+/**
+ * The named stages every pipeline in this folder is assembled from, in the order diffusers' StableDiffusionPipeline
+ * runs them: checkInputs → encodePrompt → prepareNoise / prepareTimesteps / prepareLatents → denoise → decodeLatents →
+ * finish. Each pipeline file (text-to-image.ts, image-to-image.ts, inpaint.ts, blend.ts) is a short list of these.
+ */
+
+export interface GenerateOptions {
+  prompt: string;
+  negativePrompt?: string;
+  width?: number;
+  height?: number;
+  steps?: number;
+  guidance?: number;
+  sampler?: SamplerName;
+  /** Image k of the batch uses seed + k, so any image can be made again alone. */
+  seed: number;
+  batch?: number;
+  /** DDIM's eta (0 = deterministic DDIM). */
+  eta?: number;
+  /** Image-to-image: the init image as [1, 3, height, width] in [-1, 1] at the requested size. */
+  init?: { image: Float32Array; strength: number };
+  /** A1111-style seed variation: noise slerped towards the noise of `seed` by `strength`. */
+  variation?: { seed: number; strength: number };
+  signal?: AbortSignal;
+  onStep?: (event: StepEvent) => void;
+}
+
+export interface StepEvent {
+  step: number;
+  totalSteps: number;
+  /** A small WebP of the current x̂0 (a grid for batches), made only when called. */
+  preview(): Promise<Buffer>;
+}
+
+export interface StageTimingsMs {
+  textEncoderMs: number;
+  unetMs: number;
+  vaeMs: number;
+  previewMs: number;
+  /** Sum of every ONNX Runtime `run()` call. */
+  ortMs: number;
+  wallMs: number;
+}
+
+export interface GenerateResult {
+  images: RgbImage[];
+  seeds: number[];
+  /** What each image was made with, in A1111's terms, for the PNG `parameters` chunk and history. */
+  parameters: GenerationParameters[];
+  /** Things the user should be told (e.g. the part of a prompt that did not fit). */
+  warnings: string[];
+  timingsMs: StageTimingsMs;
+}
+
+const PREVIEW_MAX_SIDE_PX = 256;
+
+export interface ResolvedOptions {
+  prompt: string;
+  negativePrompt: string;
+  width: number;
+  height: number;
+  steps: number;
+  guidance: number;
+  sampler: SamplerName;
+  seed: number;
+  batch: number;
+}
+
+type Stage = 'textEncoderMs' | 'unetMs' | 'vaeMs' | 'previewMs';
+
+/** One pipeline call: the checked settings and what every stage reads and adds to. */
+export interface PipelineRun {
+  model: ModelFolder;
+  settings: ResolvedOptions;
+  options: GenerateOptions;
+  /** [batch, latent channels, height / f, width / f]. */
+  latentDims: [number, number, number, number];
+  seeds: number[];
+  warnings: string[];
+  timings: StageTimingsMs;
+  startedMs: number;
+  run(stage: Stage, component: Component, feeds: ort.InferenceSession.FeedsType): Promise<ort.InferenceSession.ReturnType>;
+}
+
+/** Fills in the model's defaults and refuses anything the pipeline cannot honour, saying what to change. */
+export function checkInputs(model: ModelFolder, options: GenerateOptions): PipelineRun {
+  const startedMs = performance.now();
+  const { description } = model;
+  const [defaultWidth, defaultHeight] = description.defaultSize;
+  const settings: ResolvedOptions = {
+    prompt: options.prompt?.trim() ?? '',
+    negativePrompt: options.negativePrompt?.trim() ?? '',
+    width: options.width ?? defaultWidth,
+    height: options.height ?? defaultHeight,
+    steps: options.steps ?? description.defaultSteps,
+    guidance: options.guidance ?? description.defaultGuidance,
+    sampler: options.sampler ?? description.defaultSampler,
+    seed: options.seed,
+    batch: options.batch ?? 1,
+  };
+  const { steps, guidance, seed, batch } = LIMITS;
+  if (settings.prompt.length === 0) throw invalidInput('The prompt is empty: describe the picture you want, e.g. "a fox in the snow".');
+  for (const [label, text] of [['prompt', settings.prompt], ['negative prompt', settings.negativePrompt]] as const) {
+    if (text.length > LIMITS.promptChars) {
+      throw invalidInput(`The ${label} is ${text.length} characters long; shorten it to at most ${LIMITS.promptChars}.`);
+    }
+  }
+  if (!SAMPLER_NAMES.includes(settings.sampler)) {
+    throw invalidInput(`Unknown sampler '${settings.sampler}'. Use one of: ${SAMPLER_NAMES.join(', ')}.`);
+  }
+  if (!Number.isInteger(settings.steps) || settings.steps < steps.min || settings.steps > steps.max) {
+    throw invalidInput(`Steps must be a whole number from ${steps.min} to ${steps.max}; got ${settings.steps}.`);
+  }
+  if (!Number.isFinite(settings.guidance) || settings.guidance < guidance.min || settings.guidance > guidance.max) {
+    throw invalidInput(`Guidance (CFG scale) must be a number from ${guidance.min} to ${guidance.max}; got ${settings.guidance}.`);
+  }
+  if (!Number.isInteger(settings.seed) || settings.seed < seed.min || settings.seed > seed.max) {
+    throw invalidInput(`The seed must be a whole number from ${seed.min} to ${seed.max}; got ${settings.seed}.`);
+  }
+  if (!Number.isInteger(settings.batch) || settings.batch < batch.min || settings.batch > batch.max) {
+    throw invalidInput(`Batch must be 1, 2, 3 or 4 images; got ${settings.batch}.`);
+  }
+  checkSize(model, settings.width, settings.height);
+  if (options.init) checkStrength(options.init.strength);
+  if (options.variation) {
+    const { seed: variationSeed, strength } = options.variation;
+    if (!Number.isInteger(variationSeed) || variationSeed < seed.min || variationSeed > seed.max) {
+      throw invalidInput(`The variation seed must be a whole number from ${seed.min} to ${seed.max}; got ${variationSeed}.`);
+    }
+    if (!(strength >= LIMITS.variationStrength.min && strength <= LIMITS.variationStrength.max)) {
+      throw invalidInput(`Variation strength must be from 0 to 1; got ${strength}.`);
+    }
+  }
+
+  const timings: StageTimingsMs = { textEncoderMs: 0, unetMs: 0, vaeMs: 0, previewMs: 0, ortMs: 0, wallMs: 0 };
+  const f = description.vaeScaleFactor;
+  return {
+    model,
+    settings,
+    options,
+    latentDims: [settings.batch, model.latentChannels, settings.height / f, settings.width / f],
+    seeds: Array.from({ length: settings.batch }, (_, k) => (settings.seed + k) % (MAX_SEED + 1)),
+    warnings: [],
+    timings,
+    startedMs,
+    async run(stage, component, feeds) {
+      const before = performance.now();
+      const outputs = await component.session.run(feeds);
+      const elapsed = performance.now() - before;
+      timings[stage] += elapsed;
+      timings.ortMs += elapsed;
+      return outputs;
+    },
+  };
+}
+
+export function checkStrength(strength: number): void {
+  if (!(strength > LIMITS.strength.above && strength <= LIMITS.strength.max)) {
+    throw invalidInput(`Strength must be greater than 0 and at most 1; got ${strength}.`);
+  }
+}
+
+/** A size the model makes, or an error that lists the ones it does. */
+export function checkSize(model: Pick<ModelFolder, 'name' | 'description'>, width: number, height: number): void {
+  const { sizes, sizeMultiple: multiple, maxSidePx: maxSide } = model.description;
+  const listed = sizes?.map(([w, h]) => `${w}x${h}`).join(', ');
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width % multiple !== 0 || height % multiple !== 0) {
+    throw invalidInput(
+      `Width and height must be multiples of ${multiple} for this model; ${width}x${height} is not.` +
+        (listed ? ` Supported sizes: ${listed}.` : ` Try ${roundTo(width, multiple)}x${roundTo(height, multiple)}.`),
+    );
+  }
+  if (sizes && !sizes.some(([w, h]) => w === width && h === height)) {
+    throw invalidInput(`The model ${model.name} was trained for ${listed} only; ${width}x${height} would come out as noise. Pick one of those sizes.`);
+  }
+  if (width > maxSide || height > maxSide || width < multiple || height < multiple) {
+    throw invalidInput(`Width and height must be from ${multiple} to ${maxSide} pixels for ${model.name}; got ${width}x${height}.`);
+  }
+}
+
+const roundTo = (value: number, multiple: number) => Math.max(multiple, Math.round(value / multiple) * multiple);
+
+export interface PromptEmbeddings {
+  /** Text-encoder states for every UNet input, in UNet batch order [uncond × batch, cond × batch]. */
+  states: Float32Array;
+  tokens: number;
+  hidden: number;
+  /** Classifier-free guidance is on (guidance > 1): every UNet call carries an unconditional half. */
+  guided: boolean;
+}
+
+/** The prompt (and the negative prompt, the unconditional half of classifier-free guidance) through the text encoder. */
+export async function encodePrompt(run: PipelineRun): Promise<PromptEmbeddings> {
+  const { model, settings } = run;
+  const guided = settings.guidance > 1;
+  const cond = model.tokenizer.encode(settings.prompt);
+  if (cond.droppedTokens > 0) {
+    run.warnings.push(
+      `The prompt is longer than the model reads (${model.tokenizer.maxLength} tokens); this part was ignored: "${cond.droppedText}". Shorten the prompt to use it.`,
+    );
+  }
+  const prompts = [cond.ids];
+  if (guided) {
+    const uncond = model.tokenizer.encode(settings.negativePrompt);
+    if (uncond.droppedTokens > 0) run.warnings.push(`The negative prompt was cut; ignored: "${uncond.droppedText}".`);
+    prompts.unshift(uncond.ids);
+  }
+  const outputs = await run.run('textEncoderMs', model.textEncoder, { [model.textEncoder.ids.name]: idsTensor(model.textEncoder.ids, prompts) });
+  const hiddenStates = outputs[model.textEncoder.hiddenStates];
+  const promptStates = floatData(hiddenStates);
+  const perPrompt = promptStates.length / prompts.length;
+  const [, tokens, hidden] = hiddenStates.dims;
+  const { batch } = settings;
+  const states = new Float32Array(perPrompt * prompts.length * batch);
+  prompts.forEach((_, p) => {
+    for (let b = 0; b < batch; b++) states.set(promptStates.subarray(p * perPrompt, (p + 1) * perPrompt), (p * batch + b) * perPrompt);
+  });
+  return { states, tokens, hidden, guided };
+}
+
+export interface Noise {
+  /** The starting noise of every image, [batch, C, h, w]. */
+  noise: Float32Array;
+  /** What the scheduler draws from during the loop: each image's share from that image's own stream. */
+  stepRandom: RandomSource;
+}
+
+/** One random stream per image, so image k is reproducible alone with seed + k; variation seeds slerp in. */
+export function prepareNoise(run: PipelineRun): Noise {
+  const { variation } = run.options;
+  const [batch, ...perImageDims] = run.latentDims;
+  const perImage = perImageDims.reduce((a, b) => a * b, 1);
+  const randoms = run.seeds.map((seed) => createRandom(seed));
+  const variationRandoms = variation ? run.seeds.map((_, k) => createRandom((variation.seed + k) % (MAX_SEED + 1))) : undefined;
+  const noise = new Float32Array(perImage * batch);
+  randoms.forEach((random, k) => {
+    let imageNoise = random.randn(perImage);
+    if (variationRandoms && variation!.strength > 0) imageNoise = slerp(variation!.strength, imageNoise, variationRandoms[k].randn(perImage));
+    noise.set(imageNoise, k * perImage);
+  });
+  return { noise, stepRandom: batchRandom(randoms) };
+}
+
+export interface Schedule {
+  scheduler: Scheduler;
+  /** The timesteps this call runs, in order. */
+  timesteps: number[];
+}
+
+/**
+ * A fresh scheduler for this call. With a strength (image-to-image, inpainting) only the last `strength` share of the
+ * schedule runs — diffusers' convention — and the scheduler is told where it begins.
+ */
+export function prepareTimesteps(run: PipelineRun, strength?: number): Schedule {
+  const { settings, model } = run;
+  const scheduler = createScheduler(settings.sampler, parseSchedulerConfig(model.schedulerConfig), { eta: run.options.eta });
+  scheduler.setTimesteps(settings.steps);
+  const timesteps = [...scheduler.timesteps];
+  if (strength === undefined) return { scheduler, timesteps };
+  const initSteps = Math.min(Math.floor(settings.steps * strength), settings.steps);
+  const startIndex = settings.steps - initSteps;
+  if (initSteps === 0) {
+    throw invalidInput(`Strength ${strength} with ${settings.steps} steps leaves no step to run; raise the strength or the steps.`);
+  }
+  scheduler.setBeginIndex(startIndex);
+  return { scheduler, timesteps: timesteps.slice(startIndex) };
+}
+
+/**
+ * The latents the loop starts from: pure noise at the scheduler's initial σ, or — starting from a picture — its
+ * latents (one copy per image) forward-diffused to the first timestep that runs.
+ */
+export function prepareLatents(run: PipelineRun, schedule: Schedule, { noise }: Noise, imageLatents?: Float32Array): Float32Array {
+  if (!imageLatents) return noise.map((value) => value * schedule.scheduler.initNoiseSigma);
+  return schedule.scheduler.addNoise(repeatForBatch(run, imageLatents), noise, schedule.timesteps[0]);
+}
+
+/** One image's tensor repeated for every image of the batch. */
+export function repeatForBatch(run: PipelineRun, single: Float32Array): Float32Array {
+  const batch = run.settings.batch;
+  const out = new Float32Array(single.length * batch);
+  for (let k = 0; k < batch; k++) out.set(single, k * single.length);
+  return out;
+}
+
+/** A picture [1, 3, H, W] in [-1, 1] to UNet-space latents [1, C, H / f, W / f] through the VAE encoder. */
+export async function encodeImage(run: PipelineRun, image: Float32Array): Promise<Float32Array> {
+  const { model, settings } = run;
+  const encoder = model.vaeEncoder;
+  if (!encoder) {
+    throw invalidInput(
+      `The model ${model.name} has no vae_encoder/model.onnx, so it cannot start from an image (image-to-image, variations, edits). Use a model folder that has one.`,
+    );
+  }
+  if (image.length !== 3 * settings.width * settings.height) {
+    throw invalidInput(`The init image must be ${settings.width}x${settings.height} RGB to match the requested size.`);
+  }
+  const outputs = await run.run('vaeMs', encoder, { [encoder.image.name]: floatTensor(encoder.image, image, [1, 3, settings.height, settings.width]) });
+  const raw = floatData(outputs[encoder.output]);
+  // latent_parameters hold mean ‖ log-variance; taking the mean (the distribution's mode) keeps img2img deterministic.
+  const mean = encoder.outputsMeanAndLogvar ? raw.subarray(0, raw.length / 2) : raw;
+  return mean.map((value) => value * model.description.scalingFactor);
+}
+
+/**
+ * What a 9-channel inpainting UNet reads beside the latents, for one image: the mask at latent size (1 = repaint) and
+ * the latents of the picture with the repainted area blanked, [1 + C, h, w] (diffusers' prepare_mask_latents).
+ */
+export interface InpaintingConditioning {
+  channels: Float32Array;
+}
+
+export function inpaintingConditioning(run: PipelineRun, latentMask: Float32Array, maskedImageLatents: Float32Array): InpaintingConditioning {
+  const channels = new Float32Array(latentMask.length + maskedImageLatents.length);
+  channels.set(latentMask);
+  channels.set(maskedImageLatents, latentMask.length);
+  return { channels };
+}
+
+/**
+ * For a 9-channel inpainting UNet asked for a whole picture (text-to-image, image-to-image): everything masked and a
+ * blank (grey) masked picture, as A1111 conditions inpainting models outside inpainting. Nothing for other UNets.
+ */
+export async function wholePictureConditioning(run: PipelineRun): Promise<InpaintingConditioning | undefined> {
+  if (!run.model.unet.inpainting) return undefined;
+  const [, , h, w] = run.latentDims;
+  const blank = await encodeImage(run, new Float32Array(3 * run.settings.width * run.settings.height));
+  return inpaintingConditioning(run, new Float32Array(h * w).fill(1), blank);
+}
+
+export interface DenoiseInputs {
+  schedule: Schedule;
+  latents: Float32Array;
+  prompt: PromptEmbeddings;
+  noise: Noise;
+  /** 9-channel UNets: concatenated after the scaled latents of every UNet input. */
+  conditioning?: InpaintingConditioning;
+  /** Called after each scheduler step (inpainting puts the kept region back); returns what the loop continues from. */
+  afterStep?: (result: SchedulerStepResult, index: number) => SchedulerStepResult;
+}
+
+/**
+ * The loop, as diffusers writes it: for each timestep scale → UNet (unconditional and conditional halves in one call)
+ * → guidance → scheduler step → preview callback.
+ */
+export async function denoise(run: PipelineRun, inputs: DenoiseInputs): Promise<Float32Array> {
+  const { schedule, prompt, noise, conditioning, afterStep } = inputs;
+  const { scheduler, timesteps } = schedule;
+  const { signal, onStep } = run.options;
+  let latents = inputs.latents;
+  for (let i = 0; i < timesteps.length; i++) {
+    if (signal?.aborted) throw new EngineError('cancelled', 'The generation was cancelled.');
+    const t = timesteps[i];
+    const scaled = scheduler.scaleModelInput(latents, t);
+    const copies = prompt.guided ? [scaled, scaled] : [scaled];
+    const modelInput = conditioning ? copies.flatMap((copy) => withConditioning(run, copy, conditioning)) : copies;
+    const prediction = await runUnet(run, concat(modelInput), t, prompt);
+    const guided = prompt.guided ? applyGuidance(prediction, run.settings.guidance) : prediction;
+    let result = scheduler.step(guided, t, latents, noise.stepRandom);
+    if (afterStep) result = afterStep(result, i);
+    latents = result.prevSample;
+    if (onStep) reportStep(run, i + 1, timesteps.length, result.predOriginalSample);
+  }
+  return latents;
+}
+
+function reportStep(run: PipelineRun, step: number, totalSteps: number, predictedLatents: Float32Array): void {
+  const { settings, timings } = run;
+  run.options.onStep!({
+    step,
+    totalSteps,
+    preview: async () => {
+      const before = performance.now();
+      const images = await previewImages(run.model, predictedLatents, run.latentDims);
+      const grid = images.length > 1 ? makeGrid(images) : images[0];
+      // Previews come out at latent size; show them at (at most) the size of the final image or grid.
+      const finalSide = Math.max(settings.width, settings.height) * (images.length > 1 ? 2 : 1);
+      const webp = await encodeWebp(grid, { maxSide: Math.min(PREVIEW_MAX_SIDE_PX, finalSide), quality: 70, enlarge: true, effort: 0 });
+      timings.previewMs += performance.now() - before;
+      return webp;
+    },
+  });
+}
+
+/** [batch, C, h, w] latents with one image's conditioning channels after each, as [batch, C + extra, h, w]. */
+function withConditioning(run: PipelineRun, latents: Float32Array, { channels }: InpaintingConditioning): Float32Array[] {
+  const [batch] = run.latentDims;
+  const perImage = latents.length / batch;
+  return Array.from({ length: batch }, (_, k) => concat([latents.subarray(k * perImage, (k + 1) * perImage), channels]));
+}
+
+async function runUnet(run: PipelineRun, sample: Float32Array, timestep: number, prompt: PromptEmbeddings): Promise<Float32Array> {
+  const { unet } = run.model;
+  const [batch, , h, w] = run.latentDims;
+  const total = batch * (prompt.guided ? 2 : 1);
+  // Exports with a fixed batch dimension are run in chunks of that size; dynamic ones in one call.
+  const chunk = unet.maxBatch ?? total;
+  if (total % chunk !== 0) {
+    throw invalidInput(`This UNet takes batches of exactly ${chunk}; use a batch size that makes ${total} UNet inputs a multiple of it.`);
+  }
+  const perSample = sample.length / total;
+  const perOutput = run.model.latentChannels * h * w;
+  const perStates = prompt.states.length / total;
+  const out = new Float32Array(total * perOutput);
+  for (let start = 0; start < total; start += chunk) {
+    const outputs = await run.run('unetMs', unet, {
+      [unet.sample.name]: floatTensor(unet.sample, sample.subarray(start * perSample, (start + chunk) * perSample), [chunk, unet.inChannels, h, w]),
+      [unet.timestep.name]: timestepTensor(unet.timestep, timestep, chunk),
+      [unet.hiddenStates.name]: floatTensor(unet.hiddenStates, prompt.states.subarray(start * perStates, (start + chunk) * perStates), [chunk, prompt.tokens, prompt.hidden]),
+    });
+    out.set(floatData(outputs[unet.output]), start * perOutput);
+  }
+  return out;
+}
+
+/** ε̂ = ε̂_uncond + g · (ε̂_cond − ε̂_uncond), over [uncond × batch, cond × batch]. */
+function applyGuidance(prediction: Float32Array, guidance: number): Float32Array {
+  const half = prediction.length / 2;
+  const guided = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const uncond = prediction[i];
+    guided[i] = uncond + guidance * (prediction[half + i] - uncond);
+  }
+  return guided;
+}
+
+export async function decodeLatents(run: PipelineRun, latents: Float32Array): Promise<RgbImage[]> {
+  return decodeWith(run.model, latents, run.latentDims, (component, feeds) => run.run('vaeMs', component, feeds));
+}
+
+async function decodeWith(
+  model: ModelFolder,
+  latents: Float32Array,
+  dims: readonly number[],
+  runSession: (component: Component, feeds: ort.InferenceSession.FeedsType) => Promise<ort.InferenceSession.ReturnType>,
+): Promise<RgbImage[]> {
+  const { vaeDecoder } = model;
+  const unscaled = latents.map((value) => value / model.description.scalingFactor);
+  const outputs = await runSession(vaeDecoder, { [vaeDecoder.latents.name]: floatTensor(vaeDecoder.latents, unscaled, dims) });
+  const decoded = outputs[vaeDecoder.output];
+  return decodedToImages(floatData(decoded), decoded.dims, 'minus1to1');
+}
+
+/** The result with each image's A1111 parameters; `extra` adds what this pipeline did beyond text-to-image. */
+export function finish(run: PipelineRun, images: RgbImage[], extra: Partial<GenerationParameters> = {}): GenerateResult {
+  const { settings, options, model } = run;
+  run.timings.wallMs = performance.now() - run.startedMs;
+  return {
+    images,
+    seeds: run.seeds,
+    warnings: run.warnings,
+    timingsMs: run.timings,
+    parameters: run.seeds.map((seed) => ({
+      prompt: settings.prompt,
+      negativePrompt: settings.negativePrompt,
+      steps: settings.steps,
+      sampler: settings.sampler,
+      guidance: settings.guidance,
+      seed,
+      width: settings.width,
+      height: settings.height,
+      model: model.name,
+      ...(options.variation ? { variationSeed: options.variation.seed, variationStrength: options.variation.strength } : {}),
+      ...extra,
+    })),
+  };
+}
+
+const fittedCoefficients = new WeakMap<ModelFolder, LatentRgbCoefficients>();
+
+async function previewImages(model: ModelFolder, predictedLatents: Float32Array, dims: readonly number[]): Promise<RgbImage[]> {
+  if (model.taesdDecoder) {
+    const { taesdDecoder } = model;
+    const outputs = await taesdDecoder.session.run({ [taesdDecoder.latents.name]: floatTensor(taesdDecoder.latents, predictedLatents, dims) });
+    const decoded = outputs[taesdDecoder.output];
+    return decodedToImages(floatData(decoded), decoded.dims, 'zero1');
+  }
+  return latentsToRgbPreview(predictedLatents, dims, await latentRgbCoefficients(model));
+}
+
+/**
+ * Preview coefficients come from the folder's imagine.json; a folder without them gets a least-squares fit against one
+ * small VAE decode of random latents, made once per loaded model (never per preview).
+ */
+export async function latentRgbCoefficients(model: ModelFolder): Promise<LatentRgbCoefficients> {
+  if (model.description.settings.latentRgb) return model.description.settings.latentRgb;
+  const cached = fittedCoefficients.get(model);
+  if (cached) return cached;
+  const dims = [1, model.latentChannels, 8, 8];
+  const latents = createRandom(0).randn(dims[1] * 64);
+  const images = await decodeWith(model, latents, dims, (component, feeds) => component.session.run(feeds));
+  const fitted = fitLatentRgb(latents, dims, images);
+  fittedCoefficients.set(model, fitted);
+  return fitted;
+}
+
+/** One scheduler draw over a batch takes each image's share from that image's own stream. */
+function batchRandom(randoms: RandomSource[]): RandomSource {
+  return {
+    nextUniform: () => randoms[0].nextUniform(),
+    randn(count: number): Float32Array {
+      const per = count / randoms.length;
+      const out = new Float32Array(count);
+      randoms.forEach((random, k) => out.set(random.randn(per), k * per));
+      return out;
+    },
+  };
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
