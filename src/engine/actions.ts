@@ -1,6 +1,5 @@
-import sharp from 'sharp';
 import { invalidInput } from './errors.js';
-import { encodePng, loadImageFile, makeGrid } from './images.js';
+import { encodePng, loadImageFile, makeGrid, readImageSize } from './images.js';
 import type { ModelFolder } from './model-folder.js';
 import { formatParameters, parseParameters, type GenerationParameters } from './parameters.js';
 import { readTextChunks } from './png-text.js';
@@ -47,7 +46,7 @@ export async function varyImage(
   if (!prompt) {
     throw invalidInput('This image carries no prompt in its PNG parameters; give the prompt to vary it with.');
   }
-  const { width, height } = await imageSize(source);
+  const { width, height } = await readImageSize(source);
   const init = await loadImageFile(source, { width, height });
   return generate(model, {
     negativePrompt: parameters.negativePrompt,
@@ -71,7 +70,7 @@ export interface UpscaleResult {
 
 /** 4× upscale, keeping the source's parameters and saying which upscaler made it (A1111's postprocessing fields). */
 export async function upscalePng(model: ModelFolder, source: Buffer): Promise<UpscaleResult> {
-  const { width, height } = await imageSize(source);
+  const { width, height } = await readImageSize(source);
   const { rgb } = await loadImageFile(source, { width, height });
   const { image, method } = await upscaleImage(rgb, model.upscaler?.session ?? null);
   const original = readTextChunks(source).parameters;
@@ -80,12 +79,3 @@ export async function upscalePng(model: ModelFolder, source: Buffer): Promise<Up
   return { png: await encodePng(image, text), image, method };
 }
 
-async function imageSize(png: Buffer): Promise<{ width: number; height: number }> {
-  try {
-    const { width, height } = await sharp(png).metadata();
-    if (!width || !height) throw new Error('no size');
-    return { width, height };
-  } catch {
-    throw invalidInput('That file is not an image sharp can read (PNG, JPEG, WebP, …).');
-  }
-}

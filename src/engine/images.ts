@@ -136,6 +136,17 @@ export async function loadImageFile(
   return { rgb, tensor: rgbToTensor(rgb) };
 }
 
+/** The size an image file shows at (EXIF orientation applied), or an error saying it is not an image. */
+export async function readImageSize(bytes: Buffer, name = 'That file'): Promise<{ width: number; height: number }> {
+  try {
+    const { autoOrient } = await sharp(bytes).metadata();
+    if (!autoOrient.width || !autoOrient.height) throw new Error('no size');
+    return { width: autoOrient.width, height: autoOrient.height };
+  } catch {
+    throw invalidInput(`${name} ${NOT_AN_IMAGE}.`);
+  }
+}
+
 async function readImageFile(path: string): Promise<Buffer> {
   const stats = await stat(path).catch((error: NodeJS.ErrnoException) => {
     throw error.code === 'ENOENT' ? invalidInput(`There is no file at ${path}.`) : error;
@@ -147,7 +158,7 @@ async function readImageFile(path: string): Promise<Buffer> {
 }
 
 /** Interleaved 8-bit RGB to NCHW [1, 3, H, W] in [-1, 1]. */
-function rgbToTensor(img: RgbImage): Float32Array {
+export function rgbToTensor(img: RgbImage): Float32Array {
   const plane = img.width * img.height;
   const tensor = new Float32Array(plane * 3);
   for (let pixel = 0; pixel < plane; pixel++) {

@@ -25,7 +25,16 @@ export interface GenerationParameters {
   variationStrength?: number;
   /** Image-to-image strength. */
   denoisingStrength?: number;
+  /** Inpainting: σ of the soft mask edge in pixels. */
+  maskBlur?: number;
+  /** Inpainting: what was denoised. The engine always denoises the whole picture; A1111 also writes "Only masked". */
+  inpaintArea?: InpaintArea;
+  /** What was done to a picture to make this one (e.g. "zoom out 2", "pan left", "vary region"): our own field. */
+  edit?: string;
 }
+
+export const INPAINT_AREAS = ['Whole picture', 'Only masked'] as const;
+export type InpaintArea = (typeof INPAINT_AREAS)[number];
 
 /** What a parameters text says: the fields we know (when well-formed), and every other `Key: value` pair as text. */
 export type ParsedParameters = Partial<GenerationParameters> & { extra: Record<string, string> };
@@ -54,6 +63,9 @@ export function formatParameters(p: GenerationParameters): string {
     ['Variation seed', p.variationSeed],
     ['Variation seed strength', p.variationSeed === undefined ? undefined : p.variationStrength],
     ['Denoising strength', p.denoisingStrength],
+    ['Mask blur', p.maskBlur],
+    ['Inpaint area', p.inpaintArea],
+    ['Edit', p.edit],
   ];
   const line = fields
     .filter((field): field is [string, string | number] => field[1] !== undefined)
@@ -74,6 +86,9 @@ const KNOWN_KEYS = new Set([
   'Variation seed',
   'Variation seed strength',
   'Denoising strength',
+  'Mask blur',
+  'Inpaint area',
+  'Edit',
 ]);
 
 // A1111's `re_param`: a key of word characters, spaces, '-' and '/', then a JSON-quoted or comma-free value.
@@ -107,6 +122,8 @@ export function parseParameters(text: string): ParsedParameters {
   const variationSeed = wholeNumber(values.get('Variation seed'));
   const variationStrength = finiteNumber(values.get('Variation seed strength'));
   const denoisingStrength = finiteNumber(values.get('Denoising strength'));
+  const maskBlur = wholeNumber(values.get('Mask blur'));
+  const inpaintArea = INPAINT_AREAS.find((area) => area === values.get('Inpaint area'));
   return {
     ...parsed,
     ...(steps !== undefined && { steps }),
@@ -118,6 +135,9 @@ export function parseParameters(text: string): ParsedParameters {
     ...(variationSeed !== undefined && { variationSeed }),
     ...(variationStrength !== undefined && { variationStrength }),
     ...(denoisingStrength !== undefined && { denoisingStrength }),
+    ...(maskBlur !== undefined && { maskBlur }),
+    ...(inpaintArea !== undefined && { inpaintArea }),
+    ...(values.has('Edit') && { edit: values.get('Edit') }),
   };
 }
 

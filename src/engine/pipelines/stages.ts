@@ -1,8 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import type * as ort from 'onnxruntime-node';
 import { EngineError, invalidInput } from '../errors.js';
-import { decodedToImages, encodeWebp, makeGrid } from '../images.js';
+import { decodedToImages, encodeWebp, makeGrid, rgbToTensor } from '../images.js';
 import { LIMITS, MAX_SEED } from '../limits.js';
+import { binarize, latentMask, type Mask } from '../masks.js';
 import type { LatentRgbCoefficients } from '../model-description.js';
 import type { Component, ModelFolder } from '../model-folder.js';
 import type { GenerationParameters } from '../parameters.js';
@@ -299,17 +300,23 @@ export function repeatForBatch(run: PipelineRun, single: Float32Array): Float32A
 
 /** A picture [1, 3, H, W] in [-1, 1] to UNet-space latents [1, C, H / f, W / f] through the VAE encoder. */
 export async function encodeImage(run: PipelineRun, image: Float32Array): Promise<Float32Array> {
-  const { model, settings } = run;
+  const { width, height } = run.settings;
+  return encodeWith(run.model, image, width, height, (component, feeds) => run.run('vaeMs', component, feeds));
+}
+
+type RunSession = (component: Component, feeds: ort.InferenceSession.FeedsType) => Promise<ort.InferenceSession.ReturnType>;
+
+async function encodeWith(model: ModelFolder, image: Float32Array, width: number, height: number, runSession: RunSession): Promise<Float32Array> {
   const encoder = model.vaeEncoder;
   if (!encoder) {
     throw invalidInput(
       `The model ${model.name} has no vae_encoder/model.onnx, so it cannot start from an image (image-to-image, variations, edits). Use a model folder that has one.`,
     );
   }
-  if (image.length !== 3 * settings.width * settings.height) {
-    throw invalidInput(`The init image must be ${settings.width}x${settings.height} RGB to match the requested size.`);
+  if (image.length !== 3 * width * height) {
+    throw invalidInput(`The init image must be ${width}x${height} RGB to match the requested size.`);
   }
-  const outputs = await run.run('vaeMs', encoder, { [encoder.image.name]: floatTensor(encoder.image, image, [1, 3, settings.height, settings.width]) });
+  const outputs = await runSession(encoder, { [encoder.image.name]: floatTensor(encoder.image, image, [1, 3, height, width]) });
   const raw = floatData(outputs[encoder.output]);
   // latent_parameters hold mean ‖ log-variance; taking the mean (the distribution's mode) keeps img2img deterministic.
   const mean = encoder.outputsMeanAndLogvar ? raw.subarray(0, raw.length / 2) : raw;
@@ -317,29 +324,44 @@ export async function encodeImage(run: PipelineRun, image: Float32Array): Promis
 }
 
 /**
- * What a 9-channel inpainting UNet reads beside the latents, for one image: the mask at latent size (1 = repaint) and
- * the latents of the picture with the repainted area blanked, [1 + C, h, w] (diffusers' prepare_mask_latents).
+ * A picture through the VAE encoder and decoder: the best an edit's kept region can come back as, since every edit's
+ * result is decoded from latents.
  */
-export interface InpaintingConditioning {
-  channels: Float32Array;
+export async function vaeRoundTrip(model: ModelFolder, picture: RgbImage): Promise<RgbImage> {
+  const { width, height } = picture;
+  const runSession: RunSession = (component, feeds) => component.session.run(feeds);
+  const latents = await encodeWith(model, rgbToTensor(picture), width, height, runSession);
+  const f = model.description.vaeScaleFactor;
+  const [decoded] = await decodeWith(model, latents, [1, model.latentChannels, height / f, width / f], runSession);
+  return decoded;
 }
 
-export function inpaintingConditioning(run: PipelineRun, latentMask: Float32Array, maskedImageLatents: Float32Array): InpaintingConditioning {
-  const channels = new Float32Array(latentMask.length + maskedImageLatents.length);
-  channels.set(latentMask);
-  channels.set(maskedImageLatents, latentMask.length);
-  return { channels };
+/**
+ * What a 9-channel inpainting UNet reads beside the latents, for one image: the repaint mask at latent size and the
+ * latents of the picture with the repainted area blanked, [1 + C, h, w] (diffusers' prepare_mask_latents: the mask is
+ * binarised at 0.5, the masked picture is picture × (mask < 0.5)).
+ */
+export async function inpaintingConditioning(run: PipelineRun, image: Float32Array, mask: Mask): Promise<Float32Array> {
+  const repaint = binarize(mask);
+  const plane = repaint.data.length;
+  const masked = image.map((value, i) => (repaint.data[i % plane] === 1 ? 0 : value));
+  const maskedLatents = await encodeImage(run, masked);
+  const cells = latentMask(repaint, run.model.description.vaeScaleFactor).map((share) => (share >= 0.5 ? 1 : 0));
+  const channels = new Float32Array(cells.length + maskedLatents.length);
+  channels.set(cells);
+  channels.set(maskedLatents, cells.length);
+  return channels;
 }
 
 /**
  * For a 9-channel inpainting UNet asked for a whole picture (text-to-image, image-to-image): everything masked and a
  * blank (grey) masked picture, as A1111 conditions inpainting models outside inpainting. Nothing for other UNets.
  */
-export async function wholePictureConditioning(run: PipelineRun): Promise<InpaintingConditioning | undefined> {
+export async function wholePictureConditioning(run: PipelineRun): Promise<Float32Array | undefined> {
   if (!run.model.unet.inpainting) return undefined;
-  const [, , h, w] = run.latentDims;
-  const blank = await encodeImage(run, new Float32Array(3 * run.settings.width * run.settings.height));
-  return inpaintingConditioning(run, new Float32Array(h * w).fill(1), blank);
+  const { width, height } = run.settings;
+  const everything: Mask = { width, height, data: new Float32Array(width * height).fill(1) };
+  return inpaintingConditioning(run, new Float32Array(3 * width * height), everything);
 }
 
 export interface DenoiseInputs {
@@ -347,8 +369,8 @@ export interface DenoiseInputs {
   latents: Float32Array;
   prompt: PromptEmbeddings;
   noise: Noise;
-  /** 9-channel UNets: concatenated after the scaled latents of every UNet input. */
-  conditioning?: InpaintingConditioning;
+  /** 9-channel UNets: one image's mask and masked-picture latents, put after the scaled latents of every UNet input. */
+  conditioning?: Float32Array;
   /** Called after each scheduler step (inpainting puts the kept region back); returns what the loop continues from. */
   afterStep?: (result: SchedulerStepResult, index: number) => SchedulerStepResult;
 }
@@ -397,7 +419,7 @@ function reportStep(run: PipelineRun, step: number, totalSteps: number, predicte
 }
 
 /** [batch, C, h, w] latents with one image's conditioning channels after each, as [batch, C + extra, h, w]. */
-function withConditioning(run: PipelineRun, latents: Float32Array, { channels }: InpaintingConditioning): Float32Array[] {
+function withConditioning(run: PipelineRun, latents: Float32Array, channels: Float32Array): Float32Array[] {
   const [batch] = run.latentDims;
   const perImage = latents.length / batch;
   return Array.from({ length: batch }, (_, k) => concat([latents.subarray(k * perImage, (k + 1) * perImage), channels]));
@@ -442,12 +464,7 @@ export async function decodeLatents(run: PipelineRun, latents: Float32Array): Pr
   return decodeWith(run.model, latents, run.latentDims, (component, feeds) => run.run('vaeMs', component, feeds));
 }
 
-async function decodeWith(
-  model: ModelFolder,
-  latents: Float32Array,
-  dims: readonly number[],
-  runSession: (component: Component, feeds: ort.InferenceSession.FeedsType) => Promise<ort.InferenceSession.ReturnType>,
-): Promise<RgbImage[]> {
+async function decodeWith(model: ModelFolder, latents: Float32Array, dims: readonly number[], runSession: RunSession): Promise<RgbImage[]> {
   const { vaeDecoder } = model;
   const unscaled = latents.map((value) => value / model.description.scalingFactor);
   const outputs = await runSession(vaeDecoder, { [vaeDecoder.latents.name]: floatTensor(vaeDecoder.latents, unscaled, dims) });
