@@ -5,20 +5,24 @@ import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { ImagineError, invalidInput, isImagineError } from '../core/errors.js';
 import { parametersOfPng, resultToPngs, upscalePng, varyImage, VARIATION_STRENGTH } from '../engine/actions.js';
+import { blendPictures, pan, varyRegion, zoomOut, type EditLineage, type EditOptions, type EditResult } from '../engine/edits.js';
 import { loadImageFile } from '../engine/images.js';
+import { LIMITS, MAX_SEED, PAN_DIRECTIONS, REGION_PRESETS } from '../engine/limits.js';
 import { EXECUTION_PROVIDERS, loadModelFolder } from '../engine/model-folder.js';
 import { generate, type GenerateOptions, type GenerateResult } from '../engine/pipeline.js';
-import { MAX_SEED } from '../engine/limits.js';
 import { randomSeed } from '../engine/random.js';
 import { SAMPLER_NAMES } from '../engine/types.js';
 
 export const DEFAULT_MODEL_DIR = 'models/default';
-const MAX_INIT_BYTES = 20 * 1024 * 1024;
+const MAX_INIT_BYTES = LIMITS.imageFileBytes;
 
 const USAGE = `Usage: npm run cli -- generate "<prompt>" [--model DIR] [--negative TEXT] [--seed N] [--steps N]
   [--guidance F] [--sampler ${SAMPLER_NAMES.join('|')}] [--size WxH] [--batch 1-4]
   [--init FILE --strength F] [--vary subtle|strong --from FILE] [--variation-seed N --variation-strength F]
-  [--upscale FILE] [--previews DIR] [--out FILE] [--provider cpu|cuda|tensorrt|coreml|dml] [--threads N] [--json]`;
+  [--init FILE (--mask FILE | --region ${REGION_PRESETS.join('|')}|x,y,w,h) [--mask-blur N] [--strength F]]
+  [--zoom-out ${LIMITS.zoomOut.min}-${LIMITS.zoomOut.max} --from FILE] [--pan ${PAN_DIRECTIONS.join('|')} --from FILE] [--blend A.png,B.png[,C.png[,D.png]]]
+  [--upscale FILE] [--previews DIR] [--out FILE] [--provider cpu|cuda|tensorrt|coreml|dml] [--threads N] [--json]
+  Edits (--mask/--region, --zoom-out, --pan, --blend) take the picture's own prompt when none is given.`;
 
 const numberFlag = (flag: string, integer = false) =>
   z
@@ -67,6 +71,15 @@ const GenerateFlags = z.object({
   from: z.string().optional(),
   'variation-seed': numberFlag('--variation-seed', true),
   'variation-strength': numberFlag('--variation-strength'),
+  mask: z.string().optional(),
+  region: z.string().optional(),
+  'mask-blur': numberFlag('--mask-blur', true),
+  'zoom-out': numberFlag('--zoom-out'),
+  pan: z.enum(PAN_DIRECTIONS, { message: `--pan must be one of ${PAN_DIRECTIONS.join(', ')}` }).optional(),
+  blend: z
+    .string()
+    .optional()
+    .transform((value) => value?.split(',').map((path) => path.trim())),
   upscale: z.string().optional(),
   previews: z.string().optional(),
   out: z.string().optional(),
@@ -95,6 +108,7 @@ export async function generateCommand(args: string[]): Promise<number> {
       for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
       for (const file of report.files) process.stdout.write(`${file.path}${file.seed === undefined ? '' : `  (seed ${file.seed})`}\n`);
       if (report.grid) process.stdout.write(`${report.grid}  (grid)\n`);
+      if (report.edit?.mask) process.stdout.write(`${report.edit.mask}  (mask: ${report.edit.description})\n`);
       if (report.upscaler) process.stdout.write(`upscaled with ${report.upscaler}\n`);
       process.stdout.write(`done in ${(report.timingsMs.wallMs / 1000).toFixed(2)} s\n`);
     }
@@ -129,6 +143,12 @@ function parseFlags(args: string[]): GenerateFlags {
         from: { type: 'string' },
         'variation-seed': { type: 'string' },
         'variation-strength': { type: 'string' },
+        mask: { type: 'string' },
+        region: { type: 'string' },
+        'mask-blur': { type: 'string' },
+        'zoom-out': { type: 'string' },
+        pan: { type: 'string' },
+        blend: { type: 'string' },
         upscale: { type: 'string' },
         previews: { type: 'string' },
         out: { type: 'string' },
@@ -146,20 +166,48 @@ function parseFlags(args: string[]): GenerateFlags {
   const result = GenerateFlags.safeParse({ ...parsed.values, prompt: parsed.positionals[0] });
   if (!result.success) throw invalidInput(`${result.error.issues.map((issue) => issue.message).join('; ')}\n${USAGE}`);
   const flags = result.data;
-  if (flags.init !== undefined && flags.strength === undefined) throw invalidInput('--init needs --strength (0 < F <= 1), e.g. --strength 0.6.');
-  if (flags.vary !== undefined && flags.from === undefined) throw invalidInput('--vary needs --from FILE: the image to vary.');
+  const mode = modeOf(flags);
+  if (mode === 'img2img' && flags.strength === undefined) throw invalidInput('--init needs --strength (0 < F <= 1), e.g. --strength 0.6.');
+  if ((mode === 'vary' || mode === 'zoom-out' || mode === 'pan') && flags.from === undefined) {
+    throw invalidInput(`--${mode} needs --from FILE: the picture to ${mode === 'vary' ? 'vary' : mode === 'pan' ? 'pan' : 'zoom out of'}.`);
+  }
+  if (mode === 'vary-region' && flags.init === undefined) throw invalidInput('--mask and --region need --init FILE: the picture to repaint.');
+  if (flags.mask !== undefined && flags.region !== undefined) throw invalidInput('Give either --mask FILE or --region, not both.');
+  if (flags['mask-blur'] !== undefined && !['vary-region', 'zoom-out', 'pan'].includes(mode)) {
+    throw invalidInput('--mask-blur goes with --mask, --region, --zoom-out or --pan.');
+  }
   if ((flags['variation-seed'] === undefined) !== (flags['variation-strength'] === undefined)) {
     throw invalidInput('--variation-seed and --variation-strength go together.');
   }
-  if (flags.prompt === undefined && flags.upscale === undefined && flags.vary === undefined) {
+  if (flags.prompt === undefined && (mode === 'txt2img' || mode === 'img2img')) {
     throw invalidInput(`Give a prompt in quotes.\n${USAGE}`);
   }
   return flags;
 }
 
+type Mode = 'txt2img' | 'img2img' | 'vary' | 'vary-region' | 'zoom-out' | 'pan' | 'blend' | 'upscale';
+
+/** What the flags ask for; two asks at once are refused by name. */
+function modeOf(flags: GenerateFlags): Mode {
+  const asked: [Mode, string, boolean][] = [
+    ['upscale', '--upscale', flags.upscale !== undefined],
+    ['vary', '--vary', flags.vary !== undefined],
+    ['vary-region', '--mask/--region', flags.mask !== undefined || flags.region !== undefined],
+    ['zoom-out', '--zoom-out', flags['zoom-out'] !== undefined],
+    ['pan', '--pan', flags.pan !== undefined],
+    ['blend', '--blend', flags.blend !== undefined],
+  ];
+  const chosen = asked.filter(([, , given]) => given);
+  if (chosen.length > 1) throw invalidInput(`${chosen.map(([, flag]) => flag).join(' and ')} ask for different things; give one of them.`);
+  if (chosen.length === 1) return chosen[0][0];
+  return flags.init !== undefined ? 'img2img' : 'txt2img';
+}
+
 export interface GenerateReport {
   files: { path: string; seed?: number }[];
   grid?: string;
+  /** Edits: what was done to which file, and where the mask was written. */
+  edit?: Omit<EditLineage, 'mask' | 'parents'> & { mask?: string; parents: (EditLineage['parents'][number] & { path: string })[] };
   upscaler?: 'model' | 'lanczos';
   previews: string[];
   warnings: string[];
@@ -208,8 +256,27 @@ async function runGenerate(flags: GenerateFlags): Promise<GenerateReport> {
         : undefined,
     };
 
-    let result: GenerateResult;
-    if (flags.vary !== undefined) {
+    const mode = modeOf(flags);
+    const edit: EditOptions = { ...options, prompt: flags.prompt, strength: flags.strength, maskBlurPx: flags['mask-blur'] };
+    const editInputs: string[] = [];
+    const readEditInput = (path: string) => {
+      editInputs.push(path);
+      return readInputImage(path);
+    };
+    let result: GenerateResult | EditResult;
+    if (mode === 'vary-region') {
+      const source = await readEditInput(flags.init!);
+      const area = flags.mask !== undefined ? { maskImage: await readInputImage(flags.mask) } : { region: flags.region! };
+      result = await varyRegion(model, source, area, edit);
+    } else if (mode === 'zoom-out') {
+      result = await zoomOut(model, await readEditInput(flags.from!), flags['zoom-out']!, edit);
+    } else if (mode === 'pan') {
+      result = await pan(model, await readEditInput(flags.from!), flags.pan!, edit);
+    } else if (mode === 'blend') {
+      const sources: Buffer[] = [];
+      for (const path of flags.blend!) sources.push(await readEditInput(path));
+      result = await blendPictures(model, sources, edit);
+    } else if (flags.vary !== undefined) {
       const source = await readInputImage(flags.from!);
       result = await varyImage(model, source, flags.vary, { ...options, prompt: flags.prompt, strength: flags.strength ?? VARIATION_STRENGTH[flags.vary] });
     } else if (flags.init !== undefined) {
@@ -239,7 +306,15 @@ async function runGenerate(flags: GenerateFlags): Promise<GenerateReport> {
       grid = suffixed(base, '-grid');
       await writeOut(grid, pngs.grid);
     }
-    return { files, grid, previews, warnings: result.warnings, timingsMs: { ...result.timingsMs, wallMs: performance.now() - started } };
+    let editReport: GenerateReport['edit'];
+    if ('edit' in result) {
+      const { mask, parents, ...lineage } = result.edit;
+      const maskPath = mask && suffixed(base, '-mask');
+      if (mask && maskPath) await writeOut(maskPath, mask);
+      editReport = { ...lineage, ...(maskPath && { mask: maskPath }), parents: parents.map((parent, k) => ({ path: editInputs[k], ...parent })) };
+    }
+    const wallMs = performance.now() - started;
+    return { files, grid, ...(editReport && { edit: editReport }), previews, warnings: result.warnings, timingsMs: { ...result.timingsMs, wallMs } };
   } finally {
     await model.release();
   }
@@ -250,7 +325,7 @@ async function readInputImage(path: string): Promise<Buffer> {
     throw invalidInput(`Cannot read ${path}: no such file.`);
   });
   if (info.size > MAX_INIT_BYTES) {
-    throw invalidInput(`${path} is ${(info.size / 1024 / 1024).toFixed(1)} MB; images up to 20 MB are accepted. Resize or recompress it.`);
+    throw invalidInput(`${path} is ${(info.size / 1024 / 1024).toFixed(1)} MB; images up to ${MAX_INIT_BYTES / 1024 / 1024} MB are accepted. Resize or recompress it.`);
   }
   return readFile(path);
 }

@@ -32,6 +32,8 @@ try {
           .generate(message.request, {
             signal: job.abort.signal,
             parentImage: message.parentImage ? Buffer.from(message.parentImage) : undefined,
+            maskImage: message.maskImage ? Buffer.from(message.maskImage) : undefined,
+            blendImages: message.blendImages?.map((bytes) => Buffer.from(bytes)),
             onStep: (event) => {
               job.latestPreview = event.preview;
               post({ type: 'step', id: message.id, step: event.step, totalSteps: event.totalSteps });
@@ -41,9 +43,11 @@ try {
             (output) => {
               const images = output.images.map((png) => new Uint8Array(png));
               const grid = output.grid ? new Uint8Array(output.grid) : undefined;
+              const mask = output.edit?.mask ? new Uint8Array(output.edit.mask) : undefined;
+              const edit = output.edit && { ...output.edit, mask };
               post(
-                { type: 'done', id: message.id, output: { images, grid, seeds: output.seeds, timingsMs: output.timingsMs } },
-                [...images, ...(grid ? [grid] : [])].map((bytes) => bytes.buffer as ArrayBuffer),
+                { type: 'done', id: message.id, output: { images, grid, seeds: output.seeds, timingsMs: output.timingsMs, edit } },
+                [...images, ...(grid ? [grid] : []), ...(mask ? [mask] : [])].map((bytes) => bytes.buffer as ArrayBuffer),
               );
             },
             (error: unknown) => post({ type: 'failed', id: message.id, error: serialise(error) }),

@@ -1,19 +1,25 @@
 import { resultToPngs, upscalePng, varyImage, VARIATION_STRENGTH } from './actions.js';
+import { blendPictures, pan, varyRegion, zoomOut, type EditLineage, type EditOptions } from './edits.js';
 import { invalidInput } from './errors.js';
 import { loadImageFile } from './images.js';
 import type { EngineJob } from './jobs.js';
 import type { ModelFolder } from './model-folder.js';
-import { generate, type GenerateOptions, type StepEvent } from './pipeline.js';
+import { generate, type GenerateOptions, type GenerateResult, type StepEvent } from './pipeline.js';
 
 /**
  * The engine behind a job queue: one job — a kind and its parameters, as src/engine/jobs.ts defines them — in, PNG
- * files out, for one loaded model folder. The application's own request type carries more
- * (who asked, where to answer); anything shaped like an EngineJob runs.
+ * files out, for one loaded model folder. The application's own request type carries more (who asked, where to
+ * answer); anything shaped like an EngineJob runs.
  */
+
 export interface EngineHooks {
   signal?: AbortSignal;
-  /** The PNG an upscale / vary / img2img acts on. */
+  /** The PNG an upscale / vary / img2img / edit acts on. */
   parentImage?: Buffer;
+  /** vary-region: what to repaint, as an image (white or opaque = repaint); without it, `params.region` says. */
+  maskImage?: Buffer;
+  /** blend: the 2–4 PNGs to blend. */
+  blendImages?: Buffer[];
   onStep?: (event: StepEvent) => void;
 }
 
@@ -24,6 +30,8 @@ export interface EngineOutput {
   grid?: Buffer;
   seeds: number[];
   timingsMs: Record<string, number>;
+  /** Edits: what was done to what, and the mask PNG to store beside the result. */
+  edit?: EditLineage;
 }
 
 export interface ImageEngine {
@@ -31,24 +39,24 @@ export interface ImageEngine {
   generate(job: EngineJob, hooks: EngineHooks): Promise<EngineOutput>;
 }
 
+const NEEDS_PARENT = new Set<EngineJob['kind']>(['upscale', 'vary-subtle', 'vary-strong', 'img2img', 'vary-region', 'zoom-out', 'pan']);
+
 export function createImageEngine(model: ModelFolder): ImageEngine {
   return {
     modelName: model.name,
     async generate(job, hooks): Promise<EngineOutput> {
       const { params } = job;
-      const needsParent = job.kind === 'upscale' || job.kind === 'vary-subtle' || job.kind === 'vary-strong' || job.kind === 'img2img';
-      if (needsParent && !hooks.parentImage) {
+      if (NEEDS_PARENT.has(job.kind) && !hooks.parentImage) {
         throw invalidInput(`A ${job.kind} needs the image it acts on, and it is no longer available.`);
       }
+      const parent = hooks.parentImage!;
       if (job.kind === 'upscale') {
-        const upscaled = await upscalePng(model, hooks.parentImage!);
+        const upscaled = await upscalePng(model, parent);
         return { images: [upscaled.png], seeds: [params.seed], timingsMs: {} };
       }
-      const options: GenerateOptions = {
+      const common = {
         prompt: params.prompt,
         negativePrompt: params.negativePrompt,
-        width: params.width,
-        height: params.height,
         steps: params.steps,
         guidance: params.guidance,
         sampler: params.sampler,
@@ -61,18 +69,46 @@ export function createImageEngine(model: ModelFolder): ImageEngine {
         signal: hooks.signal,
         onStep: hooks.onStep,
       };
-      let result;
-      if (job.kind === 'vary-subtle' || job.kind === 'vary-strong') {
-        const kind = job.kind === 'vary-subtle' ? 'subtle' : 'strong';
-        result = await varyImage(model, hooks.parentImage!, kind, { ...options, strength: params.strength ?? VARIATION_STRENGTH[kind] });
-      } else if (job.kind === 'img2img') {
-        const init = await loadImageFile(hooks.parentImage!, { width: params.width, height: params.height });
-        result = await generate(model, { ...options, init: { image: init.tensor, strength: params.strength ?? 0.6 } });
-      } else {
-        result = await generate(model, options);
+      const options: GenerateOptions = { ...common, width: params.width, height: params.height };
+      // An edit's size follows from its picture (src/engine/edit-sizes.ts), not from the job.
+      const edit: EditOptions = { ...common, strength: params.strength, maskBlurPx: params.maskBlur };
+      let result: GenerateResult & { edit?: EditLineage };
+      switch (job.kind) {
+        case 'vary-subtle':
+        case 'vary-strong': {
+          const kind = job.kind === 'vary-subtle' ? 'subtle' : 'strong';
+          result = await varyImage(model, parent, kind, { ...options, strength: params.strength ?? VARIATION_STRENGTH[kind] });
+          break;
+        }
+        case 'img2img': {
+          const init = await loadImageFile(parent, { width: params.width, height: params.height });
+          result = await generate(model, { ...options, init: { image: init.tensor, strength: params.strength ?? 0.6 } });
+          break;
+        }
+        case 'vary-region': {
+          const area = hooks.maskImage ? { maskImage: hooks.maskImage } : params.region !== undefined ? { region: params.region } : undefined;
+          if (!area) throw invalidInput('Vary (Region) needs a mask image or a region (left, right, top, bottom, center, border, or x,y,w,h).');
+          result = await varyRegion(model, parent, area, edit);
+          break;
+        }
+        case 'zoom-out':
+          if (params.zoomOut === undefined) throw invalidInput('Zoom Out needs a factor from 1.1 to 2.');
+          result = await zoomOut(model, parent, params.zoomOut, edit);
+          break;
+        case 'pan':
+          if (params.pan === undefined) throw invalidInput('Pan needs a direction: left, right, up or down.');
+          result = await pan(model, parent, params.pan, edit);
+          break;
+        case 'blend':
+          result = await blendPictures(model, hooks.blendImages ?? [], edit);
+          break;
+        case 'imagine':
+        case 'reroll':
+          result = await generate(model, options);
+          break;
       }
       const pngs = await resultToPngs(result);
-      return { images: pngs.images, grid: pngs.grid, seeds: result.seeds, timingsMs: { ...result.timingsMs } };
+      return { images: pngs.images, grid: pngs.grid, seeds: result.seeds, timingsMs: { ...result.timingsMs }, ...(result.edit && { edit: result.edit }) };
     },
   };
 }

@@ -7,7 +7,7 @@ import { SAMPLER_NAMES } from './types.js';
  * can build its queue payload schema on it: src/engine/image-engine.ts runs these jobs.
  */
 
-export const ENGINE_JOB_KINDS = ['imagine', 'upscale', 'vary-subtle', 'vary-strong', 'reroll', 'img2img'] as const;
+export const ENGINE_JOB_KINDS = ['imagine', 'upscale', 'vary-subtle', 'vary-strong', 'reroll', 'img2img', 'vary-region', 'zoom-out', 'pan', 'blend'] as const;
 export type EngineJobKind = (typeof ENGINE_JOB_KINDS)[number];
 
 /**
@@ -29,10 +29,13 @@ export const EngineJobParams = z.object({
   /** A1111-style seed variation: a second seed slerped in with this strength. */
   variationSeed: z.number().int().min(LIMITS.seed.min).max(LIMITS.seed.max).optional(),
   variationStrength: z.number().min(LIMITS.variationStrength.min).max(LIMITS.variationStrength.max).optional(),
-  /** Vary (Region) without a mask image: a preset or `x,y,w,h`. */
+  /** vary-region without a mask image: a preset (left, right, top, bottom, center, border) or `x,y,w,h`. */
   region: z.string().max(64).optional(),
+  /** vary-region, zoom-out, pan: σ of the soft mask edge in pixels. */
   maskBlur: z.number().int().min(LIMITS.maskBlurPx.min).max(LIMITS.maskBlurPx.max).optional(),
+  /** zoom-out: the factor the picture shrinks by. */
   zoomOut: z.number().min(LIMITS.zoomOut.min).max(LIMITS.zoomOut.max).optional(),
+  /** pan: the side the picture grows on. */
   pan: z.enum(PAN_DIRECTIONS).optional(),
 });
 export type EngineJobParams = z.infer<typeof EngineJobParams>;

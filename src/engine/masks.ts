@@ -185,6 +185,7 @@ export function binarize(mask: Mask): Mask {
 export async function maskToPng(mask: Mask): Promise<Buffer> {
   const bytes = Buffer.from(Uint8Array.from(mask.data, (value) => Math.round(255 * Math.min(1, Math.max(0, value)))));
   return sharp(bytes, { raw: { width: mask.width, height: mask.height, channels: 1 } })
+    .toColourspace('b-w')
     .png({ compressionLevel: 6, adaptiveFiltering: false, palette: false })
     .toBuffer();
 }

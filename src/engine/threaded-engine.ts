@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { EngineError, type EngineErrorKind } from './errors.js';
+import type { EditLineage } from './edits.js';
 import type { EngineOutput, ImageEngine } from './image-engine.js';
 import type { EngineJob } from './jobs.js';
 import type { RuntimeOptions } from './model-folder.js';
@@ -23,7 +24,7 @@ interface SerialisedError {
 }
 
 export type ToEngineThread =
-  | { type: 'generate'; id: string; request: EngineJob; parentImage?: Uint8Array }
+  | { type: 'generate'; id: string; request: EngineJob; parentImage?: Uint8Array; maskImage?: Uint8Array; blendImages?: Uint8Array[] }
   | { type: 'preview'; id: string; requestId: string }
   | { type: 'abort'; id: string }
   | { type: 'release' };
@@ -33,9 +34,12 @@ export type FromEngineThread =
   | { type: 'load-failed'; error: SerialisedError }
   | { type: 'step'; id: string; step: number; totalSteps: number }
   | { type: 'preview'; id: string; requestId: string; webp?: Uint8Array; error?: SerialisedError }
-  | { type: 'done'; id: string; output: { images: Uint8Array[]; grid?: Uint8Array; seeds: number[]; timingsMs: Record<string, number> } }
+  | { type: 'done'; id: string; output: { images: Uint8Array[]; grid?: Uint8Array; seeds: number[]; timingsMs: Record<string, number>; edit?: ThreadEditLineage } }
   | { type: 'failed'; id: string; error: SerialisedError }
   | { type: 'released' };
+
+/** Buffers cross the thread as plain Uint8Arrays. */
+type ThreadEditLineage = Omit<EditLineage, 'mask'> & { mask?: Uint8Array };
 
 export interface ThreadedEngine extends ImageEngine {
   release(): Promise<void>;
@@ -79,8 +83,14 @@ export async function startThreadedEngine(modelDir: string, runtime: RuntimeOpti
         case 'done': {
           const job = jobs.get(message.id);
           jobs.delete(message.id);
-          const { images, grid, seeds, timingsMs } = message.output;
-          job?.resolve({ images: images.map((bytes) => Buffer.from(bytes)), grid: grid && Buffer.from(grid), seeds, timingsMs });
+          const { images, grid, seeds, timingsMs, edit } = message.output;
+          job?.resolve({
+            images: images.map((bytes) => Buffer.from(bytes)),
+            grid: grid && Buffer.from(grid),
+            seeds,
+            timingsMs,
+            ...(edit && { edit: { ...edit, mask: edit.mask && Buffer.from(edit.mask) } }),
+          });
           break;
         }
         case 'failed': {
@@ -130,8 +140,12 @@ export async function startThreadedEngine(modelDir: string, runtime: RuntimeOpti
           resolve: settle(resolve),
           reject: settle(reject),
         });
-        const parentImage = hooks.parentImage ? new Uint8Array(hooks.parentImage) : undefined;
-        worker.postMessage({ type: 'generate', id, request, parentImage } satisfies ToEngineThread, parentImage ? [parentImage.buffer as ArrayBuffer] : []);
+        const copy = (bytes: Buffer) => new Uint8Array(bytes);
+        const parentImage = hooks.parentImage && copy(hooks.parentImage);
+        const maskImage = hooks.maskImage && copy(hooks.maskImage);
+        const blendImages = hooks.blendImages?.map(copy);
+        const transfer = [parentImage, maskImage, ...(blendImages ?? [])].flatMap((bytes) => (bytes ? [bytes.buffer as ArrayBuffer] : []));
+        worker.postMessage({ type: 'generate', id, request, parentImage, maskImage, blendImages } satisfies ToEngineThread, transfer);
         if (hooks.signal?.aborted) abort();
       });
     },

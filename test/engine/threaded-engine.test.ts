@@ -44,6 +44,16 @@ describe('engine on a worker thread', () => {
     expect((await preview!).subarray(8, 12).toString('latin1')).toBe('WEBP');
   });
 
+  it('runs an edit on the thread and hands back the same PNGs and mask', async () => {
+    const [picture] = (await threaded.generate(request({ batch: 1 }), {})).images;
+    const zoom: EngineJob = { kind: 'zoom-out', params: { ...request({ batch: 1 }).params, zoomOut: 2 } };
+    const [fromThread, here] = await Promise.all([threaded.generate(zoom, { parentImage: picture }), createImageEngine(inProcess).generate(zoom, { parentImage: picture })]);
+    expect(fromThread.images[0].equals(here.images[0])).toBe(true);
+    expect(Buffer.isBuffer(fromThread.edit?.mask)).toBe(true);
+    expect(fromThread.edit?.mask?.equals(here.edit!.mask!)).toBe(true);
+    expect(fromThread.edit).toMatchObject({ kind: 'zoom-out', description: 'zoom out 2' });
+  });
+
   it('keeps the error kind and message of a refused request', async () => {
     await expect(threaded.generate(request({ steps: 151 }), {})).rejects.toMatchObject({ kind: 'invalid_input', userMessage: expect.stringContaining('from 1 to 150') });
   });

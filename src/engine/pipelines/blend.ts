@@ -25,9 +25,9 @@ export interface BlendOptions extends Omit<GenerateOptions, 'init'> {
 }
 
 /**
- * Midjourney's /blend as a latent blend: the pictures' latents are mixed by spherical interpolation with equal weights,
- * then image-to-image runs from the mix, so the model redraws one picture where a pixel blend would show two
- * superimposed.
+ * Midjourney's /blend as a latent blend: the pictures' latents are mixed on the sphere with equal weights
+ * (sphericalMean), then image-to-image runs from the mix, so the model redraws one picture where a pixel blend would
+ * show two superimposed.
  */
 export async function blend(model: ModelFolder, options: BlendOptions): Promise<GenerateResult> {
   const run = checkInputs(model, options);
@@ -41,14 +41,30 @@ export async function blend(model: ModelFolder, options: BlendOptions): Promise<
   const schedule = prepareTimesteps(run, options.strength);
   const pictureLatents: Float32Array[] = [];
   for (const image of options.images) pictureLatents.push(await encodeImage(run, image));
-  const blended = slerpLatents(pictureLatents);
+  const blended = sphericalMean(pictureLatents);
   const latents = prepareLatents(run, schedule, noise, blended);
   const conditioning = await wholePictureConditioning(run);
   const denoised = await denoise(run, { schedule, latents, prompt, noise, conditioning });
   return finish(run, await decodeLatents(run, denoised), { denoisingStrength: options.strength });
 }
 
-/** Equal weights by running slerp: the k-th picture joins the mix of the first k − 1 with weight 1/k. */
-export function slerpLatents(latents: Float32Array[]): Float32Array {
-  return latents.reduce((mix, next, k) => (k === 0 ? next : slerp(1 / (k + 1), mix, next)));
+/**
+ * Two latents: their slerp at ½. More: the direction of their sum at their mean length — what slerp at ½ is for two of
+ * the same length, and unlike chained slerps the same whatever the pictures' order.
+ */
+export function sphericalMean(latents: Float32Array[]): Float32Array {
+  if (latents.length === 2) return slerp(0.5, latents[0], latents[1]);
+  const sum = new Float32Array(latents[0].length);
+  let meanNorm = 0;
+  for (const latent of latents) {
+    let squares = 0;
+    for (let i = 0; i < latent.length; i++) {
+      sum[i] += latent[i];
+      squares += latent[i] * latent[i];
+    }
+    meanNorm += Math.sqrt(squares) / latents.length;
+  }
+  const sumNorm = Math.sqrt(sum.reduce((total, value) => total + value * value, 0));
+  const scale = sumNorm > 0 ? meanNorm / sumNorm : 1 / latents.length;
+  return sum.map((value) => value * scale);
 }
