@@ -1,6 +1,7 @@
 import sharp, { type Metadata, type Stats } from 'sharp';
 import { invalidInput } from './errors.js';
-import { LIMITS, REGION_PRESETS, type RegionPreset } from './limits.js';
+import { LIMITS, type RegionPreset } from './limits.js';
+import { checkRegionInside, type Rectangle, type Region } from './regions.js';
 
 /**
  * Masks say what an edit repaints: 1 = repaint, 0 = keep, soft values in between, one float per pixel, row-major.
@@ -14,31 +15,8 @@ export interface Mask {
   data: Float32Array;
 }
 
-export interface Rectangle {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
-export type Region = { preset: RegionPreset } | { rectangle: Rectangle };
-
 /** The threshold at which a soft mask value counts as repainted (diffusers binarises at 0.5 too). */
 const REPAINT_THRESHOLD = 0.5;
-
-const REGION_HELP = `Use one of ${REGION_PRESETS.join(', ')}, or a rectangle x,y,w,h in pixels (e.g. 16,16,32,32).`;
-
-/** `left` … `border`, or `x,y,w,h`. */
-export function parseRegion(text: string): Region {
-  const trimmed = text.trim().toLowerCase();
-  const preset = REGION_PRESETS.find((name) => name === trimmed || (trimmed === 'centre' && name === 'center'));
-  if (preset) return { preset };
-  const match = /^(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)$/.exec(trimmed);
-  if (!match) throw invalidInput(`'${text}' is not a region. ${REGION_HELP}`);
-  const [x, y, width, height] = match.slice(1).map(Number);
-  if (width === 0 || height === 0) throw invalidInput(`The rectangle ${text} is empty: give it a width and a height of at least 1 pixel.`);
-  return { rectangle: { x, y, width, height } };
-}
 
 /**
  * A region of a `width` × `height` picture, drawn at `target` size (the size the model works at). Halves, the centre
@@ -49,14 +27,9 @@ export function regionMask(region: Region, picture: { width: number; height: num
   const { width, height } = picture;
   let rectangle: Rectangle;
   let inverted = false;
+  checkRegionInside(region, picture);
   if ('rectangle' in region) {
     rectangle = region.rectangle;
-    const { x, y } = rectangle;
-    if (x + rectangle.width > width || y + rectangle.height > height) {
-      throw invalidInput(
-        `The rectangle ${x},${y},${rectangle.width},${rectangle.height} reaches outside the ${width}x${height} picture: keep x + w ≤ ${width} and y + h ≤ ${height}.`,
-      );
-    }
   } else {
     const half = { width: width / 2, height: height / 2 };
     const quarter = { width: width / 4, height: height / 4 };

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * The engine is a library: nothing under src/engine imports the application, and what the application reads of it
- * without running a model (limits, job schema, folder descriptions, edit sizes) loads no onnxruntime. Read from the
+ * without running a model (limits, job schema, folder descriptions, edit sizes, regions) loads neither onnxruntime nor
+ * sharp, so the bot role checks requests without them. Read from the
  * source's static imports, the way a bundler would follow them.
  */
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -56,10 +57,10 @@ describe('the engine’s boundaries', () => {
     expect(offenders).toEqual([]);
   });
 
-  it.each(['src/engine/model-description.ts', 'src/engine/jobs.ts', 'src/engine/limits.ts', 'src/engine/edit-sizes.ts', 'src/core/generation.ts', 'src/service/main.ts'])(
-    '%s loads no onnxruntime',
+  it.each(['src/engine/model-description.ts', 'src/engine/jobs.ts', 'src/engine/limits.ts', 'src/engine/edit-sizes.ts', 'src/engine/regions.ts', 'src/core/generation.ts', 'src/service/main.ts'])(
+    '%s loads neither onnxruntime nor sharp',
     (entry) => {
-      expect(packagesLoadedBy(entry)).not.toContain('onnxruntime-node');
+      expect([...packagesLoadedBy(entry)].filter((name) => name === 'onnxruntime-node' || name === 'sharp')).toEqual([]);
     },
   );
 

@@ -1,7 +1,8 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/engine/errors.js';
-import { binarize, blurMask, checkCoverage, latentMask, maskFromImage, maskToPng, parseRegion, regionMask, type Mask } from '../../src/engine/masks.js';
+import { binarize, blurMask, checkCoverage, latentMask, maskFromImage, maskToPng, regionMask, type Mask } from '../../src/engine/masks.js';
+import { parseRegion } from '../../src/engine/regions.js';
 
 const picture = { width: 8, height: 4 };
 /** The mask as rows of 0/1 digits, for readable expectations. */

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resultToPngs } from '../../../src/engine/actions.js';
 import { loadImageFile } from '../../../src/engine/images.js';
-import { binarize, parseRegion, regionMask, type Mask } from '../../../src/engine/masks.js';
+import { binarize, regionMask, type Mask } from '../../../src/engine/masks.js';
+import { parseRegion } from '../../../src/engine/regions.js';
 import { loadModelFolder, type ModelFolder } from '../../../src/engine/model-folder.js';
 import { parseParameters } from '../../../src/engine/parameters.js';
 import { generate } from '../../../src/engine/pipeline.js';
