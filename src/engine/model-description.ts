@@ -5,6 +5,7 @@ import { modelFailure } from './errors.js';
 import { readJson, readJsonIfPresent } from './json-files.js';
 import { LIMITS } from './limits.js';
 import { SAMPLER_NAMES, type SamplerName } from './types.js';
+import { vocabularySchema, type Vocabulary } from './vocabulary.js';
 
 /**
  * What a model folder says about itself in its JSON files — model_index.json, imagine.json and the components'
@@ -98,6 +99,8 @@ export interface ModelDescription {
   textEncoderConfig: Record<string, any>;
   unetConfig: Record<string, any>;
   vaeConfig: Record<string, any>;
+  /** What the model was trained to draw (vocabulary.json), or null for a folder that does not say (any SD export). */
+  vocabulary: Vocabulary | null;
 }
 
 export async function describeModelFolder(dirArgument: string): Promise<ModelDescription> {
@@ -125,6 +128,7 @@ export async function describeModelFolder(dirArgument: string): Promise<ModelDes
   const textEncoderConfig = (await readJsonIfPresent(join(dir, 'text_encoder', 'config.json'))) ?? {};
   const unetConfig = (await readJsonIfPresent(join(dir, 'unet', 'config.json'))) ?? {};
   const vaeConfig = (await readJsonIfPresent(join(dir, 'vae_decoder', 'config.json'))) ?? {};
+  const vocabulary = await readVocabulary(dir);
   const vaeScaleFactor = 2 ** ((Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 4) - 1);
   const unetDownsampling = Array.isArray(unetConfig.block_out_channels) ? 2 ** (unetConfig.block_out_channels.length - 1) : 1;
   const sampleSize = Number(unetConfig.sample_size);
@@ -151,7 +155,19 @@ export async function describeModelFolder(dirArgument: string): Promise<ModelDes
     textEncoderConfig,
     unetConfig,
     vaeConfig,
+    vocabulary,
   };
+}
+
+async function readVocabulary(dir: string): Promise<Vocabulary | null> {
+  const raw = await readJsonIfPresent(join(dir, 'vocabulary.json'));
+  if (raw === undefined) return null;
+  const parsed = vocabularySchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw modelFailure(`${join(dir, 'vocabulary.json')}: '${issue.path.join('.')}' ${issue.message}.`, { file: 'vocabulary.json' });
+  }
+  return parsed.data;
 }
 
 async function readSettings(dir: string): Promise<ModelSettings> {

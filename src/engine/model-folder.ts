@@ -36,7 +36,12 @@ export interface Component {
   file: string;
 }
 
-export type TextEncoder = Component & { ids: TensorPort; hiddenStates: string };
+export type TextEncoder = Component & {
+  ids: TensorPort;
+  hiddenStates: string;
+  /** CLIP's pooled output (`pooler_output`, or `text_embeds` for projection models) when the export has one. */
+  pooled?: string;
+};
 export type Unet = Component & {
   sample: TensorPort;
   timestep: TensorPort;
@@ -77,6 +82,7 @@ const BIND = {
     ...component,
     ids: requireInput(component, ['input_ids'], ['int32', 'int64'], 2),
     hiddenStates: requireOutput(component, ['last_hidden_state']),
+    pooled: component.session.outputNames.find((name) => name === 'pooler_output' || name === 'text_embeds'),
   }),
   unet: (component: Component, description: ModelDescription, latentChannels: number): Unet => {
     const sample = requireInput(component, ['sample'], ['float32', 'float16'], 4);

@@ -11,6 +11,7 @@ import { fitLatentRgb, latentsToRgbPreview } from '../preview.js';
 import { createRandom, slerp } from '../random.js';
 import { createScheduler, parseSchedulerConfig } from '../schedulers/index.js';
 import { floatData, floatTensor, idsTensor, timestepTensor } from '../tensors.js';
+import { checkVocabulary } from './vocabulary-check.js';
 import { SAMPLER_NAMES, type RandomSource, type RgbImage, type SamplerName, type Scheduler, type SchedulerStepResult } from '../types.js';
 
 /**
@@ -221,6 +222,7 @@ export async function encodePrompt(run: PipelineRun): Promise<PromptEmbeddings> 
     prompts.unshift(uncond.ids);
   }
   const outputs = await run.run('textEncoderMs', model.textEncoder, { [model.textEncoder.ids.name]: idsTensor(model.textEncoder.ids, prompts) });
+  await checkVocabulary(run, outputs, prompts.length - 1);
   const hiddenStates = outputs[model.textEncoder.hiddenStates];
   const promptStates = floatData(hiddenStates);
   const perPrompt = promptStates.length / prompts.length;
