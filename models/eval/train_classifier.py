@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--leave-out", help="an art style to keep out of training entirely and score separately")
     parser.add_argument("--no-write", action="store_true", help="report only; leave classifier.onnx, judge.pt, labels.json")
+    parser.add_argument("--init", help="start from these weights (a judge.pt) instead of from scratch: a further cycle")
+    parser.add_argument("--lr", type=float, default=2e-3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -94,7 +96,9 @@ def main() -> None:
     heldout_labels = torch.cat([labels, labels])
 
     model = judge_network(len(concepts))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
+    if args.init:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in torch.load(args.init)["state"].items()})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     generator = torch.Generator().manual_seed(0)
     budget_s = args.minutes * 60
     started = time.time()
@@ -103,7 +107,7 @@ def main() -> None:
     while time.time() - started < budget_s:
         progress = (time.time() - started) / budget_s
         for group in optimizer.param_groups:
-            group["lr"] = 2e-3 * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * progress))
+            group["lr"] = args.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * progress))
         index = torch.randint(0, len(images), (args.batch,), generator=generator)
         loss = F.cross_entropy(model(augment(images[index], generator)), labels[index], label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
@@ -115,8 +119,9 @@ def main() -> None:
 
     model.eval()
     top1, top5 = accuracy(model, heldout_images, heldout_labels)
-    report = {"top1": round(top1, 4), "top5": round(top5, 4), "images": len(heldout_labels), "steps": step,
-              "minutes": round((time.time() - started) / 60, 1), "styles": sorted({r["style"] for r in records} - {args.leave_out})}
+    previous = json.load(open(os.path.join(HERE, "labels.json")))["heldout"] if args.init else {"steps": 0, "minutes": 0}
+    report = {"top1": round(top1, 4), "top5": round(top5, 4), "images": len(heldout_labels), "steps": previous["steps"] + step,
+              "minutes": round(previous["minutes"] + (time.time() - started) / 60, 1), "styles": sorted({r["style"] for r in records} - {args.leave_out})}
     if args.leave_out:
         left_out = ~kept
         clean = accuracy(model, every_image[left_out], every_label[left_out])
