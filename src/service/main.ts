@@ -11,6 +11,7 @@ import { startDiscordBot } from '../adapters/discord/bot.js';
 import { startSlackBot } from '../adapters/slack/bot.js';
 import { startWebChat } from '../adapters/web/server.js';
 import { describeModelFolder, type ModelDescription } from '../engine/model-description.js';
+import { vocabularySample } from '../engine/vocabulary.js';
 import { startThreadedEngine } from '../engine/threaded-engine.js';
 import { createGenerationQueue } from '../queue/producer.js';
 import { queueNameForModel } from '../queue/job.js';
@@ -211,6 +212,7 @@ export function chatConfigFor(model: ModelDescription, admins: ChatConfig['admin
     maxSteps: model.maxSteps,
     defaultGuidance: model.defaultGuidance,
     defaultSampler: model.defaultSampler,
+    ...(model.vocabulary && { knows: { count: model.vocabulary.concepts.length, sample: vocabularySample(model.vocabulary) } }),
   };
   return {
     models: [limits],

@@ -15,6 +15,8 @@ export const ModelLimits = z.object({
   maxSteps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max),
   defaultGuidance: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max),
   defaultSampler: z.enum(SAMPLER_NAMES),
+  /** What the model was trained to draw (its vocabulary.json), for /settings; absent for folders that do not say. */
+  knows: z.object({ count: z.number().int().positive(), sample: z.array(z.string().min(1)).min(1) }).optional(),
 });
 export type ModelLimits = z.infer<typeof ModelLimits>;
 
