@@ -81,7 +81,10 @@ describe('with any other UNet: masked latent blending', () => {
     const result = (await repaint(defaultModel, image, left, { prompt: 'a green apple' })).images[0];
     const kept = untouchedPixels(left, 4);
     const roundTripError = difference(await vaeRoundTrip(defaultModel, rgb), rgb, kept).mean;
-    expect(difference(result, rgb, kept).mean).toBeLessThanOrEqual(roundTripError + 1);
+    // The decoder's receptive field spans most of a 64-px picture, so the painted half's latents move the kept half's
+    // pixels a little even though its latents are the picture's own: measured 1.0 level above the round trip with the
+    // scene-trained VAE. A broken blend is tens of levels off.
+    expect(difference(result, rgb, kept).mean).toBeLessThanOrEqual(roundTripError + 1.5);
   });
 
   it('paints the masked region from the seed and keeps the rest', async () => {
