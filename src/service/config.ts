@@ -25,6 +25,8 @@ export const SECRET_VARIABLES = [
   'SLACK_SIGNING_SECRET',
   'ADMIN_PASSWORD',
   'S3_SECRET_ACCESS_KEY',
+  'WEB_SESSION_SECRET',
+  'WEB_ADMIN_TOKEN',
 ] as const;
 
 /** Connection strings may carry a password in their user-info part; that part alone is masked. */
@@ -107,7 +109,20 @@ const ConfigEnv = z.object({
   MAX_JOBS_PER_USER: positiveInt(3, 'a whole number of jobs, at least 1'),
   MAX_JOBS_PER_WORKSPACE: positiveInt(20, 'a whole number of jobs, at least 1'),
   WORKER_SHUTDOWN_DEADLINE_MS: withDefault(z.coerce.number({ error: 'must be milliseconds' }).int('must be whole milliseconds').min(0), 240_000),
-  CHAT_ADMIN_USER_IDS: withDefault(commaList, ''),
+  CHAT_ADMIN_USER_IDS: withDefault(
+    commaList.pipe(
+      z.array(
+        z.string().regex(/^(discord|slack|web):[A-Za-z0-9_-]{1,64}$/, {
+          error: (issue) => `must name each admin with its platform, e.g. discord:123456789012345678, slack:U012AB3CD or web:web-0f3a… (got ${JSON.stringify(issue.input)})`,
+        }),
+      ),
+    ),
+    '',
+  ),
+  /** Signs the web chat's session cookies; without it the bot keeps a random one in DATA_DIR (one bot process only). */
+  WEB_SESSION_SECRET: z.preprocess((value) => (value === '' ? undefined : value), z.string().min(32, 'must be at least 32 characters long').optional()),
+  /** Typed once in the web chat as `/admin login <token>`; without it the web chat has no admins but those listed as web:… */
+  WEB_ADMIN_TOKEN: z.preprocess((value) => (value === '' ? undefined : value), z.string().min(16, 'must be at least 16 characters long').optional()),
   DISCORD_ADMIN_ROLE_IDS: withDefault(commaList, ''),
   RATE_LIMIT_USER_PER_MINUTE: positiveInt(6, 'a whole number of requests, at least 1'),
   RATE_LIMIT_WORKSPACE_PER_MINUTE: positiveInt(60, 'a whole number of requests, at least 1'),
@@ -148,8 +163,13 @@ export interface Config {
   quota: { unitsPerPeriod: number | null; period: 'day' | 'week' | 'month' };
   jobCaps: { perUser: number; perWorkspace: number };
   workerShutdownDeadlineMs: number;
-  /** Chat users who are admins besides Discord's Manage Server permission and Slack's workspace admins. */
+  /**
+   * Chat users who are admins besides Discord's Manage Server permission and Slack's workspace admins, each as
+   * `platform:id` (discord:…, slack:…, web:…).
+   */
   chatAdmins: { userIds: string[]; discordRoleIds: string[] };
+  /** The web chat's cookie secret (undefined: kept in DATA_DIR) and its admin token (undefined: no token admins). */
+  web: { sessionSecret: string | undefined; adminToken: string | undefined };
 }
 
 interface Problem {
@@ -181,9 +201,6 @@ function crossChecks(env: ConfigEnv, role: Role): Problem[] {
   const firstS3 = s3.find((name) => env[name] !== undefined);
   if (firstS3) {
     for (const name of s3) needs(firstS3, name, env[name]);
-  }
-  if (role === 'bot' && env.DISCORD_TOKEN === undefined && env.SLACK_BOT_TOKEN === undefined) {
-    problems.push({ variable: 'DISCORD_TOKEN', message: 'or SLACK_BOT_TOKEN is required for the bot role, which has no other way to take requests' });
   }
   if (env.HTTP_PORT !== 0 && env.HTTP_PORT === env.WEB_PORT && role !== 'worker') {
     problems.push({ variable: 'HTTP_PORT', message: `must differ from WEB_PORT (both are ${env.HTTP_PORT})` });
@@ -230,6 +247,7 @@ function toConfig(env: ConfigEnv, role: Role): Config {
     jobCaps: { perUser: env.MAX_JOBS_PER_USER, perWorkspace: env.MAX_JOBS_PER_WORKSPACE },
     workerShutdownDeadlineMs: env.WORKER_SHUTDOWN_DEADLINE_MS,
     chatAdmins: { userIds: env.CHAT_ADMIN_USER_IDS, discordRoleIds: env.DISCORD_ADMIN_ROLE_IDS },
+    web: { sessionSecret: env.WEB_SESSION_SECRET, adminToken: env.WEB_ADMIN_TOKEN },
   };
 }
 
@@ -322,6 +340,9 @@ export function describeConfig(config: Config): Record<string, string | number |
     slackSigningSecret: secret(config.slack?.signingSecret),
     adminUser: config.admin?.user ?? '(dashboard disabled)',
     adminPassword: secret(config.admin?.password),
+    chatAdminUserIds: config.chatAdmins.userIds,
+    webSessionSecret: secret(config.web.sessionSecret),
+    webAdminToken: secret(config.web.adminToken),
     logLevel: config.logLevel,
     logRedactPrompts: config.logRedactPrompts,
     promptBlocklistTerms: config.promptBlocklist.length,

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -19,7 +22,7 @@ import { openDatabase } from '../store/database.js';
 import { createGenerationHistory } from '../store/generations.js';
 import { createLocalImageStore } from '../store/images-local.js';
 import { PrismaQuotaLedger } from '../store/quota-ledger.js';
-import { describeConfig, loadConfig, ROLES, type Role } from './config.js';
+import { describeConfig, loadConfig, ROLES, type Config, type Role } from './config.js';
 import { startHealthServer } from './http.js';
 import { createImagineService } from './imagine-service.js';
 import { createLogger } from './logger.js';
@@ -136,7 +139,13 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         onEditOutcome: (outcome: 'sent' | 'throttled') => metrics.previewEdits.inc({ platform, outcome }),
       });
 
-      const web = await startWebChat({ service, config: chatConfig, port: config.webPort, onError: adapterHooks('web').onError });
+      const web = await startWebChat({
+        service,
+        config: chatConfig,
+        port: config.webPort,
+        session: { secret: await webSessionSecret(config), adminToken: config.web.adminToken },
+        onError: adapterHooks('web').onError,
+      });
       closers.push(web.close);
       webUrl = web.url;
       if (config.discord) {
@@ -169,6 +178,21 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
     await stop();
     throw error;
   }
+}
+
+/**
+ * The key that signs web chat sessions. Without WEB_SESSION_SECRET one is made once and kept in DATA_DIR, so that a
+ * restart keeps everyone's identity (and with it their quota and history); several bot processes need the variable.
+ */
+async function webSessionSecret(config: Config): Promise<Buffer> {
+  if (config.web.sessionSecret) return Buffer.from(config.web.sessionSecret);
+  const path = join(config.dataDir, 'web-session-secret');
+  const kept = await readFile(path, 'utf8').catch(() => '');
+  if (/^[0-9a-f]{64}$/.test(kept.trim())) return Buffer.from(kept.trim(), 'hex');
+  const secret = randomBytes(32);
+  await mkdir(config.dataDir, { recursive: true });
+  await writeFile(path, secret.toString('hex'), { mode: 0o600 });
+  return secret;
 }
 
 /** Counts what the chat side refused before queueing (quota, bans, caps, rate limits) by reason, for /metrics. */

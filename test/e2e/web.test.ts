@@ -1,7 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import type { Locator } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { startWebChat, type WebChat } from '../../src/adapters/web/server.js';
+import { SESSION_COOKIE, sessionValue } from '../../src/adapters/web/session.js';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.js';
 import { GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 
@@ -10,6 +12,8 @@ import { GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../
  * default model — in real Chromium: what `npm start` shows a person. Its screenshot is the one in docs/.
  */
 const SCREENSHOT_PATH = 'docs/screenshots/web-chat.png';
+const USER_ID = 'web-00000000000000000000000000000001';
+const SESSION_KEYS = { secret: randomBytes(32) };
 
 let stack: ServiceStack;
 let chat: WebChat;
@@ -17,7 +21,7 @@ let browser: LaunchedChromium | undefined;
 
 beforeAll(async () => {
   stack = await startServiceStack({ modelDir: 'models/default', previewIntervalMs: 100 });
-  chat = await startWebChat({ service: stack.service, config: stack.chatConfig, port: 0 });
+  chat = await startWebChat({ service: stack.service, config: stack.chatConfig, port: 0, session: SESSION_KEYS });
 });
 
 afterAll(async () => {
@@ -35,11 +39,10 @@ const loadedWidth = (image: Locator) =>
 describe('the web chat on the real stack', () => {
   it('turns a typed /imagine into a grid from the default model, and U1 into a 4× upscale', async () => {
     browser = await launchChromium({ width: 900, height: 1000 });
+    // A fixed session user id keeps the committed screenshot the same from run to run (the seed fixes the images).
+    await browser.context.addCookies([{ name: SESSION_COOKIE, value: sessionValue(SESSION_KEYS, USER_ID), url: chat.url }]);
     const page = await browser.context.newPage();
     await page.goto(chat.url);
-    // A fixed local user id keeps the committed screenshot the same from run to run (the seed fixes the images).
-    await page.evaluate(() => (globalThis as unknown as { localStorage: { setItem(key: string, value: string): void } }).localStorage.setItem('imagine-bot.userId', 'web-00000000000000000000000000000001'));
-    await page.reload();
     await page.locator('#status[data-state="open"]').waitFor();
 
     await page.getByLabel('Message').fill('/imagine red apple --seed 1');
@@ -55,7 +58,7 @@ describe('the web chat on the real stack', () => {
     await upscale.getByRole('button', { name: 'Upscale', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
     await expect.poll(() => loadedWidth(upscale.getByRole('img'))).toBe(256);
 
-    const [record] = await stack.service.history({ platform: 'web', workspaceId: 'local', userId: await userId(page), isAdmin: false }, 1);
+    const [record] = await stack.service.history({ platform: 'web', workspaceId: 'local', userId: USER_ID, isAdmin: false }, 1);
     expect(record).toMatchObject({ status: 'succeeded', request: { kind: 'upscale', parent: { imageIndex: 0 } } });
 
     await page.mouse.move(0, 0);
@@ -63,7 +66,3 @@ describe('the web chat on the real stack', () => {
     await page.screenshot({ path: SCREENSHOT_PATH });
   }, 3 * GENERATION_TIMEOUT_MS);
 });
-
-async function userId(page: import('playwright-core').Page): Promise<string> {
-  return page.evaluate(() => (globalThis as unknown as { localStorage: { getItem(key: string): string } }).localStorage.getItem('imagine-bot.userId'));
-}

@@ -8,6 +8,7 @@ import { WebSocket } from 'ws';
 import type { ServerMessage, WebMessage } from '../../src/adapters/web/protocol.js';
 import { freePort, startPrivateRedis, type PrivateRedis } from '../support/redis.js';
 import { eventually, TINY_SD_DIR } from '../support/service-stack.js';
+import { openWebSession } from '../support/web-session.js';
 
 /**
  * `npm start`'s role (`all`) as a child process, driven the way a person drives it: commands typed into the web chat
@@ -15,7 +16,6 @@ import { eventually, TINY_SD_DIR } from '../support/service-stack.js';
  */
 
 const START_TIMEOUT_MS = 120_000;
-const USER_ID = 'roles-web-user-0001';
 
 describe('the all-in-one role behind its web chat (own Redis, embedded PGlite)', () => {
   let redis: PrivateRedis;
@@ -66,7 +66,7 @@ describe('the all-in-one role behind its web chat (own Redis, embedded PGlite)',
       return status === 200 ? true : undefined;
     }, START_TIMEOUT_MS);
 
-    socket = new WebSocket(`${webUrl.replace('http:', 'ws:')}/chat?user=${USER_ID}`, { origin: webUrl });
+    socket = new WebSocket(`${webUrl.replace('http:', 'ws:')}/chat`, { origin: webUrl, headers: { cookie: await openWebSession(webUrl) } });
     socket.on('message', (data) => {
       const message = JSON.parse(data.toString()) as ServerMessage;
       if (message.type === 'transcript') message.messages.forEach((shownMessage) => shown.set(shownMessage.id, shownMessage));

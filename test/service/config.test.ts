@@ -109,9 +109,28 @@ describe('loadConfig', () => {
     expect(configError(() => loadConfig({ ADMIN_USER: 'ops' }, 'all'))).toContain('ADMIN_PASSWORD is required when ADMIN_USER is set');
   });
 
-  it('refuses the bot role without any chat platform', () => {
-    expect(configError(() => loadConfig({}, 'bot'))).toContain('DISCORD_TOKEN or SLACK_BOT_TOKEN is required for the bot role');
+  it('lets the bot role run with no chat platform (it serves the web chat)', () => {
+    expect(loadConfig({}, 'bot')).toMatchObject({ discord: undefined, slack: undefined });
     expect(loadConfig({ SLACK_BOT_TOKEN: 'xoxb', SLACK_SIGNING_SECRET: 'sig' }, 'bot').slack?.signingSecret).toBe('sig');
+  });
+
+  it('takes chat admins only as platform:id, so an id cannot be claimed on another platform', () => {
+    const ids = 'discord:123456789012345678, slack:U012AB3CD,web:web-0123456789abcdef0123456789abcdef';
+    expect(loadConfig({ CHAT_ADMIN_USER_IDS: ids }, 'all').chatAdmins.userIds).toEqual([
+      'discord:123456789012345678',
+      'slack:U012AB3CD',
+      'web:web-0123456789abcdef0123456789abcdef',
+    ]);
+    const message = configError(() => loadConfig({ CHAT_ADMIN_USER_IDS: 'discord:1,U012AB3CD' }, 'all'));
+    expect(message).toContain('CHAT_ADMIN_USER_IDS must name each admin with its platform');
+    expect(message).toContain('"U012AB3CD"');
+  });
+
+  it('takes the web chat admin token and session secret as secrets of a useful length', () => {
+    const message = configError(() => loadConfig({ WEB_ADMIN_TOKEN: 'short', WEB_SESSION_SECRET: 'also-short' }, 'all'));
+    expect(message).toContain('WEB_ADMIN_TOKEN must be at least 16 characters long (value hidden)');
+    expect(message).toContain('WEB_SESSION_SECRET must be at least 32 characters long (value hidden)');
+    expect(loadConfig({ WEB_ADMIN_TOKEN: 'a-long-enough-admin-token' }, 'all').web).toEqual({ sessionSecret: undefined, adminToken: 'a-long-enough-admin-token' });
   });
 
   it('refuses one port for both the health server and the web chat, except on a worker that has no web chat', () => {
@@ -164,7 +183,7 @@ describe('loadConfig', () => {
 
 describe('describeConfig', () => {
   it('masks every secret and the passwords inside connection strings', () => {
-    const secrets = ['discord-secret-token', 'xoxb-secret', 'xapp-secret', 'sign-secret', 'admin-password-long', 'redis-pw', 'pg-pw', 's3-secret'];
+    const secrets = ['discord-secret-token', 'xoxb-secret', 'xapp-secret', 'sign-secret', 'admin-password-long', 'redis-pw', 'pg-pw', 's3-secret', 'web-admin-token-0001', 'web-session-secret-000000000000000001'];
     const config = loadConfig(
       {
         REDIS_URL: 'redis://:redis-pw@redis:6379',
@@ -180,6 +199,8 @@ describe('describeConfig', () => {
         S3_BUCKET: 'images',
         S3_ACCESS_KEY_ID: 'key',
         S3_SECRET_ACCESS_KEY: 's3-secret',
+        WEB_ADMIN_TOKEN: 'web-admin-token-0001',
+        WEB_SESSION_SECRET: 'web-session-secret-000000000000000001',
       },
       'all',
     );

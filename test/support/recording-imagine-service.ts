@@ -162,5 +162,5 @@ export const TEST_CHAT_CONFIG: ChatConfig = {
   defaultModel: 'emoji-tiny',
   maxBatch: 4,
   defaultBatch: 4,
-  admins: { userIds: ['admin-by-config'], discordRoleIds: ['930000000000000002'] },
+  admins: { userIds: ['discord:940000000000000009', 'slack:UADMIN0001'], discordRoleIds: ['930000000000000002'] },
 };

@@ -97,11 +97,11 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
 
   const botUserId = () => client.user?.id ?? '';
 
-  const requesterOf = (workspaceId: string | null, facts: AdminFacts): Requester => ({
+  const requesterOf = (workspaceId: string | null, facts: Omit<AdminFacts, 'platform'>): Requester => ({
     platform: 'discord',
     workspaceId: workspaceId ?? 'dm',
     userId: facts.userId,
-    isAdmin: isChatAdmin(facts, config.admins),
+    isAdmin: isChatAdmin({ ...facts, platform: 'discord' }, config.admins),
   });
 
   const interactionRequester = (interaction: ChatInputCommandInteraction | ButtonInteraction): Requester => {

@@ -77,11 +77,11 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
   /** Admin status costs an API call, so it is asked only when an answer depends on it — and then every time. */
   const requesterOf = async (teamId: string, userId: string, needsAdminCheck: boolean): Promise<Requester> => {
     let isWorkspaceAdmin = false;
-    if (needsAdminCheck && !config.admins.userIds.includes(userId)) {
+    if (needsAdminCheck && !isChatAdmin({ platform: 'slack', userId }, config.admins)) {
       const info = await client.users.info({ user: userId });
       isWorkspaceAdmin = Boolean(info.user?.is_admin || info.user?.is_owner || info.user?.is_primary_owner);
     }
-    return { platform: 'slack', workspaceId: teamId, userId, isAdmin: isChatAdmin({ userId, isWorkspaceAdmin }, config.admins) };
+    return { platform: 'slack', workspaceId: teamId, userId, isAdmin: isChatAdmin({ platform: 'slack', userId, isWorkspaceAdmin }, config.admins) };
   };
 
   const updateTarget = async (target: SlackReplyTarget, view: ChatView) => {

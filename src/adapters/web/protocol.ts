@@ -2,10 +2,12 @@ import { z } from 'zod';
 import type { ActionButton } from '../../core/chat/views.js';
 
 /**
- * What the page and the server say to each other over the WebSocket at `/chat?user=<local user id>`, as JSON text
- * frames. The page sends what the person did; the server answers with whole messages to put in place.
+ * What the page and the server say to each other over the WebSocket at `/chat`, as JSON text frames. Who is talking
+ * is the session cookie's user (src/adapters/web/session.ts), never something in a frame or the URL. The page sends
+ * what the person did; the server answers with whole messages to put in place.
  */
 
+/** How a web user is named in `/admin` options: the id the page shows (`web-<32 hex>`, made by the server). */
 export const LOCAL_USER_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 export const ClientMessage = z.discriminatedUnion('type', [
@@ -45,7 +47,7 @@ export interface WebMessage {
 
 export type ServerMessage =
   /** Sent once on connect: the user's conversation so far, oldest first. */
-  | { type: 'transcript'; userId: string; messages: WebMessage[] }
+  | { type: 'transcript'; userId: string; isAdmin: boolean; messages: WebMessage[] }
   /** A new message, or a new version of one already shown (same id): replace it in place. */
   | { type: 'upsert'; message: WebMessage }
   | { type: 'remove'; messageId: string };

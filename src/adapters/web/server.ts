@@ -15,9 +15,10 @@ import { ImagineError, invalidInput, isImagineError } from '../../core/errors.js
 import { GenerationRequest, type Requester } from '../../core/generation.js';
 import { parseCommandLine } from './command-line.js';
 import { imageContentType, imageKeyOfPath } from './image-route.js';
-import { ClientMessage, LOCAL_USER_ID, type ServerMessage, type WebMessage } from './protocol.js';
+import { ClientMessage, type ServerMessage, type WebMessage } from './protocol.js';
 import { renderWebMessage } from './render.js';
 import { decodeReplyTarget, encodeReplyTarget } from './reply-target.js';
+import { adminCookie, clearedAdminCookie, newWebUserId, readSession, sessionCookie, type SessionKeys, type WebSession } from './session.js';
 import { Transcripts, type TranscriptEntry } from './transcript.js';
 
 export interface WebChatOptions {
@@ -25,8 +26,12 @@ export interface WebChatOptions {
   config: ChatConfig;
   /** 0 picks a free port (tests). */
   port: number;
-  /** Loopback by default: the page has no login, whoever reaches it is a user (and, if configured, an admin). */
+  /** Loopback by default; `0.0.0.0` in a container, behind whatever the operator puts in front of it. */
   host?: string;
+  /** Signs the session cookies that say who each visitor is, and the admin token if the page has admins. */
+  session: SessionKeys;
+  /** Mark cookies Secure (the page is served over https, e.g. behind a TLS proxy). */
+  secureCookies?: boolean;
   maxMessagesPerUser?: number;
   maxUsers?: number;
   onError?: (error: unknown, context: string) => void;
@@ -65,6 +70,9 @@ async function loadPublicFiles(): Promise<Map<string, { body: Buffer; contentTyp
 }
 
 const COMMAND_LINE = /^\/([a-z][a-z-]*)(?:\s+([\s\S]*))?$/;
+/** Typed by the page to `POST /session/admin` and never sent over the socket; a line that still arrives is not echoed. */
+const ADMIN_SESSION_LINE = /^\/admin\s+(login|logout)\b/;
+const MAX_ADMIN_LOGIN_BYTES = 1024;
 
 /**
  * The local web chat: one page where a person types the same commands as on Discord and Slack and sees the same flow,
@@ -78,11 +86,12 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
   const transcripts = new Transcripts(options.maxMessagesPerUser ?? 200, options.maxUsers ?? 1000);
   const socketsByUser = new Map<string, Set<WebSocket>>();
 
-  const requesterOf = (userId: string): Requester => ({
+  /** Who is talking comes from the session cookie the socket was opened with, never from anything the page sends. */
+  const requesterOf = (session: WebSession): Requester => ({
     platform: 'web',
     workspaceId: 'local',
-    userId,
-    isAdmin: isChatAdmin({ userId }, config.admins),
+    userId: session.userId,
+    isAdmin: isChatAdmin({ platform: 'web', userId: session.userId, heldAdminToken: session.heldAdminToken }, config.admins),
   });
 
   const send = (userId: string, message: ServerMessage) => {
@@ -114,7 +123,12 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     rewrite(userId, entry, view);
   };
 
-  const runTypedCommand = async (userId: string, text: string) => {
+  const runTypedCommand = async (session: WebSession, text: string) => {
+    const { userId } = session;
+    if (ADMIN_SESSION_LINE.test(text.trim())) {
+      post(userId, 'bot', errorView(invalidInput('Type /admin login <token> in the page\'s chat box: the page signs you in without sending the token into the chat.')));
+      return;
+    }
     post(userId, 'you', textView(text, false));
     const match = COMMAND_LINE.exec(text.trim());
     const command = match && findCommand(match[1]);
@@ -135,7 +149,7 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     }
     let generationEntry: TranscriptEntry | undefined;
     const context: CommandContext = {
-      requester: requesterOf(userId),
+      requester: requesterOf(session),
       subcommand: parsed.subcommand,
       options: parsed.options,
       service,
@@ -155,8 +169,9 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     else post(userId, 'bot', view);
   };
 
-  const performAction = async (userId: string, action: ResultAction, sourceMessageId: string) => {
-    const actor = requesterOf(userId);
+  const performAction = async (session: WebSession, action: ResultAction, sourceMessageId: string) => {
+    const { userId } = session;
+    const actor = requesterOf(session);
     try {
       const plan = await planResultAction(action, actor, service);
       if (plan.type === 'dm') return void post(userId, 'bot', parametersView(plan.record));
@@ -174,19 +189,19 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     }
   };
 
-  const receive = async (userId: string, message: ClientMessage) => {
+  const receive = async (session: WebSession, message: ClientMessage) => {
     switch (message.type) {
       case 'command':
-        return runTypedCommand(userId, message.text);
+        return runTypedCommand(session, message.text);
       case 'button': {
         const action = parseActionId(message.customId);
-        if (action) await performAction(userId, action, message.messageId);
+        if (action) await performAction(session, action, message.messageId);
         return;
       }
       case 'reaction': {
-        const generationId = transcripts.find(userId, message.messageId)?.generationId;
+        const generationId = transcripts.find(session.userId, message.messageId)?.generationId;
         const action = generationId ? actionForReaction(message.emoji, generationId) : null;
-        if (action) await performAction(userId, action, message.messageId);
+        if (action) await performAction(session, action, message.messageId);
         return;
       }
     }
@@ -243,11 +258,46 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     response.end(body);
   };
 
+  const secure = options.secureCookies === true;
+  const sameOrigin = (request: IncomingMessage) =>
+    request.headers.origin === `http://${request.headers.host}` || request.headers.origin === `https://${request.headers.host}`;
+
+  /** `POST /session/admin {"token": …}` adds the admin cookie to a session; `DELETE` removes it. */
+  const serveAdminSession = (request: IncomingMessage, response: ServerResponse, session: WebSession) => {
+    // A form on another site could post here with the visitor's cookies; only our own page may.
+    if (!sameOrigin(request)) return respond(response, 403, 'text/plain; charset=utf-8', 'Cross-site request refused.');
+    if (request.method === 'DELETE') return respond(response, 204, 'text/plain; charset=utf-8', '', { 'Set-Cookie': clearedAdminCookie(secure) });
+    if (request.method !== 'POST') return respond(response, 405, 'text/plain; charset=utf-8', 'Method not allowed.', { Allow: 'POST, DELETE' });
+    if (Number(request.headers['content-length'] ?? 0) > MAX_ADMIN_LOGIN_BYTES) return respond(response, 413, 'text/plain; charset=utf-8', 'Too large.');
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    request.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > MAX_ADMIN_LOGIN_BYTES) {
+        respond(response, 413, 'text/plain; charset=utf-8', 'Too large.');
+        request.destroy();
+      } else chunks.push(chunk);
+    });
+    request.on('end', () => {
+      if (response.headersSent) return;
+      const token = (safeJson(Buffer.concat(chunks).toString('utf8')) as { token?: unknown } | null)?.token;
+      const cookie = typeof token === 'string' ? adminCookie(options.session, session.userId, token, secure) : null;
+      if (!cookie) return respond(response, 403, 'text/plain; charset=utf-8', 'That is not the admin token.');
+      respond(response, 204, 'text/plain; charset=utf-8', '', { 'Set-Cookie': cookie });
+    });
+  };
+
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const rawPath = (request.url ?? '/').split('?')[0];
     if (!isAllowedHost(request.headers.host)) return respond(response, 421, 'text/plain; charset=utf-8', 'Unknown host.');
+    const session = readSession(options.session, request.headers.cookie);
+    if (rawPath === '/session/admin') {
+      if (!session) return respond(response, 403, 'text/plain; charset=utf-8', 'Open the page first.');
+      return serveAdminSession(request, response, session);
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') return respond(response, 405, 'text/plain; charset=utf-8', 'Method not allowed.', { Allow: 'GET, HEAD' });
     if (rawPath.startsWith('/images/')) {
+      if (!session) return respond(response, 403, 'text/plain; charset=utf-8', 'Open the page first.');
       serveImage(rawPath, response).catch((error: unknown) => {
         onError(error, `serving ${rawPath}`);
         if (!response.headersSent) respond(response, 500, 'text/plain; charset=utf-8', 'Something went wrong.');
@@ -256,28 +306,30 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     }
     const file = publicFiles.get(rawPath);
     if (!file) return respond(response, 404, 'text/plain; charset=utf-8', 'Not found.');
-    respond(response, 200, file.contentType, file.body, { 'Cache-Control': 'no-cache' });
+    // The page is where a visitor gets their identity: a new one unless their cookie already proves one.
+    const identity: Record<string, string> = rawPath === '/' && !session ? { 'Set-Cookie': sessionCookie(options.session, newWebUserId(), secure) } : {};
+    respond(response, 200, file.contentType, file.body, { 'Cache-Control': 'no-cache', ...identity });
   });
 
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    const userId = url.searchParams.get('user') ?? '';
-    // Browsers let any site open a WebSocket to loopback; only our own page may talk to the chat.
-    const sameOrigin = request.headers.origin === `http://${request.headers.host}`;
-    if (url.pathname !== '/chat' || !LOCAL_USER_ID.test(userId) || !isAllowedHost(request.headers.host) || !sameOrigin) {
+    // Browsers let any site open a WebSocket to loopback; only our own page may talk to the chat, as the session's user.
+    const session = readSession(options.session, request.headers.cookie);
+    if (url.pathname !== '/chat' || !session || !isAllowedHost(request.headers.host) || !sameOrigin(request)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
-    sockets.handleUpgrade(request, socket, head, (webSocket) => connect(userId, webSocket));
+    sockets.handleUpgrade(request, socket, head, (webSocket) => connect(session, webSocket));
   });
 
-  const connect = (userId: string, socket: WebSocket) => {
+  const connect = (session: WebSession, socket: WebSocket) => {
+    const { userId } = session;
     const userSockets = socketsByUser.get(userId) ?? new Set<WebSocket>();
     socketsByUser.set(userId, userSockets);
     userSockets.add(socket);
-    socket.send(JSON.stringify({ type: 'transcript', userId, messages: transcripts.messages(userId) } satisfies ServerMessage));
+    socket.send(JSON.stringify({ type: 'transcript', userId, isAdmin: requesterOf(session).isAdmin, messages: transcripts.messages(userId) } satisfies ServerMessage));
     socket.on('close', () => {
       userSockets.delete(socket);
       if (userSockets.size === 0 && socketsByUser.get(userId) === userSockets) socketsByUser.delete(userId);
@@ -286,7 +338,7 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     socket.on('message', (data, isBinary) => {
       const parsed = isBinary ? null : ClientMessage.safeParse(safeJson(data.toString()));
       if (!parsed?.success) return void post(userId, 'bot', errorView(invalidInput('The page sent something I could not read; reload it.')));
-      receive(userId, parsed.data).catch((error: unknown) => {
+      receive(session, parsed.data).catch((error: unknown) => {
         onError(error, `${parsed.data.type} from ${userId}`);
         post(userId, 'bot', errorView(new ImagineError('transient', 'Something went wrong on my side; try again in a moment.')));
       });

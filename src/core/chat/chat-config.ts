@@ -28,8 +28,13 @@ export const ChatConfig = z.object({
   defaultBatch: z.number().int().min(LIMITS.batch.min).max(LIMITS.batch.max).default(LIMITS.batch.max),
   admins: z
     .object({
-      /** Platform user ids that are always admins (Discord user ids, Slack member ids). */
-      userIds: z.array(z.string()).default([]),
+      /**
+       * Users who are always admins, each named with its platform: `discord:<user id>`, `slack:<member id>`,
+       * `web:<session user id>`. A bare id would let a user of one platform claim the id of an admin on another.
+       */
+      userIds: z
+        .array(z.string().regex(/^(discord|slack|web):[A-Za-z0-9_-]{1,64}$/, 'must be platform:id, e.g. discord:123456789012345678 or slack:U012AB3CD'))
+        .default([]),
       /** Discord role ids whose members are admins. */
       discordRoleIds: z.array(z.string()).default([]),
     })

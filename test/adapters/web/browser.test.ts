@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,11 +6,14 @@ import sharp from 'sharp';
 import type { Locator, Page } from 'playwright-core';
 import { decodeReplyTarget } from '../../../src/adapters/web/reply-target.js';
 import { startWebChat, type WebChat } from '../../../src/adapters/web/server.js';
+import { SESSION_COOKIE, sessionValue } from '../../../src/adapters/web/session.js';
 import { launchChromium, type LaunchedChromium } from '../../support/chromium.js';
 import { RecordingImagineService, TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
 
 const SCREENSHOT_PATH = join(tmpdir(), 'imagine-web-chat-staged.png');
 const SCREENSHOT_USER_ID = 'web-0123456789abcdef0123456789abcdef';
+const ADMIN_TOKEN = 'browser-test-admin-token';
+const SESSION_KEYS = { secret: randomBytes(32), adminToken: ADMIN_TOKEN };
 
 /** A small painted fox, so the screenshot shows what a person would see rather than placeholder bytes. */
 function foxSvg(sizePx: number, skyHue: number, offsetX: number): Buffer {
@@ -47,7 +51,7 @@ let page: Page;
 
 beforeAll(async () => {
   service = new RecordingImagineService();
-  chat = await startWebChat({ service, config: TEST_CHAT_CONFIG, port: 0 });
+  chat = await startWebChat({ service, config: TEST_CHAT_CONFIG, port: 0, session: SESSION_KEYS });
 });
 
 afterAll(async () => {
@@ -62,24 +66,26 @@ const loadedWidth = (image: Locator) =>
     return element.complete ? element.naturalWidth : 0;
   });
 
-/** The page's localStorage, typed by hand for the same reason; the callbacks run in the page, so the cast is inside. */
-type PageGlobals = { localStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void } };
+/** The page's document, typed by hand for the same reason; the callbacks run in the page, so the cast is inside. */
+type PageGlobals = { document: { cookie: string } };
 
 const botMessages = () => page.locator('li.message.bot');
 
 describe('the web chat in Chromium', () => {
-  it('keeps the local user id it makes, runs /imagine from the chat box through preview, grid, U1 and the upscale, and shows it all again after a reload', async () => {
+  it('shows the id the server gave it (in a cookie the page cannot read), runs /imagine from the chat box through preview, grid, U1 and the upscale, and shows it all again after a reload', async () => {
     // Launched inside the test, so a machine without Chromium reports this test failed, not skipped.
     browser = await launchChromium({ width: 1100, height: 1400 });
     page = await browser.context.newPage();
     await page.goto(chat.url);
     await page.locator('#status[data-state="open"]').waitFor();
-    const generatedUserId = await page.evaluate(() => (globalThis as unknown as PageGlobals).localStorage.getItem('imagine-bot.userId'));
-    expect(generatedUserId).toMatch(/^web-[0-9a-f]{32}$/);
-    await page.getByText(`you are ${generatedUserId}`).waitFor();
+    await expect.poll(() => page.locator('#who').textContent()).toMatch(/^you are web-[0-9a-f]{32}$/);
+    const [cookie] = await browser.context.cookies(chat.url);
+    expect(cookie).toMatchObject({ name: SESSION_COOKIE, httpOnly: true, sameSite: 'Strict' });
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.cookie)).toBe('');
     // A fixed id (and seed) keep the committed screenshot the same from run to run.
-    await page.evaluate((userId) => (globalThis as unknown as PageGlobals).localStorage.setItem('imagine-bot.userId', userId), SCREENSHOT_USER_ID);
+    await browser.context.addCookies([{ name: SESSION_COOKIE, value: sessionValue(SESSION_KEYS, SCREENSHOT_USER_ID), url: chat.url }]);
     await page.reload();
+    await page.getByText(`you are ${SCREENSHOT_USER_ID}`).waitFor();
     await page.locator('#status[data-state="open"]').waitFor();
 
     const submitted = service.nextSubmit();
@@ -134,4 +140,18 @@ describe('the web chat in Chromium', () => {
     await expect(botMessages().count()).resolves.toBe(2);
     await page.locator(`#m-${messageId}`).getByRole('button', { name: 'U1', exact: true }).waitFor();
   }, 60_000);
+
+  it('signs in as admin with /admin login <token> typed in the chat box, without the token entering the chat', async () => {
+    await page.getByLabel('Message').fill('/admin login not-the-token-at-all');
+    await page.getByLabel('Message').press('Enter');
+    await page.getByText('⚠️ That is not the admin token.').waitFor();
+    await page.getByLabel('Message').fill(`/admin login ${ADMIN_TOKEN}`);
+    await page.getByLabel('Message').press('Enter');
+    await page.getByText('Signed in as admin.').waitFor();
+    await page.getByText(`you are ${SCREENSHOT_USER_ID} · admin`).waitFor();
+    await page.getByLabel('Message').fill('/admin quota grant @web-0000000000000000000000000000b0b0 5');
+    await page.getByLabel('Message').press('Enter');
+    await expect.poll(() => service.adminCalls).toEqual(['grantQuota local web-0000000000000000000000000000b0b0 5']);
+    expect(await page.locator('body').textContent()).not.toContain(ADMIN_TOKEN);
+  }, 30_000);
 });

@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -32,15 +33,26 @@ class ImageReadingService extends RecordingImagineService {
   }
 }
 
+/** A browser's cookie jar for the chat: what `GET /` set, sent back on the socket and on later requests. */
+interface Visitor {
+  cookie: string;
+}
+
+const ADMIN_TOKEN = 'admin-token-of-the-test-0123';
+
 /** A page's side of the socket: the messages it would show, in order, kept up to date like the page does. */
 class ChatClient {
   readonly shown = new Map<string, WebMessage>();
   transcriptReceived = false;
+  userId = '';
+  isAdmin = false;
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data) => {
       const message = JSON.parse(data.toString()) as ServerMessage;
       if (message.type === 'transcript') {
+        this.userId = message.userId;
+        this.isAdmin = message.isAdmin;
         this.shown.clear();
         for (const shown of message.messages) this.shown.set(shown.id, shown);
         this.transcriptReceived = true;
@@ -52,8 +64,8 @@ class ChatClient {
     });
   }
 
-  static async connect(chat: WebChat, userId: string): Promise<ChatClient> {
-    const socket = new WebSocket(`${chat.url.replace('http:', 'ws:')}chat?user=${userId}`, { origin: chat.url.slice(0, -1) });
+  static async connect(chat: WebChat, visitor: Visitor, path = 'chat'): Promise<ChatClient> {
+    const socket = new WebSocket(`${chat.url.replace('http:', 'ws:')}${path}`, { origin: chat.url.slice(0, -1), headers: { cookie: visitor.cookie } });
     const client = new ChatClient(socket);
     await once(socket, 'open');
     await waitFor(() => client.transcriptReceived);
@@ -77,22 +89,31 @@ class ChatClient {
   }
 }
 
-const ANA = 'web-ana-0000000001';
-const BOB = 'web-bob-0000000002';
+const BOB = 'web-0000000000000000000000000000b0b0';
 
 let service: ImageReadingService;
 let chat: WebChat;
+let ana: Visitor;
 const clients: ChatClient[] = [];
 
-async function connect(userId = ANA): Promise<ChatClient> {
-  const client = await ChatClient.connect(chat, userId);
+async function connect(visitor = ana): Promise<ChatClient> {
+  const client = await ChatClient.connect(chat, visitor);
   clients.push(client);
   return client;
 }
 
+/** Opens the page as a new browser would: the server's Set-Cookie becomes the visitor's cookie. */
+async function visit(): Promise<Visitor> {
+  const page = await get('/');
+  return { cookie: cookiesOf(page.headers['set-cookie']) };
+}
+
+const cookiesOf = (setCookie: unknown) => ((setCookie as string[] | undefined) ?? []).map((line) => line.split(';')[0]).join('; ');
+
 beforeEach(async () => {
   service = new ImageReadingService();
-  chat = await startWebChat({ service, config: TEST_CHAT_CONFIG, port: 0, onError: () => {} });
+  chat = await startWebChat({ service, config: TEST_CHAT_CONFIG, port: 0, session: { secret: randomBytes(32), adminToken: ADMIN_TOKEN }, onError: () => {} });
+  ana = await visit();
 });
 
 afterEach(async () => {
@@ -118,17 +139,17 @@ async function finishedResult(client: ChatClient, batch: number) {
   return { request, messageId };
 }
 
-function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+function get(path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   const { port } = new URL(chat.url);
   return new Promise((resolve, reject) => {
     // node:http sends the path as written; fetch() would resolve the dot segments before they reach the server.
-    const outgoing = httpRequest({ host: '127.0.0.1', port, path, headers }, (response) => {
+    const outgoing = httpRequest({ host: '127.0.0.1', port, path, headers, method }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks) }));
     });
     outgoing.on('error', reject);
-    outgoing.end();
+    outgoing.end(body);
   });
 }
 
@@ -137,8 +158,9 @@ describe('web chat commands', () => {
     const client = await connect();
     const { request, messageId } = await imagine(client, '/imagine a red fox --ar 2:3 --seed 8');
     expect(request).toMatchObject({ kind: 'imagine', params: { prompt: 'a red fox', width: 416, height: 624, seed: 8, model: 'emoji-tiny' } });
-    expect(request.requester).toEqual({ platform: 'web', workspaceId: 'local', userId: ANA, isAdmin: false });
-    expect(decodeReplyTarget(request.replyTarget)).toEqual({ userId: ANA, messageId });
+    expect(request.requester).toEqual({ platform: 'web', workspaceId: 'local', userId: client.userId, isAdmin: false });
+    expect(client.userId).toMatch(/^web-[0-9a-f]{32}$/);
+    expect(decodeReplyTarget(request.replyTarget)).toEqual({ userId: client.userId, messageId });
     const [typed, accepted] = client.messages();
     expect(typed).toMatchObject({ author: 'you', text: '/imagine a red fox --ar 2:3 --seed 8' });
     expect(accepted).toMatchObject({ id: messageId, author: 'bot', text: '🎨 “a red fox” — position 2 in the queue, ready in about 40 s.' });
@@ -169,17 +191,7 @@ describe('web chat commands', () => {
     await client.waitForMessage((message) => message.text === 'Saved. Your defaults: model pixel-32, mode relax.');
     client.send({ type: 'command', text: '/cancel' });
     await client.waitForMessage((message) => message.text === 'You have nothing queued or running.');
-    expect(service.cancelled).toEqual([{ requester: { platform: 'web', workspaceId: 'local', userId: ANA, isAdmin: false }, generationId: undefined }]);
-  });
-
-  it('lets only a configured admin use /admin', async () => {
-    const client = await connect();
-    client.send({ type: 'command', text: `/admin quota grant @${BOB} 5` });
-    await client.waitForMessage((message) => message.text === '⚠️ Only admins can use /admin.');
-    const admin = await connect('admin-by-config');
-    admin.send({ type: 'command', text: `/admin quota grant @${BOB} 5` });
-    await waitFor(() => service.adminCalls[0]);
-    expect(service.adminCalls).toEqual([`grantQuota local ${BOB} 5`]);
+    expect(service.cancelled).toEqual([{ requester: { platform: 'web', workspaceId: 'local', userId: client.userId, isAdmin: false }, generationId: undefined }]);
   });
 
   it('finds an image for /info by a link to its message', async () => {
@@ -257,7 +269,7 @@ describe('web chat live updates', () => {
     const reloaded = await connect();
     expect(reloaded.messages().map((message) => message.text)).toEqual(['/imagine a fox', '🎨 “a fox” — position 2 in the queue, ready in about 40 s.']);
     expect(reloaded.message(messageId)).toBeDefined();
-    const stranger = await connect(BOB);
+    const stranger = await connect(await visit());
     expect(stranger.messages()).toEqual([]);
   });
 });
@@ -269,7 +281,7 @@ describe('web chat actions', () => {
     const submitted = service.nextSubmit();
     client.send({ type: 'button', messageId: 'any', customId: encodeActionId({ action: 'upscale', generationId: request.generationId, imageIndex: 1 }) });
     const upscale = await submitted;
-    expect(upscale).toMatchObject({ kind: 'upscale', parent: { generationId: request.generationId, imageIndex: 1 }, params: { batch: 1, seed: 11 }, requester: { userId: ANA } });
+    expect(upscale).toMatchObject({ kind: 'upscale', parent: { generationId: request.generationId, imageIndex: 1 }, params: { batch: 1, seed: 11 }, requester: { userId: client.userId } });
     const { messageId } = decodeReplyTarget(upscale.replyTarget)!;
     await waitFor(() => client.message(messageId)?.text.includes('position 2'));
   });
@@ -312,18 +324,19 @@ describe('web chat HTTP routes', () => {
     expect((await get('/server.ts')).status).toBe(404);
   });
 
-  it('serves a stored image by its key with its content type', async () => {
+  it('serves a stored image by its key with its content type, to a visitor with a session only', async () => {
     service.images.set('generations/abc12345/0.png', PNG_BYTES);
-    const image = await get('/images/generations/abc12345/0.png');
+    const image = await get('/images/generations/abc12345/0.png', { cookie: ana.cookie });
     expect(image.status).toBe(200);
     expect(image.headers['content-type']).toBe('image/png');
     expect(image.body).toEqual(PNG_BYTES);
-    expect((await get('/images/generations/abc12345/1.png')).status).toBe(404);
+    expect((await get('/images/generations/abc12345/1.png', { cookie: ana.cookie })).status).toBe(404);
+    expect((await get('/images/generations/abc12345/0.png')).status).toBe(403);
   });
 
   it('refuses image paths that try to leave the store, before the service sees them', async () => {
     for (const path of ['/images/../package.json', '/images/generations/../../package.json', '/images/%2e%2e/package.json', '/images/generations%2F..%2F..%2Fpackage.json', '/images/.expiry/x', '/images/a//b', '/images/a%00b']) {
-      expect((await get(path)).status, path).toBe(400);
+      expect((await get(path, { cookie: ana.cookie })).status, path).toBe(400);
     }
     expect(service.imageReads).toEqual([]);
   });
@@ -333,14 +346,96 @@ describe('web chat HTTP routes', () => {
     expect((await get('/', { Host: `localhost:${new URL(chat.url).port}` })).status).toBe(200);
   });
 
-  it('refuses a WebSocket opened by another site, or without a usable local user id', async () => {
-    const base = `${chat.url.replace('http:', 'ws:')}chat`;
-    const refused = async (url: string, origin: string) => {
-      const socket = new WebSocket(url, { origin });
-      const [error] = (await once(socket, 'error')) as [Error];
-      return error.message;
-    };
-    expect(await refused(`${base}?user=${ANA}`, 'http://evil.example')).toContain('403');
-    expect(await refused(`${base}?user=x`, chat.url.slice(0, -1))).toContain('403');
+  it('refuses a WebSocket opened by another site, even with the visitor\'s cookie', async () => {
+    const socket = new WebSocket(`${chat.url.replace('http:', 'ws:')}chat`, { origin: 'http://evil.example', headers: { cookie: ana.cookie } });
+    const [error] = (await once(socket, 'error')) as [Error];
+    expect(error.message).toContain('403');
+  });
+});
+
+describe('web chat identity', () => {
+  const refusedSocket = async (cookie: string | undefined, path = 'chat') => {
+    const socket = new WebSocket(`${chat.url.replace('http:', 'ws:')}${path}`, { origin: chat.url.slice(0, -1), headers: cookie ? { cookie } : {} });
+    const [error] = (await once(socket, 'error')) as [Error];
+    return error.message;
+  };
+  const signIn = (visitor: Visitor, token: string, origin = chat.url.slice(0, -1)) =>
+    get('/session/admin', { cookie: visitor.cookie, origin, 'content-type': 'application/json' }, 'POST', JSON.stringify({ token }));
+
+  it('names each new visitor itself, in an HttpOnly cookie, and keeps the name while the cookie is sent back', async () => {
+    const page = await get('/');
+    const [setCookie] = page.headers['set-cookie'] as string[];
+    expect(setCookie).toMatch(/^ib_session=v1\.web-[0-9a-f]{32}\.[A-Za-z0-9_-]{43}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Strict$/);
+    const first = await connect();
+    first.socket.close();
+    const again = await connect();
+    expect(again.userId).toBe(first.userId);
+    expect((await get('/', { cookie: ana.cookie })).headers['set-cookie']).toBeUndefined();
+    expect((await connect(await visit())).userId).not.toBe(first.userId);
+  });
+
+  it('refuses a chat socket with no session, a made-up one, or one whose user id was changed', async () => {
+    expect(await refusedSocket(undefined)).toContain('403');
+    expect(await refusedSocket(`ib_session=v1.${BOB}.${'A'.repeat(43)}`)).toContain('403');
+    const [, , signature] = ana.cookie.replace('ib_session=', '').split('.');
+    expect(await refusedSocket(`ib_session=v1.${BOB}.${signature}`)).toContain('403');
+  });
+
+  it('ignores a user id the page puts in the URL: the socket is the session\'s user', async () => {
+    const bob = await connect(await visit());
+    const { messageId } = await imagine(bob, '/imagine a secret fox');
+    const claimed = await ChatClient.connect(chat, ana, `chat?user=${bob.userId}`);
+    clients.push(claimed);
+    expect(claimed.userId).not.toBe(bob.userId);
+    expect(claimed.message(messageId)).toBeUndefined();
+    expect(claimed.messages()).toEqual([]);
+  });
+
+  it("never shows one visitor another's messages, nor finds them for /info by link", async () => {
+    const owner = await connect(await visit());
+    const { messageId } = await finishedResult(owner, 1);
+    const other = await connect();
+    expect(other.messages()).toEqual([]);
+    other.send({ type: 'command', text: `/info ${chat.url}#m-${messageId}` });
+    const answer = await other.waitForMessage((message) => message.author === 'bot');
+    expect(answer.text).toBe('⚠️ That link does not point to one of my images.');
+    other.send({ type: 'reaction', messageId, emoji: '❌' });
+    other.send({ type: 'command', text: '/quota' });
+    await other.waitForMessage((message) => message.text.startsWith('You have'));
+    expect(owner.message(messageId)).toBeDefined();
+  });
+
+  it('makes an admin only of a session that gave the configured token, and only of that session', async () => {
+    const client = await connect();
+    client.send({ type: 'command', text: `/admin quota grant @${BOB} 5` });
+    await client.waitForMessage((message) => message.text === '⚠️ Only admins can use /admin.');
+
+    expect((await signIn(ana, 'not-the-admin-token-000')).status).toBe(403);
+    expect((await signIn(ana, ADMIN_TOKEN, 'http://evil.example')).status).toBe(403);
+    expect((await get('/session/admin', { origin: chat.url.slice(0, -1) }, 'POST', JSON.stringify({ token: ADMIN_TOKEN }))).status).toBe(403);
+    const signedIn = await signIn(ana, ADMIN_TOKEN);
+    expect(signedIn.status).toBe(204);
+    const admin: Visitor = { cookie: `${ana.cookie}; ${cookiesOf(signedIn.headers['set-cookie'])}` };
+
+    const adminClient = await connect(admin);
+    expect(adminClient.isAdmin).toBe(true);
+    adminClient.send({ type: 'command', text: `/admin quota grant @${BOB} 5` });
+    await waitFor(() => service.adminCalls[0]);
+    expect(service.adminCalls).toEqual([`grantQuota local ${BOB} 5`]);
+
+    // The admin cookie names its user: carried over to another session it proves nothing.
+    const stranger = await visit();
+    const carried = await connect({ cookie: `${stranger.cookie}; ${cookiesOf(signedIn.headers['set-cookie'])}` });
+    expect(carried.isAdmin).toBe(false);
+    expect(carried.userId).not.toBe(adminClient.userId);
+  });
+
+  it('never echoes an admin token typed into the socket', async () => {
+    const client = await connect();
+    client.send({ type: 'command', text: `/admin login ${ADMIN_TOKEN}` });
+    const answer = await client.waitForMessage((message) => message.author === 'bot');
+    expect(answer.text).toContain('in the page');
+    expect(client.messages().some((message) => message.text.includes(ADMIN_TOKEN))).toBe(false);
+    expect(client.isAdmin).toBe(false);
   });
 });

@@ -87,14 +87,19 @@ describe('chat commands', () => {
 
 describe('isChatAdmin', () => {
   const admins = TEST_CHAT_CONFIG.admins;
-  it('grants the Manage Server holder, a configured role, a configured user and a Slack workspace admin', () => {
-    expect(isChatAdmin({ userId: 'x', canManageServer: true }, admins)).toBe(true);
-    expect(isChatAdmin({ userId: 'x', roleIds: ['930000000000000002'] }, admins)).toBe(true);
-    expect(isChatAdmin({ userId: 'admin-by-config' }, admins)).toBe(true);
-    expect(isChatAdmin({ userId: 'x', isWorkspaceAdmin: true }, admins)).toBe(true);
+  it('grants the Manage Server holder, a configured role, a configured user of that platform and a Slack workspace admin', () => {
+    expect(isChatAdmin({ platform: 'discord', userId: 'x', canManageServer: true }, admins)).toBe(true);
+    expect(isChatAdmin({ platform: 'discord', userId: 'x', roleIds: ['930000000000000002'] }, admins)).toBe(true);
+    expect(isChatAdmin({ platform: 'discord', userId: '940000000000000009' }, admins)).toBe(true);
+    expect(isChatAdmin({ platform: 'slack', userId: 'UADMIN0001' }, admins)).toBe(true);
+    expect(isChatAdmin({ platform: 'slack', userId: 'x', isWorkspaceAdmin: true }, admins)).toBe(true);
+    expect(isChatAdmin({ platform: 'web', userId: 'x', heldAdminToken: true }, admins)).toBe(true);
   });
 
-  it('refuses everyone else', () => {
-    expect(isChatAdmin({ userId: 'x', roleIds: ['role-other'], canManageServer: false }, admins)).toBe(false);
+  it('refuses everyone else, and an admin id claimed on another platform', () => {
+    expect(isChatAdmin({ platform: 'discord', userId: 'x', roleIds: ['role-other'], canManageServer: false }, admins)).toBe(false);
+    expect(isChatAdmin({ platform: 'web', userId: '940000000000000009' }, admins)).toBe(false);
+    expect(isChatAdmin({ platform: 'slack', userId: '940000000000000009' }, admins)).toBe(false);
+    expect(isChatAdmin({ platform: 'web', userId: 'x', roleIds: ['930000000000000002'] }, admins)).toBe(false);
   });
 });

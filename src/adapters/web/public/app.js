@@ -1,28 +1,18 @@
 // The web chat page: sends what the person types or clicks over the WebSocket and draws the messages the server
-// sends back. All rendering uses textContent, never innerHTML: prompts are user text.
+// sends back. All rendering uses textContent, never innerHTML: prompts are user text. Who the person is lives in an
+// HttpOnly cookie the server set with this page; the page never sees or sends an id of its own.
 
-const USER_KEY = 'imagine-bot.userId';
 const RECONNECT_MAX_MS = 10_000;
+const ADMIN_SESSION_LINE = /^\/admin\s+(login|logout)\b\s*(.*)$/;
 
 const list = document.getElementById('messages');
 const statusLine = document.getElementById('status');
 const form = document.getElementById('composer');
 const line = document.getElementById('line');
 
-function localUserId() {
-  let userId = localStorage.getItem(USER_KEY);
-  if (!userId || !/^[A-Za-z0-9_-]{8,64}$/.test(userId)) {
-    // getRandomValues works on plain http too, where crypto.randomUUID does not (a LAN address is not a secure context).
-    const bytes = crypto.getRandomValues(new Uint8Array(16));
-    userId = `web-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
-    localStorage.setItem(USER_KEY, userId);
-  }
-  return userId;
-}
-
-const userId = localUserId();
-document.getElementById('who').textContent = `you are ${userId}`;
 let socket;
+/** Shown once the socket reconnected after an admin sign-in (the transcript that follows redraws the list). */
+let noteAfterReconnect;
 let reconnectDelayMs = 500;
 
 function setStatus(state, text) {
@@ -124,7 +114,7 @@ function scrollToEnd() {
 
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  socket = new WebSocket(`${scheme}://${location.host}/chat?user=${encodeURIComponent(userId)}`);
+  socket = new WebSocket(`${scheme}://${location.host}/chat`);
   socket.addEventListener('open', () => {
     reconnectDelayMs = 500;
     setStatus('open', 'connected');
@@ -132,8 +122,11 @@ function connect() {
   socket.addEventListener('message', (event) => {
     const message = JSON.parse(event.data);
     if (message.type === 'transcript') {
+      document.getElementById('who').textContent = `you are ${message.userId}${message.isAdmin ? ' · admin' : ''}`;
       list.replaceChildren();
       message.messages.forEach(upsert);
+      if (noteAfterReconnect) showLocally(noteAfterReconnect);
+      noteAfterReconnect = undefined;
     } else if (message.type === 'upsert') {
       upsert(message.message);
     } else if (message.type === 'remove') {
@@ -148,10 +141,33 @@ function connect() {
   });
 }
 
+/** A line the page itself shows (the admin sign-in's answer), never sent to or kept by the server. */
+function showLocally(text) {
+  upsert({ id: `local-${Date.now()}`, author: 'bot', text, images: [], buttonRows: [], reactions: [], ephemeral: true, sentAt: new Date().toISOString() });
+  scrollToEnd();
+}
+
+/** `/admin login <token>` goes to the server over HTTP, which answers with the admin cookie; the token never enters the chat. */
+async function adminSession(action, token) {
+  const response = await fetch('/session/admin', {
+    method: action === 'login' ? 'POST' : 'DELETE',
+    headers: { 'Content-Type': 'application/json' },
+    body: action === 'login' ? JSON.stringify({ token }) : undefined,
+  });
+  if (action === 'login' && !response.ok) return showLocally('⚠️ That is not the admin token.');
+  // The socket keeps the session it was opened with: a new one carries the admin cookie (or its absence).
+  noteAfterReconnect = action === 'login' ? 'Signed in as admin.' : 'Signed out of admin.';
+  socket?.close();
+}
+
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = line.value.trim();
-  if (text && sendToServer({ type: 'command', text })) line.value = '';
+  const adminLine = ADMIN_SESSION_LINE.exec(text);
+  if (adminLine) {
+    line.value = '';
+    adminSession(adminLine[1], adminLine[2].trim()).catch(() => showLocally('⚠️ Could not reach the server; try again.'));
+  } else if (text && sendToServer({ type: 'command', text })) line.value = '';
 });
 
 // Images that finish loading after the scroll would otherwise leave the newest message half hidden.
