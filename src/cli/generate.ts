@@ -21,7 +21,7 @@ const USAGE = `Usage: npm run cli -- generate "<prompt>" [--model DIR] [--negati
   [--init FILE --strength F] [--vary subtle|strong --from FILE] [--variation-seed N --variation-strength F]
   [--init FILE (--mask FILE | --region ${REGION_PRESETS.join('|')}|x,y,w,h) [--mask-blur N] [--strength F]]
   [--zoom-out ${LIMITS.zoomOut.min}-${LIMITS.zoomOut.max} --from FILE] [--pan ${PAN_DIRECTIONS.join('|')} --from FILE] [--blend A.png,B.png[,C.png[,D.png]]]
-  [--upscale FILE] [--previews DIR] [--out FILE] [--provider cpu|cuda|tensorrt|coreml|dml] [--threads N] [--json]
+  [--upscale FILE] [--previews DIR] [--out FILE] [--provider cpu|cuda|tensorrt|coreml|dml|webgpu] [--threads N] [--json]
   Edits (--mask/--region, --zoom-out, --pan, --blend) take the picture's own prompt when none is given.`;
 
 const numberFlag = (flag: string, integer = false) =>

@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { EngineError, invalidInput, modelFailure } from './errors.js';
 import { readJson } from './json-files.js';
 import { describeModelFolder, requireFile, type ComponentName, type ModelDescription } from './model-description.js';
+import { encodeModel } from './onnx-graph.js';
 import { loadTokenizer, type PromptTokenizer } from './tokenizer.js';
 
 /**
@@ -143,7 +144,9 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
   const schedulerConfig = await readJson(requireFile(dir, join('scheduler', 'scheduler_config.json')));
 
   // transformers.js' constructSessions: every session of the folder is created at once, not one after another.
-  const opening = description.components.map((name) => openSession(dir, join(name, 'model.onnx'), executionProviders, runtime.intraOpNumThreads));
+  const opening = description.components.map((name) =>
+    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, name, description), runtime.intraOpNumThreads),
+  );
   const settled = await Promise.allSettled(opening);
   const sessions = new Map<ComponentName, Component>();
   settled.forEach((outcome, k) => outcome.status === 'fulfilled' && sessions.set(description.components[k], outcome.value));
@@ -155,6 +158,7 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
   }
 
   try {
+    if (executionProviders[0] === 'webgpu') await checkWebgpuFloat16(dir, [...sessions.values()]);
     const textEncoder = BIND.text_encoder(sessions.get('text_encoder')!);
     const vaeDecoder = BIND.vae_decoder(sessions.get('vae_decoder')!);
     const latentChannels = typeof vaeDecoder.latents.dims[1] === 'number' ? vaeDecoder.latents.dims[1] : Number(description.vaeConfig.latent_channels ?? 4);
@@ -196,13 +200,69 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
   }
 }
 
-async function openSession(
-  dir: string,
-  file: string,
-  executionProviders: readonly ExecutionProvider[],
-  intraOpNumThreads: number | undefined,
-): Promise<Component> {
+/**
+ * ONNX Runtime's WebGPU provider (Dawn) reaches the GPU through Vulkan on Linux: the Vulkan loader, and a driver ("ICD")
+ * that Dawn accepts. Mesa's lavapipe is refused; SwiftShader (shipped in Debian's chromium) is accepted.
+ */
+export const NO_WEBGPU_ADAPTER =
+  'The webgpu provider found no GPU adapter: ONNX Runtime reaches the GPU through Vulkan, and no usable Vulkan driver was found. ' +
+  "Install the Vulkan loader (Debian/Ubuntu: libvulkan1) and your GPU's Vulkan driver (NVIDIA: the proprietary driver's Vulkan ICD; " +
+  "in a container, NVIDIA_DRIVER_CAPABILITIES must include 'graphics'; AMD/Intel: mesa-vulkan-drivers). " +
+  'On a machine without a GPU, Debian\'s chromium package ships SwiftShader: set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json ' +
+  'and XDG_RUNTIME_DIR to a writable folder. Or run with --provider cpu (ORT_PROVIDERS=cpu for workers).';
+
+type ProviderConfig = ExecutionProvider | ort.InferenceSession.WebGpuExecutionProviderOption;
+
+/**
+ * What each provider is given for one component. WebGPU's default NHWC layout computes 3×3 convolutions over exactly 9
+ * input channels wrongly in onnxruntime 1.30 (max |Δ| ≈ 2.4 against the CPU provider; 3–8, 12, 16, 17 and 320
+ * channels are right), and that is the first layer of every inpainting UNet (latents, mask, masked-picture latents):
+ * those run in NCHW, which is right.
+ */
+function providerConfigs(executionProviders: readonly ExecutionProvider[], component: ComponentName, description: ModelDescription): ProviderConfig[] {
+  return executionProviders.map((provider) =>
+    provider === 'webgpu' && component === 'unet' && description.inpaintingUnet ? { name: 'webgpu', preferredLayout: 'NCHW' } : provider,
+  );
+}
+
+/**
+ * WebGPU runs float16 tensors only on adapters with the shader-f16 feature (most desktop GPUs; not SwiftShader). A
+ * folder with float16 components is checked once at load with a one-node Cast graph, so a missing feature is a startup
+ * error naming the files, not a failure in the middle of the first job.
+ */
+async function checkWebgpuFloat16(dir: string, components: readonly Component[]): Promise<void> {
+  const usesFloat16 = (component: Component) =>
+    [...component.session.inputMetadata, ...component.session.outputMetadata].some((port) => port.isTensor && port.type === 'float16');
+  const files = components.filter(usesFloat16).map((component) => join(dir, component.file));
+  if (files.length === 0) return;
+  const probe = await ort.InferenceSession.create(
+    encodeModel({
+      name: 'float16_check',
+      inputs: [{ name: 'x', type: 'float16', dims: [4] }],
+      outputs: [{ name: 'y', type: 'float32', dims: [4] }],
+      nodes: [{ op: 'Cast', inputs: ['x'], outputs: ['y'], attributes: { to: 1 } }],
+    }),
+    { executionProviders: ['webgpu'], logSeverityLevel: 3 },
+  );
+  try {
+    await probe.run({ x: new ort.Tensor('float16', new Uint16Array(4), [4]) });
+  } catch (error) {
+    if (!/f16/i.test((error as Error).message)) throw error;
+    throw new EngineError(
+      'model_failure',
+      `${files.join(', ')} ${files.length === 1 ? 'takes' : 'take'} float16 tensors, and this WebGPU adapter cannot run float16 (it lacks the shader-f16 feature). ` +
+        'Use a float32 export of the model on this machine, a GPU whose Vulkan driver has shader-f16, or --provider cpu.',
+      { file: files[0], setting: 'webgpu' },
+      { cause: error },
+    );
+  } finally {
+    await probe.release();
+  }
+}
+
+async function openSession(dir: string, file: string, executionProviders: readonly ProviderConfig[], intraOpNumThreads: number | undefined): Promise<Component> {
   const path = requireFile(dir, file);
+  const providerNames = executionProviders.map((provider) => (typeof provider === 'string' ? provider : (provider.name as ExecutionProvider)));
   try {
     const session = await ort.InferenceSession.create(path, {
       executionProviders: [...executionProviders],
@@ -214,7 +274,10 @@ async function openSession(
     return { session, file };
   } catch (error) {
     const message = (error as Error).message;
-    const accelerated = executionProviders.filter((provider) => provider !== 'cpu');
+    if (providerNames.includes('webgpu') && /WebGPU adapter|libvulkan/i.test(message)) {
+      throw new EngineError('model_failure', NO_WEBGPU_ADAPTER, { file: path, setting: 'webgpu' }, { cause: error });
+    }
+    const accelerated = providerNames.filter((provider) => provider !== 'cpu');
     if (accelerated.length > 0 && /provider|backend|cuda|tensorrt|coreml|dml|webgpu|shared library|\.so/i.test(message)) {
       throw new EngineError(
         'model_failure',
