@@ -14,10 +14,10 @@ import { vocabularySchema, type Vocabulary } from './vocabulary.js';
  */
 
 /** The ONNX components the engine can run, each in its own folder as `<name>/model.onnx` (Optimum's layout). */
-export const COMPONENT_NAMES = ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder', 'taesd_decoder', 'upscaler'] as const;
+export const COMPONENT_NAMES = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder', 'taesd_decoder', 'upscaler'] as const;
 export type ComponentName = (typeof COMPONENT_NAMES)[number];
 
-export type PipelineFamily = 'stable-diffusion' | 'stable-diffusion-inpaint';
+export type PipelineFamily = 'stable-diffusion' | 'stable-diffusion-inpaint' | 'stable-diffusion-xl';
 
 interface PipelineClass {
   family: PipelineFamily;
@@ -27,6 +27,11 @@ interface PipelineClass {
 
 const STABLE_DIFFUSION: PipelineClass = { family: 'stable-diffusion', required: ['text_encoder', 'unet', 'vae_decoder'] };
 const STABLE_DIFFUSION_IMG2IMG: PipelineClass = { family: 'stable-diffusion', required: ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder'] };
+const STABLE_DIFFUSION_XL: PipelineClass = { family: 'stable-diffusion-xl', required: ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder'] };
+const STABLE_DIFFUSION_XL_IMG2IMG: PipelineClass = {
+  family: 'stable-diffusion-xl',
+  required: ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder'],
+};
 const STABLE_DIFFUSION_INPAINT: PipelineClass = {
   family: 'stable-diffusion-inpaint',
   required: ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder'],
@@ -48,6 +53,32 @@ const PIPELINE_CLASSES: Record<string, PipelineClass> = {
   StableDiffusionInpaintPipeline: STABLE_DIFFUSION_INPAINT,
   OnnxStableDiffusionInpaintPipeline: STABLE_DIFFUSION_INPAINT,
   ORTStableDiffusionInpaintPipeline: STABLE_DIFFUSION_INPAINT,
+  StableDiffusionXLPipeline: STABLE_DIFFUSION_XL,
+  ORTStableDiffusionXLPipeline: STABLE_DIFFUSION_XL,
+  StableDiffusionXLImg2ImgPipeline: STABLE_DIFFUSION_XL_IMG2IMG,
+  ORTStableDiffusionXLImg2ImgPipeline: STABLE_DIFFUSION_XL_IMG2IMG,
+};
+
+/**
+ * SDXL's training buckets at 1024² (Stability's SDXL report, appendix: the aspect ratios it was fine-tuned on), as
+ * [width, height]. A folder's buckets are these scaled to the side it was trained at (512 for SDXL-Turbo).
+ */
+const SDXL_BUCKETS_1024: readonly (readonly [number, number])[] = [
+  [1024, 1024],
+  [1152, 896],
+  [896, 1152],
+  [1216, 832],
+  [832, 1216],
+  [1344, 768],
+  [768, 1344],
+  [1536, 640],
+  [640, 1536],
+];
+
+/** Why an SDXL folder needs each of its extra files, for the error that says one is missing. */
+const SDXL_FILES: Record<string, string> = {
+  [join('text_encoder_2', 'model.onnx')]: "the second text encoder (OpenCLIP ViT-bigG with projection): its penultimate hidden states and pooled text_embeds condition SDXL's UNet",
+  [join('tokenizer_2', 'tokenizer.json')]: "the second text encoder's tokenizer (tokenizer.json, or vocab.json and merges.txt)",
 };
 
 const LatentRgb = z.object({
@@ -97,7 +128,16 @@ export interface ModelDescription {
   /** The UNet's config says 9 input channels (latents + mask + masked-image latents); the loader confirms it. */
   inpaintingUnet: boolean;
   textEncoderConfig: Record<string, any>;
+  /** SDXL: the second text encoder's config.json. */
+  textEncoder2Config?: Record<string, any>;
   unetConfig: Record<string, any>;
+  /** SDXL: the [width, height] buckets it was trained on, at its own scale; an aspect ratio asks for the nearest. */
+  aspectBuckets: readonly (readonly [number, number])[] | null;
+  /**
+   * SDXL's model_index.json `force_zeros_for_empty_prompt` (true unless it says false): with no negative prompt, the
+   * unconditional half of guidance is all zeros, as diffusers does, rather than the encoding of "".
+   */
+  forceZerosForEmptyPrompt: boolean;
   vaeConfig: Record<string, any>;
   /** What the model was trained to draw (vocabulary.json), or null for a folder that does not say (any SD export). */
   vocabulary: Vocabulary | null;
@@ -116,23 +156,27 @@ export async function describeModelFolder(dirArgument: string): Promise<ModelDes
   if (!pipeline) {
     throw modelFailure(
       `${join(dir, 'model_index.json')} describes a ${pipelineClass}; the engine runs ${Object.keys(PIPELINE_CLASSES).join(', ')} folders.` +
-        (/XL/.test(pipelineClass) ? ' SDXL needs a second text encoder, which the engine does not run yet.' : ''),
+        (/XL/.test(pipelineClass) ? ' (SDXL refiner folders, which have no first text encoder, are not run.)' : ''),
       { file: 'model_index.json' },
     );
   }
-  for (const name of pipeline.required) requireFile(dir, join(name, 'model.onnx'));
+  const xl = pipeline.family === 'stable-diffusion-xl';
+  for (const name of pipeline.required) (xl ? requireSdxlFile : requireFile)(dir, join(name, 'model.onnx'), pipelineClass);
+  if (xl && !existsSync(join(dir, 'tokenizer_2', 'vocab.json'))) requireSdxlFile(dir, join('tokenizer_2', 'tokenizer.json'), pipelineClass);
   requireFile(dir, join('scheduler', 'scheduler_config.json'));
   const components = COMPONENT_NAMES.filter((name) => pipeline.required.includes(name) || existsSync(join(dir, name, 'model.onnx')));
 
   const settings = await readSettings(dir);
   const textEncoderConfig = (await readJsonIfPresent(join(dir, 'text_encoder', 'config.json'))) ?? {};
+  const textEncoder2Config = xl ? ((await readJsonIfPresent(join(dir, 'text_encoder_2', 'config.json'))) ?? {}) : undefined;
   const unetConfig = (await readJsonIfPresent(join(dir, 'unet', 'config.json'))) ?? {};
   const vaeConfig = (await readJsonIfPresent(join(dir, 'vae_decoder', 'config.json'))) ?? {};
   const vocabulary = await readVocabulary(dir);
   const vaeScaleFactor = 2 ** ((Array.isArray(vaeConfig.block_out_channels) ? vaeConfig.block_out_channels.length : 4) - 1);
   const unetDownsampling = Array.isArray(unetConfig.block_out_channels) ? 2 ** (unetConfig.block_out_channels.length - 1) : 1;
   const sampleSize = Number(unetConfig.sample_size);
-  const trainedSide = Number.isInteger(sampleSize) && sampleSize > 0 ? sampleSize * vaeScaleFactor : 512;
+  const trainedSide = Number.isInteger(sampleSize) && sampleSize > 0 ? sampleSize * vaeScaleFactor : xl ? 1024 : 512;
+  const sizeMultiple = Math.max(8, vaeScaleFactor * unetDownsampling);
   return {
     dir,
     name: settings.name ?? basename(dir),
@@ -142,18 +186,22 @@ export async function describeModelFolder(dirArgument: string): Promise<ModelDes
     settings,
     vaeScaleFactor,
     scalingFactor: Number(vaeConfig.scaling_factor ?? 0.18215),
-    sizeMultiple: Math.max(8, vaeScaleFactor * unetDownsampling),
+    sizeMultiple,
     defaultSize: settings.defaultSize ?? settings.sizes?.[0] ?? [trainedSide, trainedSide],
     sizes: settings.sizes ?? null,
     defaultSteps: settings.defaultSteps ?? 20,
     maxSteps: LIMITS.steps.max,
-    defaultGuidance: settings.defaultGuidance ?? 7,
+    // diffusers' defaults: 7.5 for SD 1.x/2.x, 5 for SDXL (SDXL-Turbo folders say 0 in their imagine.json).
+    defaultGuidance: settings.defaultGuidance ?? (xl ? 5 : 7),
     defaultSampler: settings.defaultSampler ?? 'euler-a',
     maxSidePx: settings.maxSidePx ?? Math.min(LIMITS.sidePx.max, Math.max(LIMITS.defaultMaxSidePx, ...(settings.sizes ?? []).flat())),
     editsImages: components.includes('vae_encoder'),
     inpaintingUnet: Number(unetConfig.in_channels) === 9 || pipeline.family === 'stable-diffusion-inpaint',
     textEncoderConfig,
+    textEncoder2Config,
     unetConfig,
+    aspectBuckets: xl ? scaleBuckets(trainedSide, sizeMultiple) : null,
+    forceZerosForEmptyPrompt: xl && index.force_zeros_for_empty_prompt !== false,
     vaeConfig,
     vocabulary,
   };
@@ -179,6 +227,19 @@ async function readSettings(dir: string): Promise<ModelSettings> {
     throw modelFailure(`${join(dir, 'imagine.json')}: '${issue.path.join('.')}' ${issue.message}.`);
   }
   return parsed.data;
+}
+
+function scaleBuckets(trainedSide: number, sizeMultiple: number): [number, number][] {
+  const round = (side: number) => Math.max(sizeMultiple, Math.round((side * trainedSide) / 1024 / sizeMultiple) * sizeMultiple);
+  return SDXL_BUCKETS_1024.map(([width, height]) => [round(width), round(height)]);
+}
+
+function requireSdxlFile(dir: string, file: string, pipelineClass: string): string {
+  const why = SDXL_FILES[file];
+  if (why && !existsSync(join(dir, file))) {
+    throw modelFailure(`The model folder ${dir} is a ${pipelineClass} folder but has no ${file}: SDXL needs ${why}. Export the whole pipeline (optimum-cli export onnx) into this folder.`, { file });
+  }
+  return requireFile(dir, file);
 }
 
 export function requireFile(dir: string, file: string): string {

@@ -42,6 +42,13 @@ export type TextEncoder = Component & {
   hiddenStates: string;
   /** CLIP's pooled output (`pooler_output`, or `text_embeds` for projection models) when the export has one. */
   pooled?: string;
+  /**
+   * The penultimate layer's hidden states, which SDXL conditions on: Optimum exports every layer as hidden_states.0 …
+   * hidden_states.L (the penultimate is L − 1); ONNX Runtime's SDXL tooling exports it alone as hidden_states.
+   */
+  penultimate?: string;
+  /** Width of the hidden states, when the export fixes it. */
+  hiddenSize?: number;
 };
 export type Unet = Component & {
   sample: TensorPort;
@@ -53,6 +60,9 @@ export type Unet = Component & {
   inChannels: number;
   /** A 9-channel inpainting UNet (diffusers' StableDiffusionInpaintPipeline convention). */
   inpainting: boolean;
+  /** SDXL's extra conditioning (addition_embed_type "text_time"): the pooled prompt and the size/crop ids. */
+  textEmbeds?: TensorPort;
+  timeIds?: TensorPort;
 };
 export type VaeDecoder = Component & { latents: TensorPort; output: string };
 export type VaeEncoder = Component & { image: TensorPort; output: string; outputsMeanAndLogvar: boolean };
@@ -65,6 +75,9 @@ export interface ModelFolder {
   description: ModelDescription;
   tokenizer: PromptTokenizer;
   textEncoder: TextEncoder;
+  /** SDXL: tokenizer_2/ and text_encoder_2/ (CLIPTextModelWithProjection). */
+  tokenizer2?: PromptTokenizer;
+  textEncoder2?: TextEncoder;
   unet: Unet;
   vaeDecoder: VaeDecoder;
   vaeEncoder?: VaeEncoder;
@@ -79,12 +92,19 @@ export interface ModelFolder {
 
 /** How each component's ports are found and checked, once its session is open. */
 const BIND = {
-  text_encoder: (component: Component): TextEncoder => ({
-    ...component,
-    ids: requireInput(component, ['input_ids'], ['int32', 'int64'], 2),
-    hiddenStates: requireOutput(component, ['last_hidden_state']),
-    pooled: component.session.outputNames.find((name) => name === 'pooler_output' || name === 'text_embeds'),
-  }),
+  text_encoder: (component: Component): TextEncoder => {
+    const hiddenStates = requireOutput(component, ['last_hidden_state']);
+    const width = component.session.outputMetadata.find((output) => output.name === hiddenStates);
+    const hiddenSize = width?.isTensor && typeof width.shape[2] === 'number' ? width.shape[2] : undefined;
+    return {
+      ...component,
+      ids: requireInput(component, ['input_ids'], ['int32', 'int64'], 2),
+      hiddenStates,
+      pooled: component.session.outputNames.find((name) => name === 'pooler_output' || name === 'text_embeds'),
+      penultimate: penultimateOutput(component.session.outputNames),
+      hiddenSize,
+    };
+  },
   unet: (component: Component, description: ModelDescription, latentChannels: number): Unet => {
     const sample = requireInput(component, ['sample'], ['float32', 'float16'], 4);
     const batchDim = sample.dims[0];
@@ -107,6 +127,8 @@ const BIND = {
       maxBatch: typeof batchDim === 'number' && batchDim > 0 ? batchDim : null,
       inChannels,
       inpainting,
+      ...(component.session.inputNames.includes('text_embeds') && { textEmbeds: requireInput(component, ['text_embeds'], ['float32', 'float16'], 2) }),
+      ...(component.session.inputNames.includes('time_ids') && { timeIds: requireInput(component, ['time_ids'], ['float32', 'float16'], 2) }),
     };
   },
   vae_decoder: (component: Component): VaeDecoder => ({
@@ -172,9 +194,15 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       throw modelFailure(`${join(dir, 'unet', 'model.onnx')} is an inpainting UNet, which needs the masked picture's latents: add vae_encoder/model.onnx.`);
     }
 
-    const positions = Number(description.textEncoderConfig.max_position_embeddings);
-    const fixedLength = typeof textEncoder.ids.dims[1] === 'number' ? textEncoder.ids.dims[1] : undefined;
-    const tokenizer = await loadTokenizer(join(dir, 'tokenizer'), fixedLength ?? (Number.isInteger(positions) && positions > 2 ? positions : 77));
+    const tokenizerFor = (encoder: TextEncoder, config: Record<string, any>, folder: string) => {
+      const positions = Number(config.max_position_embeddings);
+      const fixedLength = typeof encoder.ids.dims[1] === 'number' ? encoder.ids.dims[1] : undefined;
+      return loadTokenizer(join(dir, folder), fixedLength ?? (Number.isInteger(positions) && positions > 2 ? positions : 77));
+    };
+    const tokenizer = await tokenizerFor(textEncoder, description.textEncoderConfig, 'tokenizer');
+    const textEncoder2 = optional('text_encoder_2', BIND.text_encoder);
+    if (description.family === 'stable-diffusion-xl') checkSdxl(dir, textEncoder, textEncoder2!, unet, description);
+    const tokenizer2 = textEncoder2 && (await tokenizerFor(textEncoder2, description.textEncoder2Config ?? {}, 'tokenizer_2'));
 
     return {
       dir,
@@ -182,6 +210,8 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       description,
       tokenizer,
       textEncoder,
+      tokenizer2,
+      textEncoder2,
       unet,
       vaeDecoder,
       vaeEncoder,
@@ -288,6 +318,55 @@ async function openSession(dir: string, file: string, executionProviders: readon
       );
     }
     throw modelFailure(`${path} is not a loadable ONNX model: ${message}`, { file: path }, error);
+  }
+}
+
+function penultimateOutput(outputNames: readonly string[]): string | undefined {
+  const layers = outputNames.map((name) => /^hidden_states\.(\d+)$/.exec(name)).filter((match) => match !== null);
+  if (layers.length > 1) return `hidden_states.${Math.max(...layers.map((match) => Number(match[1]))) - 1}`;
+  return outputNames.includes('hidden_states') ? 'hidden_states' : undefined;
+}
+
+/**
+ * An SDXL folder's parts must fit together before anything runs: both encoders give penultimate hidden states, the
+ * second a pooled text_embeds, and the UNet takes their concatenation, text_embeds of that width, and six time_ids.
+ */
+function checkSdxl(dir: string, first: TextEncoder, second: TextEncoder, unet: Unet, description: ModelDescription): void {
+  for (const encoder of [first, second]) {
+    if (!encoder.penultimate) {
+      throw mismatch(
+        encoder.file,
+        'hidden_states',
+        `the penultimate layer's hidden states, which SDXL conditions on: outputs hidden_states.0 … hidden_states.N (Optimum, --task stable-diffusion-xl) or hidden_states (it has ${encoder.session.outputNames.join(', ')})`,
+      );
+    }
+  }
+  if (second.pooled !== 'text_embeds') {
+    throw mismatch(second.file, 'text_embeds', `an output named text_embeds (CLIPTextModelWithProjection's pooled projection) (it has ${second.session.outputNames.join(', ')})`);
+  }
+  if (!unet.textEmbeds || !unet.timeIds) {
+    throw mismatch(unet.file, 'text_embeds and time_ids', `inputs of an SDXL UNet (addition_embed_type "text_time") (it has ${unet.session.inputNames.join(', ')})`);
+  }
+  const width = (encoder: TextEncoder, config: Record<string, any> | undefined) => encoder.hiddenSize ?? Number(config?.hidden_size);
+  const [firstWidth, secondWidth] = [width(first, description.textEncoderConfig), width(second, description.textEncoder2Config)];
+  const states = unet.hiddenStates.dims[2];
+  const takes = typeof states === 'number' ? states : Number(description.unetConfig.cross_attention_dim);
+  if (Number.isFinite(firstWidth) && Number.isFinite(secondWidth) && Number.isFinite(takes) && firstWidth + secondWidth !== takes) {
+    throw mismatch(
+      unet.file,
+      unet.hiddenStates.name,
+      `${firstWidth + secondWidth} wide: ${join(dir, first.file)}'s ${firstWidth} and ${join(dir, second.file)}'s ${secondWidth} hidden states concatenated; it takes ${takes}`,
+    );
+  }
+  const pooledMeta = second.session.outputMetadata.find((output) => output.name === 'text_embeds');
+  const pooledWidth = pooledMeta?.isTensor && typeof pooledMeta.shape[1] === 'number' ? pooledMeta.shape[1] : Number(description.textEncoder2Config?.projection_dim);
+  const embedsWidth = unet.textEmbeds.dims[1];
+  if (typeof embedsWidth === 'number' && Number.isFinite(pooledWidth) && embedsWidth !== pooledWidth) {
+    throw mismatch(unet.file, 'text_embeds', `${pooledWidth} wide, the width of ${join(dir, second.file)}'s text_embeds; it takes ${embedsWidth}`);
+  }
+  const idsWidth = unet.timeIds.dims[1];
+  if (typeof idsWidth === 'number' && idsWidth !== 6) {
+    throw mismatch(unet.file, 'time_ids', `6 wide (original height and width, crop top and left, target height and width); it takes ${idsWidth} (an SDXL refiner's 5 with an aesthetic score is not run)`);
   }
 }
 

@@ -232,6 +232,7 @@ export function chatConfigFor(model: ModelDescription, admins: ChatConfig['admin
     baseHeight: model.defaultSize[1],
     sizeMultiple: model.sizeMultiple,
     maxSide: model.maxSidePx,
+    ...(model.aspectBuckets && { aspectBuckets: model.aspectBuckets.map(([width, height]): [number, number] => [width, height]) }),
     defaultSteps: model.defaultSteps,
     maxSteps: model.maxSteps,
     defaultGuidance: model.defaultGuidance,

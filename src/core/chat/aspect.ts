@@ -28,6 +28,7 @@ export function parseAspectRatio(text: string): { w: number; h: number } {
  * 16:9 on a 512×512 model gives 680×384.
  */
 export function sizeForAspectRatio(ratio: { w: number; h: number }, model: ModelLimits): ImageSize {
+  if (model.aspectBuckets) return nearestBucket(ratio, model.aspectBuckets);
   const basePixels = model.baseWidth * model.baseHeight;
   const exactWidth = Math.sqrt((basePixels * ratio.w) / ratio.h);
   const exactHeight = (exactWidth * ratio.h) / ratio.w;
@@ -35,6 +36,13 @@ export function sizeForAspectRatio(ratio: { w: number; h: number }, model: Model
   const size = { width: roundToMultiple(exactWidth), height: roundToMultiple(exactHeight) };
   checkSize(size, model);
   return size;
+}
+
+/** The trained size whose shape is closest to the ratio (by |log aspect|, so 2:1 and 1:2 are equally far from 1:1). */
+function nearestBucket(ratio: { w: number; h: number }, buckets: readonly (readonly [number, number])[]): ImageSize {
+  const distance = ([width, height]: readonly [number, number]) => Math.abs(Math.log(width / height) - Math.log(ratio.w / ratio.h));
+  const [width, height] = buckets.reduce((best, bucket) => (distance(bucket) < distance(best) ? bucket : best));
+  return { width, height };
 }
 
 /** A size the user typed (`768x512`): checked, never corrected. */

@@ -11,6 +11,8 @@ export const ModelLimits = z.object({
   /** Width and height must be multiples of this (8 × the VAE's downsampling for latent models). */
   sizeMultiple: z.number().int().positive(),
   maxSide: z.number().int().positive(),
+  /** SDXL-class models: the [width, height] sizes they were trained on; an aspect ratio picks the nearest of these. */
+  aspectBuckets: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).min(1).optional(),
   defaultSteps: z.number().int().min(LIMITS.steps.min),
   maxSteps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max),
   defaultGuidance: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max),

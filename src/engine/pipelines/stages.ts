@@ -203,36 +203,78 @@ export interface PromptEmbeddings {
   hidden: number;
   /** Classifier-free guidance is on (guidance > 1): every UNet call carries an unconditional half. */
   guided: boolean;
+  /** SDXL: the second encoder's pooled text_embeds for every UNet input, in the same order, and their width. */
+  pooled?: { values: Float32Array; width: number };
 }
 
 /** The prompt (and the negative prompt, the unconditional half of classifier-free guidance) through the text encoder. */
 export async function encodePrompt(run: PipelineRun): Promise<PromptEmbeddings> {
   const { model, settings } = run;
   const guided = settings.guidance > 1;
-  const cond = model.tokenizer.encode(settings.prompt);
+  const texts = guided ? [settings.negativePrompt, settings.prompt] : [settings.prompt];
+  const prompts = texts.map((text) => model.tokenizer.encode(text));
+  const cond = prompts[prompts.length - 1];
   if (cond.droppedTokens > 0) {
     run.warnings.push(
       `The prompt is longer than the model reads (${model.tokenizer.maxLength} tokens); this part was ignored: "${cond.droppedText}". Shorten the prompt to use it.`,
     );
   }
-  const prompts = [cond.ids];
-  if (guided) {
-    const uncond = model.tokenizer.encode(settings.negativePrompt);
-    if (uncond.droppedTokens > 0) run.warnings.push(`The negative prompt was cut; ignored: "${uncond.droppedText}".`);
-    prompts.unshift(uncond.ids);
-  }
-  const outputs = await run.run('textEncoderMs', model.textEncoder, { [model.textEncoder.ids.name]: idsTensor(model.textEncoder.ids, prompts) });
+  if (guided && prompts[0].droppedTokens > 0) run.warnings.push(`The negative prompt was cut; ignored: "${prompts[0].droppedText}".`);
+  const ids = prompts.map((prompt) => prompt.ids);
+  const outputs = await run.run('textEncoderMs', model.textEncoder, { [model.textEncoder.ids.name]: idsTensor(model.textEncoder.ids, ids) });
   await checkVocabulary(run, outputs, prompts.length - 1);
+  if (model.textEncoder2) return encodeSecondPrompt(run, texts, outputs, guided);
   const hiddenStates = outputs[model.textEncoder.hiddenStates];
-  const promptStates = floatData(hiddenStates);
-  const perPrompt = promptStates.length / prompts.length;
   const [, tokens, hidden] = hiddenStates.dims;
-  const { batch } = settings;
-  const states = new Float32Array(perPrompt * prompts.length * batch);
-  prompts.forEach((_, p) => {
-    for (let b = 0; b < batch; b++) states.set(promptStates.subarray(p * perPrompt, (p + 1) * perPrompt), (p * batch + b) * perPrompt);
-  });
-  return { states, tokens, hidden, guided };
+  return { states: repeatPerImage(run, floatData(hiddenStates), prompts.length), tokens, hidden, guided };
+}
+
+/**
+ * SDXL (diffusers' StableDiffusionXLPipeline.encode_prompt): both encoders' penultimate hidden states, concatenated
+ * token by token, and the second encoder's pooled text_embeds. With no negative prompt the unconditional half is all
+ * zeros when the folder says force_zeros_for_empty_prompt, as SDXL's does.
+ */
+async function encodeSecondPrompt(run: PipelineRun, texts: string[], firstOutputs: ort.InferenceSession.ReturnType, guided: boolean): Promise<PromptEmbeddings> {
+  const { model, settings } = run;
+  const encoder = model.textEncoder2!;
+  const ids = texts.map((text) => model.tokenizer2!.encode(text).ids);
+  const secondOutputs = await run.run('textEncoderMs', encoder, { [encoder.ids.name]: idsTensor(encoder.ids, ids) });
+  const first = firstOutputs[model.textEncoder.penultimate!];
+  const second = secondOutputs[encoder.penultimate!];
+  const [count, tokens, firstWidth] = first.dims;
+  const secondWidth = second.dims[2];
+  const hidden = firstWidth + secondWidth;
+  const [a, b] = [floatData(first), floatData(second)];
+  const states = new Float32Array(count * tokens * hidden);
+  for (let row = 0; row < count * tokens; row++) {
+    states.set(a.subarray(row * firstWidth, (row + 1) * firstWidth), row * hidden);
+    states.set(b.subarray(row * secondWidth, (row + 1) * secondWidth), row * hidden + firstWidth);
+  }
+  const pooledTensor = secondOutputs[encoder.pooled!];
+  const pooled = floatData(pooledTensor).slice();
+  const width = pooledTensor.dims[1];
+  if (guided && settings.negativePrompt === '' && model.description.forceZerosForEmptyPrompt) {
+    states.fill(0, 0, tokens * hidden);
+    pooled.fill(0, 0, width);
+  }
+  return {
+    states: repeatPerImage(run, states, count),
+    tokens,
+    hidden,
+    guided,
+    pooled: { values: repeatPerImage(run, pooled, count), width },
+  };
+}
+
+/** Per-prompt rows [uncond, cond] as UNet batch order [uncond × batch, cond × batch]. */
+function repeatPerImage(run: PipelineRun, perPromptRows: Float32Array, promptCount: number): Float32Array {
+  const { batch } = run.settings;
+  const perPrompt = perPromptRows.length / promptCount;
+  const out = new Float32Array(perPrompt * promptCount * batch);
+  for (let p = 0; p < promptCount; p++) {
+    for (let k = 0; k < batch; k++) out.set(perPromptRows.subarray(p * perPrompt, (p + 1) * perPrompt), (p * batch + k) * perPrompt);
+  }
+  return out;
 }
 
 export interface Noise {
@@ -445,10 +487,29 @@ async function runUnet(run: PipelineRun, sample: Float32Array, timestep: number,
       [unet.sample.name]: floatTensor(unet.sample, sample.subarray(start * perSample, (start + chunk) * perSample), [chunk, unet.inChannels, h, w]),
       [unet.timestep.name]: timestepTensor(unet.timestep, timestep, chunk),
       [unet.hiddenStates.name]: floatTensor(unet.hiddenStates, prompt.states.subarray(start * perStates, (start + chunk) * perStates), [chunk, prompt.tokens, prompt.hidden]),
+      ...sdxlConditioning(run, prompt, start, chunk),
     });
     out.set(floatData(outputs[unet.output]), start * perOutput);
   }
   return out;
+}
+
+/**
+ * SDXL's extra UNet inputs for UNet inputs [start, start + chunk): the pooled prompt, and time_ids = original size,
+ * crop top-left, target size as (height, width) pairs in pixels — the picture's own size, uncropped, as diffusers
+ * defaults to.
+ */
+export function sdxlConditioning(run: PipelineRun, prompt: PromptEmbeddings, start: number, chunk: number): ort.InferenceSession.FeedsType {
+  const { unet } = run.model;
+  if (!unet.textEmbeds || !unet.timeIds || !prompt.pooled) return {};
+  const { width, height } = run.settings;
+  const { values, width: pooledWidth } = prompt.pooled;
+  const timeIds = new Float32Array(chunk * 6);
+  for (let k = 0; k < chunk; k++) timeIds.set([height, width, 0, 0, height, width], k * 6);
+  return {
+    [unet.textEmbeds.name]: floatTensor(unet.textEmbeds, values.subarray(start * pooledWidth, (start + chunk) * pooledWidth), [chunk, pooledWidth]),
+    [unet.timeIds.name]: floatTensor(unet.timeIds, timeIds, [chunk, 6]),
+  };
 }
 
 /** ε̂ = ε̂_uncond + g · (ε̂_cond − ε̂_uncond), over [uncond × batch, cond × batch]. */
