@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { validate } from 'dockerfile-utils';
 import { describe, expect, it } from 'vitest';
 
-const DOCKERFILES = ['deploy/Dockerfile.bot', 'deploy/Dockerfile.worker-cuda'];
+const DOCKERFILES = ['deploy/Dockerfile.bot', 'deploy/Dockerfile.worker-cuda', 'deploy/Dockerfile.worker-webgpu'];
 
 describe.each(DOCKERFILES)('%s', (path) => {
   const text = readFileSync(path, 'utf8');
@@ -50,6 +50,21 @@ describe('the CUDA worker image', () => {
   it('runs on a CUDA 12 image with cuDNN and asks for the CUDA provider', () => {
     expect(text).toMatch(/^ARG CUDA_IMAGE=nvidia\/cuda:12\.[\d.]+-cudnn-runtime-/m);
     expect(text).toMatch(/ORT_PROVIDERS=cuda$/m);
+  });
+});
+
+describe('the WebGPU worker image', () => {
+  const text = readFileSync('deploy/Dockerfile.worker-webgpu', 'utf8');
+
+  it('downloads no provider: WebGPU is bundled in onnxruntime-node', () => {
+    expect(text).toContain('ENV ONNXRUNTIME_NODE_INSTALL=skip');
+    expect(text).not.toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda/);
+  });
+
+  it('brings the Vulkan loader and asks the NVIDIA container toolkit for the driver’s graphics (Vulkan) capability', () => {
+    expect(text).toMatch(/apt-get install -y --no-install-recommends libvulkan1/);
+    expect(text).toMatch(/NVIDIA_DRIVER_CAPABILITIES=\S*\bgraphics\b/);
+    expect(text).toMatch(/ORT_PROVIDERS=webgpu\b/);
   });
 });
 
