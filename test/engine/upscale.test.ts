@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineError } from '../../src/engine/errors.js';
+import { encodeModel } from '../../src/engine/onnx-graph.js';
 import { createRandom } from '../../src/engine/random.js';
 import type { RgbImage } from '../../src/engine/types.js';
 import { tileStarts, upscaleImage } from '../../src/engine/upscale.js';
@@ -90,57 +91,22 @@ describe('upscaleImage without a model', () => {
 
 /**
  * A pixel-wise 4× upscaler built in memory: 1×1 convolution to 48 channels, DepthToSpace(4), Sigmoid. Each output pixel
- * depends on one input pixel only, so tiling must reproduce the single pass exactly; written as raw ONNX protobuf so the
- * test needs no Python.
+ * depends on one input pixel only, so tiling must reproduce the single pass exactly; written with the engine's own ONNX
+ * writer so the test needs no Python.
  */
 function pixelShuffleUpscalerOnnx(): Uint8Array {
   const random = createRandom(11);
   const weights = new Float32Array(48 * 3).map(() => random.nextUniform() * 4 - 2);
-  const dims = (values: (number | string)[]) =>
-    message(2, values.map((value) => message(1, [typeof value === 'number' ? varintField(1, value) : stringField(2, value)])));
-  const tensorType = (values: (number | string)[]) => message(2, [message(1, [varintField(1, 1), dims(values)])]);
-  const valueInfo = (field: number, name: string, shape: (number | string)[]) => message(field, [stringField(1, name), tensorType(shape)]);
-  const node = (inputs: string[], output: string, op: string, attributes: Uint8Array[] = []) =>
-    message(1, [...inputs.map((input) => stringField(1, input)), stringField(2, output), stringField(4, op), ...attributes]);
-  const graph = message(7, [
-    node(['input', 'weight'], 'features', 'Conv'),
-    node(['features'], 'shuffled', 'DepthToSpace', [message(5, [stringField(1, 'blocksize'), varintField(3, 4), varintField(20, 2)])]),
-    node(['shuffled'], 'output', 'Sigmoid'),
-    stringField(2, 'pixel_shuffle_upscaler'),
-    message(5, [varintField(1, 48), varintField(1, 3), varintField(1, 1), varintField(1, 1), varintField(2, 1), stringField(8, 'weight'), bytesField(9, new Uint8Array(weights.buffer))]),
-    valueInfo(11, 'input', [1, 3, 'height', 'width']),
-    valueInfo(12, 'output', [1, 3, 'out_height', 'out_width']),
-  ]);
-  return concatBytes([varintField(1, 8), message(8, [stringField(1, ''), varintField(2, 13)]), graph]);
-}
-
-function varint(value: number): number[] {
-  const bytes: number[] = [];
-  while (value > 0x7f) {
-    bytes.push((value & 0x7f) | 0x80);
-    value = Math.floor(value / 128);
-  }
-  bytes.push(value);
-  return bytes;
-}
-function varintField(field: number, value: number): Uint8Array {
-  return Uint8Array.from([...varint(field << 3), ...varint(value)]);
-}
-function bytesField(field: number, bytes: Uint8Array): Uint8Array {
-  return concatBytes([Uint8Array.from([...varint((field << 3) | 2), ...varint(bytes.length)]), bytes]);
-}
-function stringField(field: number, text: string): Uint8Array {
-  return bytesField(field, new TextEncoder().encode(text));
-}
-function message(field: number, parts: Uint8Array[]): Uint8Array {
-  return bytesField(field, concatBytes(parts));
-}
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return encodeModel({
+    name: 'pixel_shuffle_upscaler',
+    opset: 13,
+    inputs: [{ name: 'input', type: 'float32', dims: [1, 3, 'height', 'width'] }],
+    outputs: [{ name: 'output', type: 'float32', dims: [1, 3, 'out_height', 'out_width'] }],
+    initializers: [{ name: 'weight', values: weights, dims: [48, 3, 1, 1] }],
+    nodes: [
+      { op: 'Conv', inputs: ['input', 'weight'], outputs: ['features'] },
+      { op: 'DepthToSpace', inputs: ['features'], outputs: ['shuffled'], attributes: { blocksize: 4 } },
+      { op: 'Sigmoid', inputs: ['shuffled'], outputs: ['output'] },
+    ],
+  });
 }
