@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSlackBot, type SlackBot } from '../../src/adapters/slack/bot.js';
+import type { SlackBot } from '../../src/adapters/slack/bot.js';
 import { decodeReplyTarget } from '../../src/adapters/slack/reply-target.js';
 import { encodeActionId } from '../../src/core/chat/result-actions.js';
 import { ancestorGenerations, childGenerations } from '../../src/store/generations.js';
 import { FakeSlack } from '../support/fake-slack.js';
+import { startSocketModeBot, stopSocketModeBot } from '../support/slack-socket-bot.js';
 import { waitFor } from '../support/recording-imagine-service.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 
@@ -20,24 +21,11 @@ const errors: unknown[] = [];
 beforeAll(async () => {
   stack = await startServiceStack({ name: 'e2e-slack' });
   fake = await FakeSlack.start();
-  bot = await startSlackBot({
-    botToken: 'xoxb-fake',
-    connection: { mode: 'socket', appToken: 'xapp-fake' },
-    service: stack.service,
-    config: stack.chatConfig,
-    apiUrl: fake.apiUrl,
-    apiRetries: 0,
-    editIntervalMs: 50,
-    onError: (error) => errors.push(error),
-  });
-  await waitFor(() => fake.socketConnected);
+  bot = await startSocketModeBot(fake, { service: stack.service, config: stack.chatConfig, onError: (error) => errors.push(error) });
 });
 
 afterAll(async () => {
-  await bot?.stop();
-  // The Socket Mode client finishes closing asynchronously.
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  await fake?.close();
+  await stopSocketModeBot(bot, fake);
   await stack?.stop();
 });
 

@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startSlackBot, type SlackBot } from '../../../src/adapters/slack/bot.js';
+import type { SlackBot } from '../../../src/adapters/slack/bot.js';
 import { decodeReplyTarget } from '../../../src/adapters/slack/reply-target.js';
 import { encodeActionId } from '../../../src/core/chat/result-actions.js';
 import { FakeSlack } from '../../support/fake-slack.js';
+import { startSocketModeBot, stopSocketModeBot } from '../../support/slack-socket-bot.js';
 import { RecordingImagineService, TEST_CHAT_CONFIG, waitFor } from '../../support/recording-imagine-service.js';
 
 let fake: FakeSlack;
@@ -12,23 +13,11 @@ let bot: SlackBot;
 beforeEach(async () => {
   fake = await FakeSlack.start();
   service = new RecordingImagineService();
-  bot = await startSlackBot({
-    botToken: 'xoxb-fake',
-    connection: { mode: 'socket', appToken: 'xapp-fake' },
-    service,
-    config: TEST_CHAT_CONFIG,
-    apiUrl: fake.apiUrl,
-    apiRetries: 0,
-    editIntervalMs: 50,
-  });
-  await waitFor(() => fake.socketConnected);
+  bot = await startSocketModeBot(fake, { service, config: TEST_CHAT_CONFIG });
 });
 
 afterEach(async () => {
-  await bot.stop();
-  // The Socket Mode client finishes closing asynchronously.
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  await fake.close();
+  await stopSocketModeBot(bot, fake);
 });
 
 async function imagine(text: string, userId = 'UANA') {
