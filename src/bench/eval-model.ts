@@ -61,6 +61,7 @@ const attributePromptsSchema = z.object({
 interface Scored {
   prompt: string;
   images: RgbImage[];
+  attribute?: string;
 }
 
 const CLASSIFIER_SIDE_PX = 64;
@@ -133,7 +134,7 @@ for (const guidance of guidances) {
   const attributed: Scored[] = [];
   for (const entry of attributePrompts) {
     const images = await draw(entry.prompt, attributeSeeds);
-    if (attributed.filter((s) => s.prompt.includes(String(entry.expected))).length < 3) attributed.push({ prompt: entry.prompt, images });
+    if (attributed.filter((s) => s.prompt.includes(String(entry.expected))).length < 3) attributed.push({ prompt: entry.prompt, images, attribute: entry.attribute });
     for (const image of images) {
       const read = { background: readBackground, position: readPosition, size: readSize, count: readCount }[entry.attribute](image, rules);
       hits[entry.attribute][0] += read === entry.expected ? 1 : 0;
@@ -167,7 +168,8 @@ for (const guidance of guidances) {
       'butterfly', 'rainbow', 'birthday cake', 'bicycle'];
     await writeGrid('docs/default-model-samples.png', everyday.map((label) => named.find((s) => s.prompt === label)).filter((s): s is Scored => !!s));
     await writeGrid('docs/default-model-heldout.png', paraphrased.slice(0, 16));
-    await writeGrid('docs/default-model-attributes.png', attributed.slice(0, 16));
+    // Four prompts of each attribute, so the grid shows size and "two X" as well as background colours.
+    await writeGrid('docs/default-model-attributes.png', Object.keys(hits).flatMap((name) => attributed.filter((s) => s.attribute === name).slice(0, 4)));
   }
 }
 await model.release();
@@ -208,7 +210,7 @@ async function rankLabels(images: RgbImage[]): Promise<number[][]> {
 async function writeGrid(file: string, rowsToDraw: Scored[]): Promise<void> {
   const scale = 2;
   const side = CLASSIFIER_SIDE_PX * scale;
-  const captionPx = 220;
+  const captionPx = Math.max(220, 16 + 9 * Math.max(...rowsToDraw.map((row) => row.prompt.length)));
   const columns = Math.max(...rowsToDraw.map((row) => row.images.length));
   const width = captionPx + columns * side;
   const composites: OverlayOptions[] = [];
