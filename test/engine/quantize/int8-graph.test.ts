@@ -28,10 +28,10 @@ function graph(nodes: GraphNode[], initializers: Initializer[], input: { name: s
   };
 }
 
-async function run(bytes: Uint8Array, name: string, values: Float32Array, dims: number[], outputs?: string[]): Promise<Record<string, Float32Array>> {
+async function run(bytes: Uint8Array, name: string, values: Float32Array, dims: number[]): Promise<Record<string, Float32Array>> {
   const session = await ort.InferenceSession.create(bytes);
   try {
-    const result = await session.run({ [name]: new ort.Tensor('float32', values, dims) }, outputs);
+    const result = await session.run({ [name]: new ort.Tensor('float32', values, dims) });
     return Object.fromEntries(Object.entries(result).map(([key, tensor]) => [key, tensor.data as Float32Array]));
   } finally {
     await session.release();
