@@ -128,7 +128,8 @@ export async function quantizeFolder(modelDir: string, outDir: string, options: 
   }
 }
 
-async function folderSize(dir: string): Promise<number> {
+/** Bytes of every file under a folder. */
+export async function folderSize(dir: string): Promise<number> {
   let total = 0;
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
     if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
