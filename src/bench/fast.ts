@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadModelFolder, type ModelFolder } from '../engine/model-folder.js';
 import { generate } from '../engine/pipeline.js';
 import { DEFAULT_CALIBRATION_IMAGES, folderSize, quantizeFolder } from '../engine/quantize/quantize-folder.js';
-import type { SamplerName } from '../engine/types.js';
+import type { RgbImage, SamplerName } from '../engine/types.js';
 import { loadJudge, spread } from './judge.js';
 import { appendBenchmarkRow, machineDescription } from './report.js';
 
@@ -20,7 +20,8 @@ import { appendBenchmarkRow, machineDescription } from './report.js';
  * Every variant is loaded at once and warmed with one untimed picture; then each prompt is drawn by every variant in
  * turn, so a busy machine slows them alike. Each picture is scored by the eval's judge (./judge.ts): top-1 / top-5 of
  * the concept asked for. Prints seconds per image (and UNet seconds per image) for each, int8Speedup,
- * speedupVs20Steps and the quality ratios against float32; appends one row per variant to docs/BENCHMARKS.md.
+ * speedupVs20Steps and the quality ratios against float32, and how closely int8 follows float32 picture by picture
+ * (same judge top-1, mean pixel difference in levels of 255); appends one row per variant to docs/BENCHMARKS.md.
  */
 const { values } = parseArgs({
   options: {
@@ -102,17 +103,29 @@ try {
   const draw = (v: Variant, prompt: string) => generate(v.model, { prompt, seed: 1, batch: seeds, steps: v.steps, sampler: v.sampler, guidance: v.guidance });
   for (const v of variants) await draw(v, 'warm-up');
   const conceptIndices = spread(vocabulary.length, Number(values.concepts));
+  // How closely int8 follows float32 on the same seed, which still reads when the judge finds few hits in either.
+  let sameTop1 = 0;
+  let pixelDifference = 0;
   for (const index of conceptIndices) {
+    const drawn = new Map<string, { images: RgbImage[]; rankings: number[][] }>();
     for (const v of variants) {
       const result = await draw(v, vocabulary[index].label);
       v.wallMs += result.timingsMs.wallMs;
       v.unetMs += result.timingsMs.unetMs;
       v.images += result.images.length;
-      for (const ranking of await judge.rank(result.images)) {
+      const rankings = await judge.rank(result.images);
+      drawn.set(v.name, { images: result.images, rankings });
+      for (const ranking of rankings) {
         if (ranking[0] === index) v.top1++;
         if (ranking.includes(index)) v.top5++;
       }
     }
+    const [reference, quantized] = [drawn.get('fp32')!, drawn.get('int8')!];
+    reference.images.forEach((image, k) => {
+      if (reference.rankings[k][0] === quantized.rankings[k][0]) sameTop1++;
+      const other = quantized.images[k].data;
+      pixelDifference += image.data.reduce((sum, value, i) => sum + Math.abs(value - other[i]), 0) / image.data.length;
+    });
   }
   await judge.release();
 
@@ -141,6 +154,8 @@ try {
     int8UnetSpeedup: ratio(fp32Row.unetSecondsPerImage, int8Row.unetSecondsPerImage),
     int8Top1Ratio: ratio(int8Row.top1, fp32Row.top1),
     int8Top5Ratio: ratio(int8Row.top5, fp32Row.top5),
+    int8SameTop1AsFp32: round(sameTop1 / variants[1].images),
+    int8MeanPixelDifference: round(pixelDifference / variants[1].images),
     speedupVs20Steps:
       studentRows.length > 0 ? Object.fromEntries(studentRows.map((row) => [row.steps, ratio(fp32Row.secondsPerImage, row.secondsPerImage)])) : 'no student',
     studentTop5Ratio: studentRows.length > 0 ? Object.fromEntries(studentRows.map((row) => [row.steps, ratio(row.top5, fp32Row.top5)])) : 'no student',
@@ -160,6 +175,8 @@ try {
     top1: row?.top1 ?? '–',
     top5: row?.top5 ?? '–',
     top5Ratio: row ? (ratio(row.top5, fp32Row.top5) ?? '–') : '–',
+    sameTop1AsFp32: row?.variant === 'fp32' ? 1 : row?.variant === 'int8' ? figures.int8SameTop1AsFp32 : '–',
+    meanPixelDifference: row?.variant === 'fp32' ? 0 : row?.variant === 'int8' ? figures.int8MeanPixelDifference : '–',
     folderMB: row?.folderMB ?? '–',
     images: `${conceptIndices.length}×${seeds}`,
     threads,

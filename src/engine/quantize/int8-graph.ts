@@ -1,6 +1,6 @@
 import { EngineError } from '../errors.js';
 import { ELEMENT_TYPE, type GraphNode, type Initializer, type ValueInfo } from '../onnx-graph.js';
-import { readFloatTensor, writeOnnxModel, type ModelNode, type ModelTensor, type OnnxModel, type OutputNode } from './onnx-file.js';
+import { inlinedTensor, readFloatTensor, writeOnnxModel, type ModelNode, type ModelTensor, type OnnxModel, type OutputNode } from './onnx-file.js';
 
 /**
  * The int8 rewrite of one ONNX graph, in the two shapes onnxruntime's CPU provider has fast int8 kernels for:
@@ -337,13 +337,26 @@ export async function rewriteInt8(plan: Int8Plan, ranges: ReadonlyMap<string, Ac
   const hasSubgraphs = model.nodes.some((node) => ['If', 'Loop', 'Scan'].includes(node.op));
   const rewrittenWeights = new Set([...plan.matmuls, ...plan.convs].flatMap((site) => [site.weight.tensor.name, ...(site.bias ? [site.bias.tensor.name] : [])]));
   const keptInitializers = [...model.initializers.keys()].filter((name) => consumed.has(name) || (hasSubgraphs && !rewrittenWeights.has(name)));
+  // Tensors kept from an external data file are written inline: the int8 file stands alone, and the float data file
+  // (most of a large export's bytes) can be left out of the copy.
+  const replacedTensors = new Map<string, Uint8Array>();
+  for (const name of keptInitializers) {
+    const tensor = model.initializers.get(name)!;
+    if (tensor.external) replacedTensors.set(name, await inlinedTensor(model, { ...tensor, external: tensor.external }));
+  }
   const bytes = writeOnnxModel(model, {
+    replacedTensors,
     nodes,
     keptInitializers,
     addedInitializers: added.filter((initializer) => consumed.has(initializer.name)),
     extraOpsets: plan.matmuls.length > 0 && !model.opsets.has(MICROSOFT_DOMAIN) ? new Map([[MICROSOFT_DOMAIN, 1]]) : undefined,
   });
   return { bytes, counts: { matmuls: plan.matmuls.length, convs: plan.convs.length } };
+}
+
+/** The external data files a model reads its tensors from, relative to the model's folder. */
+export function externalDataFiles(plan: Int8Plan): string[] {
+  return [...new Set([...plan.model.initializers.values()].flatMap((tensor) => (tensor.external ? [tensor.external.location] : [])))];
 }
 
 function transposeInt8(values: Int8Array, rows: number, columns: number): Int8Array {

@@ -223,21 +223,37 @@ export function readOnnxModel(file: string, bytes: Uint8Array): OnnxModel {
   };
 }
 
+/** Bytes per element of the data types stored as raw_data here. */
+const ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
+
+/** The raw_data of a tensor kept in an external data file (Optimum's model.onnx_data for models over 2 GB). */
+async function readExternalBytes(model: OnnxModel, tensor: ModelTensor & { external: NonNullable<ModelTensor['external']> }): Promise<Uint8Array> {
+  const count = tensor.dims.reduce((product, dim) => product * dim, 1);
+  const length = tensor.external.length ?? count * (ELEMENT_BYTES[tensor.dataType] ?? 0);
+  const handle = await open(join(dirname(model.file), tensor.external.location), 'r');
+  try {
+    const buffer = new Uint8Array(length);
+    await handle.read(buffer, 0, length, tensor.external.offset);
+    return buffer;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A TensorProto with its external data read into raw_data, so the written file stands alone. */
+export async function inlinedTensor(model: OnnxModel, tensor: ModelTensor & { external: NonNullable<ModelTensor['external']> }): Promise<Uint8Array> {
+  return message([
+    ...tensor.dims.map((dim) => varintField(1, dim)),
+    varintField(2, tensor.dataType),
+    field(8, text(tensor.name)),
+    field(9, await readExternalBytes(model, tensor)),
+  ]);
+}
+
 /** The float values of a float32 or float16 tensor, wherever the file keeps them. */
 export async function readFloatTensor(model: OnnxModel, tensor: ModelTensor): Promise<Float32Array> {
   const count = tensor.dims.reduce((product, dim) => product * dim, 1);
-  let bytes = tensor.rawData;
-  if (tensor.external) {
-    const handle = await open(join(dirname(model.file), tensor.external.location), 'r');
-    try {
-      const length = tensor.external.length ?? count * (tensor.dataType === ELEMENT_TYPE.float16 ? 2 : 4);
-      const buffer = new Uint8Array(length);
-      await handle.read(buffer, 0, length, tensor.external.offset);
-      bytes = buffer;
-    } finally {
-      await handle.close();
-    }
-  }
+  const bytes = tensor.external ? await readExternalBytes(model, { ...tensor, external: tensor.external }) : tensor.rawData;
   if (tensor.dataType === ELEMENT_TYPE.float32) {
     if (bytes) return new Float32Array(bytes.slice().buffer, 0, count);
     return new Float32Array((tensor.floatData ?? new Uint8Array()).slice().buffer, 0, count);
@@ -258,6 +274,8 @@ export interface ModelRewrite {
   addedInitializers: readonly Initializer[];
   extraOutputs?: readonly ValueInfo[];
   extraOpsets?: ReadonlyMap<string, number>;
+  /** TensorProto bytes written instead of a kept tensor's own (its external data read in). */
+  replacedTensors?: ReadonlyMap<string, Uint8Array>;
 }
 
 export function writeOnnxModel(model: OnnxModel, rewrite: ModelRewrite): Uint8Array {
@@ -265,7 +283,7 @@ export function writeOnnxModel(model: OnnxModel, rewrite: ModelRewrite): Uint8Ar
   const graph = message([
     ...rewrite.nodes.map((node) => ('kept' in node ? field(1, node.kept.raw) : field(1, encodeNode(node.added, node.added.name)))),
     ...model.graphFields,
-    ...rewrite.keptInitializers.map((name) => field(5, model.initializers.get(name)!.raw)),
+    ...rewrite.keptInitializers.map((name) => field(5, rewrite.replacedTensors?.get(name) ?? model.initializers.get(name)!.raw)),
     ...rewrite.addedInitializers.map((initializer) => field(5, encodeInitializer(initializer))),
     ...(rewrite.extraOutputs ?? []).map((output) => field(12, encodeValueInfo(output))),
   ]);

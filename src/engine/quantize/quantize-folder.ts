@@ -5,7 +5,7 @@ import { EngineError, invalidInput, modelFailure } from '../errors.js';
 import { describeModelFolder, type ComponentName } from '../model-description.js';
 import { loadModelFolder } from '../model-folder.js';
 import { calibrateUnet, type CalibrationRun } from './calibrate.js';
-import { calibrationModel, calibrationTensors, planInt8, rewriteInt8, type Int8Plan } from './int8-graph.js';
+import { calibrationModel, calibrationTensors, externalDataFiles, planInt8, rewriteInt8, type Int8Plan } from './int8-graph.js';
 import { OnnxFormatError, readOnnxModel } from './onnx-file.js';
 
 /**
@@ -19,6 +19,8 @@ export const QUANTIZED_COMPONENTS: readonly ComponentName[] = ['unet', 'text_enc
 export const DEFAULT_CALIBRATION_IMAGES = 8;
 /** Written into the copy: what was quantized and how, for a reader of the folder (and docs/QUANTIZATION.md). */
 export const QUANTIZATION_FILE = 'quantization.json';
+/** protobuf's limit on one message, and so on one .onnx file without external data. */
+const MAX_ONNX_FILE_BYTES = 2 ** 31 - 1;
 
 export interface QuantizeOptions {
   calibrationImages?: number;
@@ -95,8 +97,19 @@ export async function quantizeFolder(modelDir: string, outDir: string, options: 
     for (const [component, plan] of plans) {
       const { bytes, counts } = await rewriteInt8(plan, ranges, { reduceRange: options.reduceRange });
       const file = join(component, 'model.onnx');
+      if (bytes.length > MAX_ONNX_FILE_BYTES) {
+        throw new EngineError(
+          'invalid_input',
+          `${plan.label} would be ${(bytes.length / 1024 ** 3).toFixed(1)} GB in int8, over the 2 GB a single ONNX file can hold; writing int8 weights to an external data file is not supported yet. Nothing was written.`,
+          { file: plan.label },
+        );
+      }
       await writeFile(join(partial, file), bytes);
-      quantized.push({ component, file, bytesBefore: (await stat(join(description.dir, file))).size, bytesAfter: bytes.length, ...counts });
+      // The int8 file holds every tensor inline, so the float data files it was read with are not copied over.
+      for (const location of externalDataFiles(plan)) await rm(join(partial, component, location), { force: true });
+      let bytesBefore = (await stat(join(description.dir, file))).size;
+      for (const location of externalDataFiles(plan)) bytesBefore += (await stat(join(description.dir, component, location))).size;
+      quantized.push({ component, file, bytesBefore, bytesAfter: bytes.length, ...counts });
     }
     await writeFile(
       join(partial, QUANTIZATION_FILE),
