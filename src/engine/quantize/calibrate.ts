@@ -45,7 +45,12 @@ export function calibrationPrompts(model: ModelFolder, images: number): string[]
   return Array.from({ length: images }, (_, k) => concepts[Math.floor((k * concepts.length) / images)].label);
 }
 
-export async function calibrateUnet(model: ModelFolder, tensors: readonly string[], images: number): Promise<{ ranges: Map<string, ActivationRange>; run: CalibrationRun }> {
+export async function calibrateUnet(
+  model: ModelFolder,
+  tensors: readonly string[],
+  images: number,
+  steps = model.description.defaultSteps,
+): Promise<{ ranges: Map<string, ActivationRange>; run: CalibrationRun }> {
   const started = performance.now();
   const ranges = new Map<string, ActivationRange>();
   const wanted = new Set(tensors);
@@ -78,7 +83,6 @@ export async function calibrateUnet(model: ModelFolder, tensors: readonly string
   const calibrating: ModelFolder = { ...model, unet: { ...model.unet, session: observed } };
 
   const prompts = calibrationPrompts(model, images);
-  const steps = model.description.defaultSteps;
   // One prompt per image, seeds 1…N, through the same pipeline a user's request takes.
   for (const [k, prompt] of prompts.entries()) await generate(calibrating, { prompt, seed: k + 1, steps });
   const missing = tensors.filter((name) => !ranges.has(name));

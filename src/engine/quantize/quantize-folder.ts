@@ -24,6 +24,8 @@ const MAX_ONNX_FILE_BYTES = 2 ** 31 - 1;
 
 export interface QuantizeOptions {
   calibrationImages?: number;
+  /** Sampling steps per calibration picture; the folder's default steps unless given. */
+  calibrationSteps?: number;
   reduceRange?: boolean;
   intraOpNumThreads?: number;
 }
@@ -85,7 +87,7 @@ export async function quantizeFolder(modelDir: string, outDir: string, options: 
       await writeFile(join(partial, 'unet', 'model.onnx'), calibrationModel(unetPlan));
       const calibrating = await loadModelFolder(partial, { intraOpNumThreads: options.intraOpNumThreads });
       try {
-        const measured = await calibrateUnet(calibrating, calibrationTensors(unetPlan), images);
+        const measured = await calibrateUnet(calibrating, calibrationTensors(unetPlan), images, options.calibrationSteps);
         ranges = measured.ranges;
         calibration = measured.run;
       } finally {
