@@ -5,7 +5,7 @@ import { EngineError, invalidInput, modelFailure } from '../errors.js';
 import { describeModelFolder, type ComponentName } from '../model-description.js';
 import { loadModelFolder } from '../model-folder.js';
 import { calibrateUnet, type CalibrationRun } from './calibrate.js';
-import { calibrationModel, calibrationTensors, externalDataFiles, planInt8, rewriteInt8, type Int8Plan } from './int8-graph.js';
+import { calibrationModel, calibrationTensors, externalDataFiles, planInt8, rewriteInt8, type ActivationRange, type Int8Plan } from './int8-graph.js';
 import { OnnxFormatError, readOnnxModel } from './onnx-file.js';
 
 /**
@@ -81,7 +81,7 @@ export async function quantizeFolder(modelDir: string, outDir: string, options: 
     await cp(description.dir, partial, { recursive: true });
     let calibration: CalibrationRun | null = null;
     const unetPlan = plans.get('unet');
-    let ranges = new Map();
+    let ranges = new Map<string, ActivationRange>();
     if (unetPlan && unetPlan.convs.length > 0) {
       // The pipeline runs the copy with a UNet that also outputs every convolution's input and output.
       await writeFile(join(partial, 'unet', 'model.onnx'), calibrationModel(unetPlan));
