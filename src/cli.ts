@@ -1,10 +1,12 @@
 import { isImagineError } from './core/errors.js';
 import { generateCommand } from './cli/generate.js';
+import { quantizeCommand } from './cli/quantize.js';
 import { registerCommand, slackManifestCommand } from './cli/register.js';
 
 /** `npm run cli -- <command> …`: one entry point, one module per command. */
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   generate: generateCommand,
+  quantize: quantizeCommand,
   register: registerCommand,
   'slack-manifest': slackManifestCommand,
 };

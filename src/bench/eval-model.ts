@@ -1,12 +1,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as ort from 'onnxruntime-node';
 import sharp, { type OverlayOptions } from 'sharp';
 import { z } from 'zod';
 import { loadModelFolder } from '../engine/model-folder.js';
 import { generate } from '../engine/pipeline.js';
 import type { RgbImage } from '../engine/types.js';
+import { JUDGE_SIDE_PX, loadJudge, spread } from './judge.js';
 import { loadAttributeRules, readBackground, readCount, readPosition, readSize } from './eval-attributes.js';
 import { appendBenchmarkRow, machineDescription } from './report.js';
 
@@ -49,10 +49,6 @@ const { values } = parseArgs({
 const vocabularySchema = z.object({
   concepts: z.array(z.object({ id: z.string(), label: z.string(), category: z.string(), article: z.string(), plural: z.string().nullable() })),
 });
-const labelsSchema = z.object({
-  labels: z.array(z.object({ id: z.string(), label: z.string(), category: z.string() })),
-  heldout: z.object({ top1: z.number(), top5: z.number() }).passthrough(),
-});
 const heldoutSchema = z.array(z.object({ phrase: z.string(), id: z.string() }));
 const attributePromptsSchema = z.object({
   prompts: z.array(z.object({ attribute: z.enum(['background', 'position', 'size', 'count']), expected: z.union([z.string(), z.number()]), concept: z.string(), prompt: z.string() })),
@@ -64,13 +60,8 @@ interface Scored {
   attribute?: string;
 }
 
-const CLASSIFIER_SIDE_PX = 64;
 const readJson = async (file: string): Promise<unknown> => JSON.parse(await readFile(file, 'utf8'));
 const vocabulary = vocabularySchema.parse(await readJson(join(values.model, 'vocabulary.json'))).concepts;
-const judge = labelsSchema.parse(await readJson(values.labels));
-if (judge.labels.map((l) => l.id).join('\n') !== vocabulary.map((c) => c.id).join('\n')) {
-  throw new Error(`${values.labels} does not list ${values.model}/vocabulary.json's concepts in its order: retrain the judge (models/eval/train_classifier.py).`);
-}
 const indexOf = new Map(vocabulary.map((concept, index) => [concept.id, index]));
 const heldout = heldoutSchema.parse(await readJson(values.heldoutFile));
 const attributePrompts = attributePromptsSchema.parse(await readJson(values.attributeFile)).prompts;
@@ -80,7 +71,7 @@ const seedCount = Number(values.seeds);
 const attributeSeeds = Number(values['attribute-seeds']);
 const threads = values.threads ? Number(values.threads) : undefined;
 const model = await loadModelFolder(values.model, { intraOpNumThreads: threads });
-const classifier = await ort.InferenceSession.create(values.classifier, threads ? { intraOpNumThreads: threads } : {});
+const judge = await loadJudge(values.classifier, values.labels, vocabulary.map((c) => c.id), threads);
 const guidances = values.guidance ? values.guidance.split(',').map(Number) : [model.description.defaultGuidance];
 const steps = values.steps ? Number(values.steps) : model.description.defaultSteps;
 const conceptIndices = spread(vocabulary.length, values.concepts ? Number(values.concepts) : vocabulary.length);
@@ -108,7 +99,7 @@ for (const guidance of guidances) {
   for (const index of conceptIndices) {
     const images = await draw(vocabulary[index].label, seedCount);
     named.push({ prompt: vocabulary[index].label, images });
-    for (const ranking of await rankLabels(images)) {
+    for (const ranking of await judge.rank(images)) {
       if (ranking[0] === index) top1++;
       if (ranking.includes(index)) top5++;
       if (vocabulary[ranking[0]].category === vocabulary[index].category) categoryTop1++;
@@ -124,7 +115,7 @@ for (const guidance of guidances) {
     if (target === undefined) throw new Error(`${values.heldoutFile}: '${entry.id}' is not in the vocabulary`);
     const images = await draw(entry.phrase, seedCount);
     paraphrased.push({ prompt: entry.phrase, images });
-    for (const ranking of await rankLabels(images)) {
+    for (const ranking of await judge.rank(images)) {
       if (ranking[0] === target) paraphraseTop1++;
       if (ranking.includes(target)) paraphraseTop5++;
     }
@@ -158,7 +149,7 @@ for (const guidance of guidances) {
     position: attributeAccuracy.position,
     size: attributeAccuracy.size,
     count: attributeAccuracy.count,
-    judgeCeilingTop1: judge.heldout.top1,
+    judgeCeilingTop1: judge.labels.heldout.top1,
     secondsPerImage: round(wallMs / imageCount / 1000),
     machine: machineDescription(),
     date: new Date().toISOString().slice(0, 10),
@@ -173,43 +164,15 @@ for (const guidance of guidances) {
   }
 }
 await model.release();
-await classifier.release();
+await judge.release();
 if (values.record) for (const row of rows) await appendBenchmarkRow('eval-model', row);
 const printed = rows.map((row) => ({ ...row, attributes: { background: row.background, position: row.position, size: row.size, count: row.count } }));
 process.stdout.write(printed.map((row) => JSON.stringify(row, null, values.json ? undefined : 2)).join('\n') + '\n');
 
-/** `count` indices spread evenly over 0…total-1, so every category is represented in a subset. */
-function spread(total: number, count: number): number[] {
-  const n = Math.min(count, total);
-  return Array.from({ length: n }, (_, k) => Math.floor((k * total) / n));
-}
-
-/** Label indices of each image, best first (five). The judge takes [N,3,64,64] RGB in [0,1]. */
-async function rankLabels(images: RgbImage[]): Promise<number[][]> {
-  const side = CLASSIFIER_SIDE_PX;
-  const plane = side * side;
-  const input = new Float32Array(images.length * 3 * plane);
-  images.forEach((image, n) => {
-    if (image.width !== side || image.height !== side) {
-      throw new Error(`The judge takes ${side}x${side} images; this model made ${image.width}x${image.height}.`);
-    }
-    for (let pixel = 0; pixel < plane; pixel++) {
-      for (let colour = 0; colour < 3; colour++) input[(n * 3 + colour) * plane + pixel] = image.data[pixel * 3 + colour] / 255;
-    }
-  });
-  const outputs = await classifier.run({ image: new ort.Tensor('float32', input, [images.length, 3, side, side]) });
-  const logits = outputs.logits.data as Float32Array;
-  const classes = vocabulary.length;
-  return images.map((_, n) => {
-    const row = logits.subarray(n * classes, (n + 1) * classes);
-    return [...row.keys()].sort((a, b) => row[b] - row[a]).slice(0, 5);
-  });
-}
-
 /** One row per prompt: its caption, then its images (4 seeds) at 2×, so a reader can judge them by eye. */
 async function writeGrid(file: string, rowsToDraw: Scored[]): Promise<void> {
   const scale = 2;
-  const side = CLASSIFIER_SIDE_PX * scale;
+  const side = JUDGE_SIDE_PX * scale;
   const captionPx = Math.max(220, 16 + 9 * Math.max(...rowsToDraw.map((row) => row.prompt.length)));
   const columns = Math.max(...rowsToDraw.map((row) => row.images.length));
   const width = captionPx + columns * side;
