@@ -4,6 +4,7 @@ import { EngineError, invalidInput, modelFailure } from './errors.js';
 import { readJson } from './json-files.js';
 import { describeModelFolder, requireFile, type ComponentName, type ModelDescription } from './model-description.js';
 import { encodeModel } from './onnx-graph.js';
+import { bindingProviderConfig, checkProviderOptions, type GpuProviderOptions } from './provider-options.js';
 import { loadTokenizer, type PromptTokenizer } from './tokenizer.js';
 
 /**
@@ -21,6 +22,8 @@ export interface RuntimeOptions {
   executionProviders?: readonly ExecutionProvider[];
   /** Threads inside one operator; on small CPUs 1 is often as fast as more, with steadier latency. */
   intraOpNumThreads?: number;
+  /** CUDA/TensorRT settings; one the binding cannot pass is refused at load (src/engine/provider-options.ts). */
+  providerOptions?: GpuProviderOptions;
 }
 
 export type TensorType = 'float32' | 'float16' | 'int32' | 'int64';
@@ -161,13 +164,15 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       throw invalidInput(`Unknown execution provider '${provider}'. Use one of: ${EXECUTION_PROVIDERS.join(', ')}.`);
     }
   }
+  const providerOptions = runtime.providerOptions ?? {};
+  checkProviderOptions(executionProviders, providerOptions);
   const description = await describeModelFolder(dirArgument);
   const { dir } = description;
   const schedulerConfig = await readJson(requireFile(dir, join('scheduler', 'scheduler_config.json')));
 
   // transformers.js' constructSessions: every session of the folder is created at once, not one after another.
   const opening = description.components.map((name) =>
-    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, name, description), runtime.intraOpNumThreads),
+    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, providerOptions, name, description), runtime.intraOpNumThreads),
   );
   const settled = await Promise.allSettled(opening);
   const sessions = new Map<ComponentName, Component>();
@@ -241,7 +246,7 @@ export const NO_WEBGPU_ADAPTER =
   'On a machine without a GPU, Debian\'s chromium package ships SwiftShader: set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json ' +
   'and XDG_RUNTIME_DIR to a writable folder. Or run with --provider cpu (ORT_PROVIDERS=cpu for workers).';
 
-type ProviderConfig = ExecutionProvider | ort.InferenceSession.WebGpuExecutionProviderOption;
+type ProviderConfig = ort.InferenceSession.ExecutionProviderConfig;
 
 /**
  * What each provider is given for one component. WebGPU's default NHWC layout computes 3×3 convolutions over exactly 9
@@ -249,9 +254,14 @@ type ProviderConfig = ExecutionProvider | ort.InferenceSession.WebGpuExecutionPr
  * channels are right), and that is the first layer of every inpainting UNet (latents, mask, masked-picture latents):
  * those run in NCHW, which is right.
  */
-function providerConfigs(executionProviders: readonly ExecutionProvider[], component: ComponentName, description: ModelDescription): ProviderConfig[] {
+function providerConfigs(
+  executionProviders: readonly ExecutionProvider[],
+  options: GpuProviderOptions,
+  component: ComponentName,
+  description: ModelDescription,
+): ProviderConfig[] {
   return executionProviders.map((provider) =>
-    provider === 'webgpu' && component === 'unet' && description.inpaintingUnet ? { name: 'webgpu', preferredLayout: 'NCHW' } : provider,
+    provider === 'webgpu' && component === 'unet' && description.inpaintingUnet ? { name: 'webgpu', preferredLayout: 'NCHW' } : bindingProviderConfig(provider, options),
   );
 }
 
@@ -292,7 +302,7 @@ async function checkWebgpuFloat16(dir: string, components: readonly Component[])
 
 async function openSession(dir: string, file: string, executionProviders: readonly ProviderConfig[], intraOpNumThreads: number | undefined): Promise<Component> {
   const path = requireFile(dir, file);
-  const providerNames = executionProviders.map((provider) => (typeof provider === 'string' ? provider : (provider.name as ExecutionProvider)));
+  const providerNames = executionProviders.map((provider) => (typeof provider === 'string' ? provider : provider.name));
   try {
     const session = await ort.InferenceSession.create(path, {
       executionProviders: [...executionProviders],
