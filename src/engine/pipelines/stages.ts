@@ -58,6 +58,12 @@ export interface StageTimingsMs {
   wallMs: number;
 }
 
+/**
+ * Tensors that crossed between host memory and an accelerator, per stage: each feed handed over from host memory is an
+ * upload, each output that comes back in host memory a download. Zero on the cpu provider, where nothing moves.
+ */
+export type HostDeviceCopies = Record<Stage, { uploads: number; downloads: number }>;
+
 export interface GenerateResult {
   images: RgbImage[];
   seeds: number[];
@@ -66,6 +72,7 @@ export interface GenerateResult {
   /** Things the user should be told (e.g. the part of a prompt that did not fit). */
   warnings: string[];
   timingsMs: StageTimingsMs;
+  copies: HostDeviceCopies;
 }
 
 const PREVIEW_MAX_SIDE_PX = 256;
@@ -94,6 +101,7 @@ export interface PipelineRun {
   seeds: number[];
   warnings: string[];
   timings: StageTimingsMs;
+  copies: HostDeviceCopies;
   startedMs: number;
   run(stage: Stage, component: Component, feeds: ort.InferenceSession.FeedsType): Promise<ort.InferenceSession.ReturnType>;
 }
@@ -149,6 +157,9 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
   }
 
   const timings: StageTimingsMs = { textEncoderMs: 0, unetMs: 0, vaeMs: 0, previewMs: 0, ortMs: 0, wallMs: 0 };
+  const none = () => ({ uploads: 0, downloads: 0 });
+  const copies: HostDeviceCopies = { textEncoderMs: none(), unetMs: none(), vaeMs: none(), previewMs: none() };
+  const onDevice = model.executionProviders[0] !== 'cpu';
   const f = description.vaeScaleFactor;
   return {
     model,
@@ -158,6 +169,7 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
     seeds: Array.from({ length: settings.batch }, (_, k) => (settings.seed + k) % (MAX_SEED + 1)),
     warnings: [],
     timings,
+    copies,
     startedMs,
     async run(stage, component, feeds) {
       const before = performance.now();
@@ -165,6 +177,10 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
       const elapsed = performance.now() - before;
       timings[stage] += elapsed;
       timings.ortMs += elapsed;
+      if (onDevice) {
+        copies[stage].uploads += Object.values(feeds).filter((tensor) => tensor.location === 'cpu').length;
+        copies[stage].downloads += Object.values(outputs).filter((tensor) => tensor.location === 'cpu').length;
+      }
       return outputs;
     },
   };
@@ -544,6 +560,7 @@ export function finish(run: PipelineRun, images: RgbImage[], extra: Partial<Gene
     seeds: run.seeds,
     warnings: run.warnings,
     timingsMs: run.timings,
+    copies: run.copies,
     parameters: run.seeds.map((seed) => ({
       prompt: settings.prompt,
       negativePrompt: settings.negativePrompt,
