@@ -169,6 +169,13 @@ describe('the webgpu provider', () => {
     expectSameImages(expected.images, actual.images);
   }, 120_000);
 
+  it('counts the tensors crossing between host and GPU at every UNet step: sample, timestep and prompt up, prediction down', async () => {
+    const steps = 2;
+    const { copies } = await generate(webgpu['tiny-sd'], { prompt: 'a red fox in the snow', seed: 5, steps, width: 64, height: 64, sampler: 'dpmpp-2m' });
+    expect(copies.unetMs).toEqual({ uploads: 3 * steps, downloads: 1 * steps });
+    expect(copies.textEncoderMs).toEqual({ uploads: 1, downloads: 2 });
+  }, 120_000);
+
   it('makes the same image-to-image picture as the CPU provider', async () => {
     const start = (await resultToPngs(await generate(cpu['tiny-sd'], { prompt: 'a cat', seed: 3, steps: 1, width: 64, height: 64 }))).images[0];
     const { tensor } = await loadImageFile(start, { width: 64, height: 64 });
