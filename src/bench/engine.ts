@@ -3,10 +3,11 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { EXECUTION_PROVIDERS, loadModelFolder, type ExecutionProvider } from '../engine/model-folder.js';
 import { generate, type GenerateOptions } from '../engine/pipeline.js';
+import type { SamplerName } from '../engine/types.js';
 import { appendBenchmarkRow, machineDescription } from './report.js';
 
 /**
- * `npm run bench:engine -- [--model DIR] [--steps N] [--threads N] [--provider cpu|webgpu|…] [--json]`
+ * `npm run bench:engine -- [--model DIR] [--steps N] [--threads N] [--provider cpu|webgpu|…] [--sampler NAME] [--json]`
  * overheadRatio = pipeline wall time / summed ORT run() time at batch 1 (what our TypeScript costs around the models);
  * batchSpeedup = images/s at batch 4 ÷ images/s at batch 1; previewCostRatio = preview time per step ÷ UNet time per
  * step, measured as the wall time previews add; peakRssMiB = the process's high-water mark; unetUploadsPerStep / unetDownloadsPerStep = tensors
@@ -18,6 +19,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '20' },
     threads: { type: 'string' },
     provider: { type: 'string', default: 'cpu' },
+    sampler: { type: 'string' },
     repeats: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
   },
@@ -31,7 +33,7 @@ if (!(EXECUTION_PROVIDERS as readonly string[]).includes(values.provider)) {
 }
 const provider = values.provider as ExecutionProvider;
 const model = await loadModelFolder(modelDir, { executionProviders: [provider], intraOpNumThreads: values.threads ? Number(values.threads) : undefined });
-const base: GenerateOptions = { prompt: 'a red fox in the snow', seed: 1, steps };
+const base: GenerateOptions = { prompt: 'a red fox in the snow', seed: 1, steps, ...(values.sampler && { sampler: values.sampler as SamplerName }) };
 
 await generate(model, base); // warm-up: first runs allocate and pick kernels
 
@@ -69,6 +71,7 @@ const previewCostRatio = Math.max(0, withPreviewsWallMs - wallMs) / unetMs;
 const figures = {
   model: model.name,
   provider,
+  sampler: values.sampler ?? model.description.defaultSampler,
   steps,
   overheadRatio: round(wallMs / ortMs),
   batchSpeedup: round(batch4ImagesPerSecond / batch1ImagesPerSecond),

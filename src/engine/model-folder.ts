@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { EngineError, invalidInput, modelFailure } from './errors.js';
 import { readJson } from './json-files.js';
 import { describeModelFolder, requireFile, type ComponentName, type ModelDescription } from './model-description.js';
+import { createDeviceGraphs, type DeviceGraphs } from './device-graphs.js';
 import { encodeModel } from './onnx-graph.js';
 import { bindingProviderConfig, checkProviderOptions, type GpuProviderOptions } from './provider-options.js';
 import { loadTokenizer, type PromptTokenizer } from './tokenizer.js';
@@ -90,6 +91,11 @@ export interface ModelFolder {
   /** Channels of the VAE's latents (4 for Stable Diffusion). */
   latentChannels: number;
   executionProviders: readonly ExecutionProvider[];
+  /**
+   * On the webgpu provider: the upload/download/step graphs that keep the denoising loop on the GPU. The UNet's outputs
+   * then stay on the device (`gpu-buffer`); read them with hostFloatData (src/engine/tensors.ts).
+   */
+  device?: DeviceGraphs;
   release(): Promise<void>;
 }
 
@@ -171,8 +177,9 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
   const schedulerConfig = await readJson(requireFile(dir, join('scheduler', 'scheduler_config.json')));
 
   // transformers.js' constructSessions: every session of the folder is created at once, not one after another.
+  const onWebgpu = executionProviders[0] === 'webgpu';
   const opening = description.components.map((name) =>
-    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, providerOptions, name, description), runtime.intraOpNumThreads),
+    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, providerOptions, name, description), runtime.intraOpNumThreads, onWebgpu && name === 'unet'),
   );
   const settled = await Promise.allSettled(opening);
   const sessions = new Map<ComponentName, Component>();
@@ -184,8 +191,9 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
     throw failed.reason;
   }
 
+  const device = onWebgpu ? createDeviceGraphs() : undefined;
   try {
-    if (executionProviders[0] === 'webgpu') await checkWebgpuFloat16(dir, [...sessions.values()]);
+    if (onWebgpu) await checkWebgpuFloat16(dir, [...sessions.values()]);
     const textEncoder = BIND.text_encoder(sessions.get('text_encoder')!);
     const vaeDecoder = BIND.vae_decoder(sessions.get('vae_decoder')!);
     const latentChannels = typeof vaeDecoder.latents.dims[1] === 'number' ? vaeDecoder.latents.dims[1] : Number(description.vaeConfig.latent_channels ?? 4);
@@ -225,12 +233,15 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       schedulerConfig,
       latentChannels,
       executionProviders,
+      device,
       release: async () => {
         await Promise.all([...sessions.values()].map((component) => component.session.release()));
+        await device?.release();
       },
     };
   } catch (error) {
     await releaseAll();
+    await device?.release();
     throw error;
   }
 }
@@ -300,7 +311,13 @@ async function checkWebgpuFloat16(dir: string, components: readonly Component[])
   }
 }
 
-async function openSession(dir: string, file: string, executionProviders: readonly ProviderConfig[], intraOpNumThreads: number | undefined): Promise<Component> {
+async function openSession(
+  dir: string,
+  file: string,
+  executionProviders: readonly ProviderConfig[],
+  intraOpNumThreads: number | undefined,
+  outputsOnDevice = false,
+): Promise<Component> {
   const path = requireFile(dir, file);
   const providerNames = executionProviders.map((provider) => (typeof provider === 'string' ? provider : provider.name));
   try {
@@ -310,6 +327,7 @@ async function openSession(dir: string, file: string, executionProviders: readon
       ...(intraOpNumThreads === undefined ? {} : { intraOpNumThreads }),
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
+      ...(outputsOnDevice && { preferredOutputLocation: 'gpu-buffer' as const }),
     });
     return { session, file };
   } catch (error) {

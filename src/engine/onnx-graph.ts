@@ -10,8 +10,8 @@ const ELEMENT_TYPE: Record<ElementType, number> = { float32: 1, int64: 7, float1
 export interface ValueInfo {
   name: string;
   type: ElementType;
-  /** Numbers are fixed dims, strings named dynamic ones. */
-  dims: readonly (number | string)[];
+  /** Numbers are fixed dims, strings named dynamic ones; absent, any shape (any rank). */
+  dims?: readonly (number | string)[];
 }
 
 export interface GraphNode {
@@ -70,8 +70,8 @@ function encodeAttribute(name: string, value: number | readonly number[]): Uint8
 }
 
 function encodeValueInfo(info: ValueInfo): Uint8Array {
-  const dims = info.dims.map((dim) => field(1, message([typeof dim === 'number' ? varintField(1, dim) : field(2, text(dim))])));
-  const tensorType = message([varintField(1, ELEMENT_TYPE[info.type]), field(2, message(dims))]);
+  const dims = info.dims?.map((dim) => field(1, message([typeof dim === 'number' ? varintField(1, dim) : field(2, text(dim))])));
+  const tensorType = message([varintField(1, ELEMENT_TYPE[info.type]), ...(dims ? [field(2, message(dims))] : [])]);
   return message([field(1, text(info.name)), field(2, message([field(1, tensorType)]))]);
 }
 
