@@ -3,7 +3,9 @@ import * as ort from 'onnxruntime-node';
 import { EngineError, invalidInput, modelFailure } from './errors.js';
 import { readJson } from './json-files.js';
 import { describeModelFolder, requireFile, type ComponentName, type ModelDescription } from './model-description.js';
+import { createDeviceGraphs, type DeviceGraphs } from './device-graphs.js';
 import { encodeModel } from './onnx-graph.js';
+import { bindingProviderConfig, checkProviderOptions, type GpuProviderOptions } from './provider-options.js';
 import { loadTokenizer, type PromptTokenizer } from './tokenizer.js';
 
 /**
@@ -21,6 +23,8 @@ export interface RuntimeOptions {
   executionProviders?: readonly ExecutionProvider[];
   /** Threads inside one operator; on small CPUs 1 is often as fast as more, with steadier latency. */
   intraOpNumThreads?: number;
+  /** CUDA/TensorRT settings; one the binding cannot pass is refused at load (src/engine/provider-options.ts). */
+  providerOptions?: GpuProviderOptions;
 }
 
 export type TensorType = 'float32' | 'float16' | 'int32' | 'int64';
@@ -87,6 +91,11 @@ export interface ModelFolder {
   /** Channels of the VAE's latents (4 for Stable Diffusion). */
   latentChannels: number;
   executionProviders: readonly ExecutionProvider[];
+  /**
+   * On the webgpu provider: the upload/download/step graphs that keep the denoising loop on the GPU. The UNet's outputs
+   * then stay on the device (`gpu-buffer`); read them with hostFloatData (src/engine/tensors.ts).
+   */
+  device?: DeviceGraphs;
   release(): Promise<void>;
 }
 
@@ -161,13 +170,16 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       throw invalidInput(`Unknown execution provider '${provider}'. Use one of: ${EXECUTION_PROVIDERS.join(', ')}.`);
     }
   }
+  const providerOptions = runtime.providerOptions ?? {};
+  checkProviderOptions(executionProviders, providerOptions);
   const description = await describeModelFolder(dirArgument);
   const { dir } = description;
   const schedulerConfig = await readJson(requireFile(dir, join('scheduler', 'scheduler_config.json')));
 
   // transformers.js' constructSessions: every session of the folder is created at once, not one after another.
+  const onWebgpu = executionProviders[0] === 'webgpu';
   const opening = description.components.map((name) =>
-    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, name, description), runtime.intraOpNumThreads),
+    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, providerOptions, name, description), runtime.intraOpNumThreads, onWebgpu && name === 'unet'),
   );
   const settled = await Promise.allSettled(opening);
   const sessions = new Map<ComponentName, Component>();
@@ -179,8 +191,9 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
     throw failed.reason;
   }
 
+  const device = onWebgpu ? createDeviceGraphs() : undefined;
   try {
-    if (executionProviders[0] === 'webgpu') await checkWebgpuFloat16(dir, [...sessions.values()]);
+    if (onWebgpu) await checkWebgpuFloat16(dir, [...sessions.values()]);
     const textEncoder = BIND.text_encoder(sessions.get('text_encoder')!);
     const vaeDecoder = BIND.vae_decoder(sessions.get('vae_decoder')!);
     const latentChannels = typeof vaeDecoder.latents.dims[1] === 'number' ? vaeDecoder.latents.dims[1] : Number(description.vaeConfig.latent_channels ?? 4);
@@ -220,12 +233,15 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       schedulerConfig,
       latentChannels,
       executionProviders,
+      device,
       release: async () => {
         await Promise.all([...sessions.values()].map((component) => component.session.release()));
+        await device?.release();
       },
     };
   } catch (error) {
     await releaseAll();
+    await device?.release();
     throw error;
   }
 }
@@ -241,7 +257,7 @@ export const NO_WEBGPU_ADAPTER =
   'On a machine without a GPU, Debian\'s chromium package ships SwiftShader: set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json ' +
   'and XDG_RUNTIME_DIR to a writable folder. Or run with --provider cpu (ORT_PROVIDERS=cpu for workers).';
 
-type ProviderConfig = ExecutionProvider | ort.InferenceSession.WebGpuExecutionProviderOption;
+type ProviderConfig = ort.InferenceSession.ExecutionProviderConfig;
 
 /**
  * What each provider is given for one component. WebGPU's default NHWC layout computes 3×3 convolutions over exactly 9
@@ -249,9 +265,14 @@ type ProviderConfig = ExecutionProvider | ort.InferenceSession.WebGpuExecutionPr
  * channels are right), and that is the first layer of every inpainting UNet (latents, mask, masked-picture latents):
  * those run in NCHW, which is right.
  */
-function providerConfigs(executionProviders: readonly ExecutionProvider[], component: ComponentName, description: ModelDescription): ProviderConfig[] {
+function providerConfigs(
+  executionProviders: readonly ExecutionProvider[],
+  options: GpuProviderOptions,
+  component: ComponentName,
+  description: ModelDescription,
+): ProviderConfig[] {
   return executionProviders.map((provider) =>
-    provider === 'webgpu' && component === 'unet' && description.inpaintingUnet ? { name: 'webgpu', preferredLayout: 'NCHW' } : provider,
+    provider === 'webgpu' && component === 'unet' && description.inpaintingUnet ? { name: 'webgpu', preferredLayout: 'NCHW' } : bindingProviderConfig(provider, options),
   );
 }
 
@@ -290,9 +311,15 @@ async function checkWebgpuFloat16(dir: string, components: readonly Component[])
   }
 }
 
-async function openSession(dir: string, file: string, executionProviders: readonly ProviderConfig[], intraOpNumThreads: number | undefined): Promise<Component> {
+async function openSession(
+  dir: string,
+  file: string,
+  executionProviders: readonly ProviderConfig[],
+  intraOpNumThreads: number | undefined,
+  outputsOnDevice = false,
+): Promise<Component> {
   const path = requireFile(dir, file);
-  const providerNames = executionProviders.map((provider) => (typeof provider === 'string' ? provider : (provider.name as ExecutionProvider)));
+  const providerNames = executionProviders.map((provider) => (typeof provider === 'string' ? provider : provider.name));
   try {
     const session = await ort.InferenceSession.create(path, {
       executionProviders: [...executionProviders],
@@ -300,6 +327,7 @@ async function openSession(dir: string, file: string, executionProviders: readon
       ...(intraOpNumThreads === undefined ? {} : { intraOpNumThreads }),
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
+      ...(outputsOnDevice && { preferredOutputLocation: 'gpu-buffer' as const }),
     });
     return { session, file };
   } catch (error) {

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { modelFailure } from './errors.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
+import type { DeviceGraphs } from './device-graphs.js';
 import type { TensorPort } from './model-folder.js';
 
 /** Plain arrays ↔ ONNX Runtime tensors in whatever dtype a model's port declares. */
@@ -30,4 +31,14 @@ export function floatData(tensor: ort.Tensor): Float32Array {
   if (tensor.type === 'float32') return tensor.data as Float32Array;
   if (tensor.type === 'float16') return fromFloat16Bits(tensor.data as Uint16Array);
   throw modelFailure(`A model returned a ${tensor.type} tensor where float32 or float16 was expected.`);
+}
+
+/**
+ * A float tensor's values on the host. A `gpu-buffer` tensor (the UNet's output on webgpu) is downloaded through the
+ * model's download graph (reading it directly aborts the process in onnxruntime-node 1.30); the caller disposes it.
+ */
+export async function hostFloatData(tensor: ort.Tensor, device: DeviceGraphs | undefined): Promise<Float32Array> {
+  if (tensor.location === 'cpu') return floatData(tensor);
+  if (!device) throw modelFailure(`A ${tensor.location} tensor came back from a session that has no way to read it.`);
+  return floatData(await device.download(tensor));
 }

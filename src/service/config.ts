@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ImagineError } from '../core/errors.js';
+import { CUDNN_CONV_ALGO_SEARCHES, providerOptionProblems, type GpuProviderOptions } from '../engine/provider-options.js';
 
 /**
  * One process kind per deployment unit, all from this code base: `all` is what `npm start` runs on one machine
@@ -86,6 +87,20 @@ const ConfigEnv = z.object({
     (value) => (value === '' ? undefined : value),
     z.coerce.number({ error: 'must be a whole number of threads' }).int('must be a whole number of threads').positive('must be at least 1').optional(),
   ),
+  GPU_DEVICE_ID: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.coerce.number({ error: 'must be a GPU number (0, 1, …)' }).int('must be a whole GPU number').min(0, 'must be 0 or more').optional(),
+  ),
+  CUDA_MEMORY_LIMIT_MB: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.coerce.number({ error: 'must be a whole number of MiB' }).int('must be a whole number of MiB').positive('must be at least 1').optional(),
+  ),
+  CUDNN_CONV_ALGO_SEARCH: z.preprocess(
+    (value) => (value === '' ? undefined : typeof value === 'string' ? value.toLowerCase() : value),
+    z.enum(CUDNN_CONV_ALGO_SEARCHES, { error: `must be one of ${CUDNN_CONV_ALGO_SEARCHES.join(', ')}` }).optional(),
+  ),
+  TENSORRT_ENGINE_CACHE_DIR: optionalText(),
+  TENSORRT_FP16: z.preprocess((value) => (value === '' ? undefined : value), z.stringbool({ error: 'must be true or false' }).optional()),
   WORKER_CONCURRENCY: positiveInt(1, 'a whole number of jobs, at least 1'),
   PREVIEW_INTERVAL_MS: withDefault(z.coerce.number({ error: 'must be milliseconds' }).int('must be whole milliseconds').min(0), 1500),
   HTTP_PORT: port(9090),
@@ -147,6 +162,8 @@ export interface Config {
   ortProviders: OrtProvider[];
   /** Undefined leaves ONNX Runtime's own choice. */
   ortThreads: number | undefined;
+  /** CUDA/TensorRT settings, already checked against what onnxruntime-node can pass (src/engine/provider-options.ts). */
+  gpuProviderOptions: GpuProviderOptions;
   workerConcurrency: number;
   previewIntervalMs: number;
   httpPort: number;
@@ -177,8 +194,22 @@ interface Problem {
   message: string;
 }
 
+function gpuProviderOptions(env: ConfigEnv): GpuProviderOptions {
+  const options: GpuProviderOptions = {
+    deviceId: env.GPU_DEVICE_ID,
+    cudaMemoryLimitBytes: env.CUDA_MEMORY_LIMIT_MB === undefined ? undefined : env.CUDA_MEMORY_LIMIT_MB * 1024 * 1024,
+    cudnnConvAlgoSearch: env.CUDNN_CONV_ALGO_SEARCH,
+    tensorrtEngineCacheDir: env.TENSORRT_ENGINE_CACHE_DIR,
+    tensorrtFp16: env.TENSORRT_FP16,
+  };
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+}
+
 function crossChecks(env: ConfigEnv, role: Role): Problem[] {
   const problems: Problem[] = [];
+  if (role !== 'bot') {
+    for (const problem of providerOptionProblems(env.ORT_PROVIDERS, gpuProviderOptions(env))) problems.push({ variable: problem.setting, message: problem.message });
+  }
   const needs = (present: string, missing: string, value: unknown) => {
     if (value === undefined) problems.push({ variable: missing, message: `is required when ${present} is set` });
   };
@@ -230,6 +261,7 @@ function toConfig(env: ConfigEnv, role: Role): Config {
     modelDir: env.MODEL_DIR,
     ortProviders: env.ORT_PROVIDERS,
     ortThreads: env.ORT_THREADS,
+    gpuProviderOptions: gpuProviderOptions(env),
     workerConcurrency: env.WORKER_CONCURRENCY,
     previewIntervalMs: env.PREVIEW_INTERVAL_MS,
     httpPort: env.HTTP_PORT,
@@ -328,6 +360,7 @@ export function describeConfig(config: Config): Record<string, string | number |
     modelDir: config.modelDir,
     ortProviders: config.ortProviders,
     ortThreads: config.ortThreads ?? 'onnxruntime default',
+    gpuDeviceId: config.gpuProviderOptions.deviceId ?? '(provider default)',
     workerConcurrency: config.workerConcurrency,
     previewIntervalMs: config.previewIntervalMs,
     httpPort: config.httpPort,

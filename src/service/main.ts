@@ -82,7 +82,11 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
 
     if (role !== 'bot') {
       const loadStartedMs = performance.now();
-      const engine = await startThreadedEngine(config.modelDir, { executionProviders: config.ortProviders, intraOpNumThreads: config.ortThreads });
+      const engine = await startThreadedEngine(config.modelDir, {
+        executionProviders: config.ortProviders,
+        intraOpNumThreads: config.ortThreads,
+        providerOptions: config.gpuProviderOptions,
+      });
       metrics.modelLoadTime.set({ model: engine.modelName, provider: config.ortProviders.join(',') }, (performance.now() - loadStartedMs) / 1000);
       closers.push(engine.release);
       const worker = await startWorker({

@@ -97,6 +97,12 @@ describe('text-to-image', () => {
     expect(timingsMs.wallMs).toBeGreaterThanOrEqual(timingsMs.ortMs);
   });
 
+  it('copies no tensor between host and device on the cpu provider', async () => {
+    const { copies } = await generate(tinySd, fox);
+    expect(copies.unetMs).toEqual({ uploads: 0, downloads: 0 });
+    expect(copies.textEncoderMs).toEqual({ uploads: 0, downloads: 0 });
+  });
+
   it('warns, naming the ignored words, when the prompt is longer than the text encoder reads', async () => {
     const long = `${Array.from({ length: 80 }, () => 'red').join(' ')} zebra`;
     const result = await generate(tinySd, { ...fox, prompt: long });

@@ -12,7 +12,8 @@ import { createRandom } from '../../src/engine/random.js';
 import { startThreadedEngine } from '../../src/engine/threaded-engine.js';
 import { loadConfig } from '../../src/service/config.js';
 import { parseRegion } from '../../src/engine/regions.js';
-import { floatData, floatTensor, idsTensor, timestepTensor } from '../../src/engine/tensors.js';
+import type { DeviceGraphs } from '../../src/engine/device-graphs.js';
+import { floatData, floatTensor, hostFloatData, idsTensor, timestepTensor } from '../../src/engine/tensors.js';
 import type { RgbImage } from '../../src/engine/types.js';
 import { SWIFTSHADER_ICD, useSwiftShaderUnlessConfigured, webgpuEnvironment } from '../support/webgpu.js';
 
@@ -85,13 +86,13 @@ function sessionOf(model: ModelFolder, component: string): Component {
 }
 
 /** max |a − b| / (1 + max |a|) over every output of the component. */
-async function componentError(reference: ModelFolder, session: ort.InferenceSession, component: string): Promise<Record<string, number>> {
+async function componentError(reference: ModelFolder, session: ort.InferenceSession, component: string, device?: DeviceGraphs): Promise<Record<string, number>> {
   const feeds = feedsFor(reference, component);
   const [expected, actual] = await Promise.all([sessionOf(reference, component).session.run(feeds), session.run(feeds)]);
+  const outputs = await Promise.all(Object.keys(expected).map(async (output) => [output, await hostFloatData(actual[output], device)] as const));
   return Object.fromEntries(
-    Object.keys(expected).map((output) => {
+    outputs.map(([output, b]) => {
       const a = floatData(expected[output]);
-      const b = floatData(actual[output]);
       let scale = 0;
       let worst = 0;
       for (let i = 0; i < a.length; i++) {
@@ -134,7 +135,7 @@ describe('the webgpu provider', () => {
     ['tiny-sd-inpaint', ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder']],
   ] as const)('computes every component of %s as the CPU provider does', async (name, components) => {
     for (const component of components) {
-      const errors = await componentError(cpu[name], sessionOf(webgpu[name], component).session, component);
+      const errors = await componentError(cpu[name], sessionOf(webgpu[name], component).session, component, webgpu[name].device);
       for (const [output, error] of Object.entries(errors)) {
         expect({ component, output, error: error <= COMPONENT_TOLERANCE ? 'within' : error }).toEqual({ component, output, error: 'within' });
       }
@@ -168,6 +169,38 @@ describe('the webgpu provider', () => {
     const [expected, actual] = [await generate(cpu['tiny-sd'], options), await generate(webgpu['tiny-sd'], options)];
     expectSameImages(expected.images, actual.images);
   }, 120_000);
+
+  it('counts the tensors crossing between host and GPU at every step of a host-side sampler: sample, timestep and prompt up, prediction down', async () => {
+    const steps = 2;
+    const { copies } = await generate(webgpu['tiny-sd'], { prompt: 'a red fox in the snow', seed: 5, steps, width: 64, height: 64, sampler: 'dpmpp-2m' });
+    expect(copies.unetMs).toEqual({ uploads: 3 * steps, downloads: 1 * steps });
+    expect(copies.textEncoderMs).toEqual({ uploads: 1, downloads: 2 });
+  }, 120_000);
+
+  it.each(['ddim', 'euler'] as const)(
+    'keeps the %s loop on the GPU: the CPU provider’s picture, with only the timestep and the step’s coefficients uploaded per step',
+    async (sampler) => {
+      const steps = 3;
+      const options = { prompt: 'a red fox in the snow', seed: 7, steps, width: 64, height: 64, sampler };
+      const [expected, actual] = [await generate(cpu['tiny-sd'], options), await generate(webgpu['tiny-sd'], options)];
+      expectSameImages(expected.images, actual.images);
+      // Once: the first sample, the latents and the prompt states up, the final latents down.
+      expect(actual.copies.unetMs).toEqual({ uploads: 3 + 2 * steps, downloads: 1 });
+    },
+    240_000,
+  );
+
+  it('shows previews of the device-side loop, read from the GPU when asked for', async () => {
+    const previews: Promise<Buffer>[] = [];
+    const result = await generate(webgpu['tiny-sd'], {
+      prompt: 'a red fox in the snow', seed: 7, steps: 2, width: 64, height: 64, sampler: 'ddim',
+      onStep: (event) => previews.push(event.preview()),
+    });
+    const images = await Promise.all(previews);
+    expect(images).toHaveLength(2);
+    for (const webp of images) expect(webp.subarray(8, 12).toString('latin1')).toBe('WEBP');
+    expect(result.copies.previewMs.downloads).toBeGreaterThanOrEqual(1);
+  }, 240_000);
 
   it('makes the same image-to-image picture as the CPU provider', async () => {
     const start = (await resultToPngs(await generate(cpu['tiny-sd'], { prompt: 'a cat', seed: 3, steps: 1, width: 64, height: 64 }))).images[0];

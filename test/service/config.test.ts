@@ -87,6 +87,41 @@ describe('loadConfig', () => {
     expect(configError(() => loadConfig({ LOG_REDACT_PROMPTS: 'maybe' }, 'worker'))).toContain('LOG_REDACT_PROMPTS must be true or false');
   });
 
+  it('passes the GPU device id to the cuda and tensorrt providers', () => {
+    const config = loadConfig({ ORT_PROVIDERS: 'tensorrt,cuda', GPU_DEVICE_ID: '1' }, 'worker');
+    expect(config.gpuProviderOptions).toEqual({ deviceId: 1 });
+    expect(describeConfig(config).gpuDeviceId).toBe(1);
+    expect(loadConfig({}, 'worker').gpuProviderOptions).toEqual({});
+  });
+
+  it('refuses CUDA and TensorRT settings that onnxruntime-node cannot pass, naming each', () => {
+    const message = configError(() =>
+      loadConfig({ ORT_PROVIDERS: 'tensorrt,cuda', CUDA_MEMORY_LIMIT_MB: '4096', CUDNN_CONV_ALGO_SEARCH: 'HEURISTIC', TENSORRT_ENGINE_CACHE_DIR: '/cache', TENSORRT_FP16: 'true' }, 'worker'),
+    );
+    expect(message).toContain('CUDA_MEMORY_LIMIT_MB cannot reach the CUDA provider: onnxruntime-node 1.30 passes only the device id to it, so gpu_mem_limit would be silently ignored');
+    expect(message).toContain('CUDNN_CONV_ALGO_SEARCH cannot reach the CUDA provider');
+    expect(message).toContain('TENSORRT_ENGINE_CACHE_DIR cannot reach the TensorRT provider');
+    expect(message).toContain('TENSORRT_FP16 cannot reach the TensorRT provider');
+  });
+
+  it('refuses a GPU setting for a provider the worker does not use', () => {
+    expect(configError(() => loadConfig({ ORT_PROVIDERS: 'webgpu', GPU_DEVICE_ID: '1' }, 'worker'))).toBe(
+      'Invalid configuration: GPU_DEVICE_ID is for the cuda or tensorrt or dml provider, which is not among the providers in use (webgpu): add it to ORT_PROVIDERS or unset GPU_DEVICE_ID.',
+    );
+  });
+
+  it('checks the form of the GPU settings', () => {
+    const message = configError(() => loadConfig({ ORT_PROVIDERS: 'cuda', GPU_DEVICE_ID: '-1', CUDNN_CONV_ALGO_SEARCH: 'fast', TENSORRT_FP16: 'maybe', CUDA_MEMORY_LIMIT_MB: '1.5' }, 'worker'));
+    expect(message).toContain('GPU_DEVICE_ID must be 0 or more (got "-1")');
+    expect(message).toContain('CUDNN_CONV_ALGO_SEARCH must be one of exhaustive, heuristic, default (got "fast")');
+    expect(message).toContain('TENSORRT_FP16 must be true or false (got "maybe")');
+    expect(message).toContain('CUDA_MEMORY_LIMIT_MB must be a whole number of MiB (got "1.5")');
+  });
+
+  it('leaves GPU settings to the workers: the bot role loads no model', () => {
+    expect(loadConfig({ CUDA_MEMORY_LIMIT_MB: '4096' }, 'bot').role).toBe('bot');
+  });
+
   it('reports every bad variable in one error', () => {
     const message = configError(() => loadConfig({ ORT_THREADS: '1.5', PREVIEW_INTERVAL_MS: '-1', LOG_LEVEL: 'loud' }, 'worker'));
     expect(message).toContain('ORT_THREADS');

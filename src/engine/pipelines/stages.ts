@@ -10,7 +10,8 @@ import type { GenerationParameters } from '../parameters.js';
 import { fitLatentRgb, latentsToRgbPreview } from '../preview.js';
 import { createRandom, slerp } from '../random.js';
 import { createScheduler, parseSchedulerConfig } from '../schedulers/index.js';
-import { floatData, floatTensor, idsTensor, timestepTensor } from '../tensors.js';
+import { floatData, floatTensor, hostFloatData, idsTensor, timestepTensor } from '../tensors.js';
+import { denoiseOnDevice, deviceStepPlan } from './device-denoise.js';
 import { checkVocabulary } from './vocabulary-check.js';
 import { SAMPLER_NAMES, type RandomSource, type RgbImage, type SamplerName, type Scheduler, type SchedulerStepResult } from '../types.js';
 
@@ -58,6 +59,12 @@ export interface StageTimingsMs {
   wallMs: number;
 }
 
+/**
+ * Tensors that crossed between host memory and an accelerator, per stage: each feed handed over from host memory is an
+ * upload, each output that comes back in host memory a download. Zero on the cpu provider, where nothing moves.
+ */
+export type HostDeviceCopies = Record<Stage, { uploads: number; downloads: number }>;
+
 export interface GenerateResult {
   images: RgbImage[];
   seeds: number[];
@@ -66,6 +73,7 @@ export interface GenerateResult {
   /** Things the user should be told (e.g. the part of a prompt that did not fit). */
   warnings: string[];
   timingsMs: StageTimingsMs;
+  copies: HostDeviceCopies;
 }
 
 const PREVIEW_MAX_SIDE_PX = 256;
@@ -82,7 +90,7 @@ export interface ResolvedOptions {
   batch: number;
 }
 
-type Stage = 'textEncoderMs' | 'unetMs' | 'vaeMs' | 'previewMs';
+export type Stage = 'textEncoderMs' | 'unetMs' | 'vaeMs' | 'previewMs';
 
 /** One pipeline call: the checked settings and what every stage reads and adds to. */
 export interface PipelineRun {
@@ -94,6 +102,7 @@ export interface PipelineRun {
   seeds: number[];
   warnings: string[];
   timings: StageTimingsMs;
+  copies: HostDeviceCopies;
   startedMs: number;
   run(stage: Stage, component: Component, feeds: ort.InferenceSession.FeedsType): Promise<ort.InferenceSession.ReturnType>;
 }
@@ -149,6 +158,9 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
   }
 
   const timings: StageTimingsMs = { textEncoderMs: 0, unetMs: 0, vaeMs: 0, previewMs: 0, ortMs: 0, wallMs: 0 };
+  const none = () => ({ uploads: 0, downloads: 0 });
+  const copies: HostDeviceCopies = { textEncoderMs: none(), unetMs: none(), vaeMs: none(), previewMs: none() };
+  const onDevice = model.executionProviders[0] !== 'cpu';
   const f = description.vaeScaleFactor;
   return {
     model,
@@ -158,6 +170,7 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
     seeds: Array.from({ length: settings.batch }, (_, k) => (settings.seed + k) % (MAX_SEED + 1)),
     warnings: [],
     timings,
+    copies,
     startedMs,
     async run(stage, component, feeds) {
       const before = performance.now();
@@ -165,6 +178,10 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
       const elapsed = performance.now() - before;
       timings[stage] += elapsed;
       timings.ortMs += elapsed;
+      if (onDevice) {
+        copies[stage].uploads += Object.values(feeds).filter((tensor) => tensor.location === 'cpu').length;
+        copies[stage].downloads += Object.values(outputs).filter((tensor) => tensor.location === 'cpu').length;
+      }
       return outputs;
     },
   };
@@ -421,9 +438,13 @@ export interface DenoiseInputs {
 
 /**
  * The loop, as diffusers writes it: for each timestep scale → UNet (unconditional and conditional halves in one call)
- * → guidance → scheduler step → preview callback.
+ * → guidance → scheduler step → preview callback. On the webgpu provider, with a sampler that is linear in the latents
+ * and the prediction (DDIM with η = 0, Euler) and nothing to splice in between steps, the same loop runs with the
+ * latents kept on the GPU (device-denoise.ts).
  */
 export async function denoise(run: PipelineRun, inputs: DenoiseInputs): Promise<Float32Array> {
+  const plan = inputs.conditioning || inputs.afterStep ? undefined : deviceStepPlan(run, inputs.schedule);
+  if (plan) return denoiseOnDevice(run, inputs, plan);
   const { schedule, prompt, noise, conditioning, afterStep } = inputs;
   const { scheduler, timesteps } = schedule;
   const { signal, onStep } = run.options;
@@ -444,13 +465,15 @@ export async function denoise(run: PipelineRun, inputs: DenoiseInputs): Promise<
   return latents;
 }
 
-function reportStep(run: PipelineRun, step: number, totalSteps: number, predictedLatents: Float32Array): void {
+/** Tells the caller a step is done; its preview reads x̂0 (`predicted`, or what `predicted()` resolves to) only when asked. */
+export function reportStep(run: PipelineRun, step: number, totalSteps: number, predicted: Float32Array | (() => Promise<Float32Array>)): void {
   const { settings, timings } = run;
   run.options.onStep!({
     step,
     totalSteps,
     preview: async () => {
       const before = performance.now();
+      const predictedLatents = typeof predicted === 'function' ? await predicted() : predicted;
       const images = await previewImages(run.model, predictedLatents, run.latentDims);
       const grid = images.length > 1 ? makeGrid(images) : images[0];
       // Previews come out at latent size; show them at (at most) the size of the final image or grid.
@@ -489,9 +512,17 @@ async function runUnet(run: PipelineRun, sample: Float32Array, timestep: number,
       [unet.hiddenStates.name]: floatTensor(unet.hiddenStates, prompt.states.subarray(start * perStates, (start + chunk) * perStates), [chunk, prompt.tokens, prompt.hidden]),
       ...sdxlConditioning(run, prompt, start, chunk),
     });
-    out.set(floatData(outputs[unet.output]), start * perOutput);
+    const prediction = outputs[unet.output];
+    out.set(await toHost(run, 'unetMs', prediction), start * perOutput);
+    if (prediction.location !== 'cpu') prediction.dispose();
   }
   return out;
+}
+
+/** A float tensor's values on the host, counting the download when it comes from the device. */
+export async function toHost(run: PipelineRun, stage: Stage, tensor: ort.Tensor): Promise<Float32Array> {
+  if (tensor.location !== 'cpu') run.copies[stage].downloads += 1;
+  return hostFloatData(tensor, run.model.device);
 }
 
 /**
@@ -544,6 +575,7 @@ export function finish(run: PipelineRun, images: RgbImage[], extra: Partial<Gene
     seeds: run.seeds,
     warnings: run.warnings,
     timingsMs: run.timings,
+    copies: run.copies,
     parameters: run.seeds.map((seed) => ({
       prompt: settings.prompt,
       negativePrompt: settings.negativePrompt,
@@ -601,7 +633,7 @@ function batchRandom(randoms: RandomSource[]): RandomSource {
   };
 }
 
-function concat(parts: readonly Float32Array[]): Float32Array {
+export function concat(parts: readonly Float32Array[]): Float32Array {
   if (parts.length === 1) return parts[0];
   const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
   let offset = 0;
