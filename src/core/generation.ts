@@ -35,6 +35,8 @@ export const GenerationRequest = z.object({
   mode: z.enum(['fast', 'relax']).default('fast'),
   /** For upscale / vary / reroll: the generation and image index the action was taken on. */
   parent: z.object({ generationId: z.string(), imageIndex: z.number().int().min(0).max(3) }).optional(),
+  /** vary-region from a drawn mask: the image store key of the mask PNG (white = repaint), in the parent's pixels. */
+  maskKey: z.string().min(1).max(200).optional(),
   /** Opaque to everything but the adapter that made it: where to post progress and results. */
   replyTarget: z.string().max(2000),
 });
