@@ -12,7 +12,7 @@ import { errorView, textView, viewOfEvent, type ChatView } from '../../core/chat
 import { isImagineError } from '../../core/errors.js';
 import type { Requester } from '../../core/generation.js';
 import { parseCommandText } from './command-text.js';
-import { REGION_BLOCKS, REGION_VIEW_CALLBACK, renderRegionModalView, renderSlackMessage, type RegionViewMetadata } from './render.js';
+import { REGION_BLOCKS, REGION_VIEW_CALLBACK, RegionViewMetadata, renderRegionModalView, renderSlackMessage } from './render.js';
 import { decodeReplyTarget, encodeReplyTarget, type SlackReplyTarget } from './reply-target.js';
 
 export type SlackConnection =
@@ -118,7 +118,7 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     tell: async (view) => void (await tell(view)),
     async openForm(form) {
       if (!triggerId) return void (await tell(textView('Click 🖌️ Vary (Region) under the picture to choose what to repaint.')));
-      await client.views.open({ trigger_id: triggerId, view: renderRegionModalView(form, { formId: form.formId, ...source }) as never });
+      await client.views.open({ trigger_id: triggerId, view: renderRegionModalView(form, { formId: form.formId, ...source }) });
     },
   });
 
@@ -201,12 +201,13 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
       return;
     }
     await ack();
-    const metadata = JSON.parse(view.private_metadata) as RegionViewMetadata;
+    const metadata = RegionViewMetadata.safeParse(safeJson(view.private_metadata));
+    if (!metadata.success) return onError(new Error(`unreadable private_metadata ${view.private_metadata}`), 'vary region form');
     const actor = await requesterOf(body.team?.id ?? body.user.team_id ?? 'unknown', body.user.id, false);
     const submission = { region: rectangle ?? preset, prompt: values[REGION_BLOCKS.prompt]?.[REGION_BLOCKS.prompt]?.value ?? undefined };
-    const source = { channel: metadata.channel, ts: metadata.ts };
+    const source = { channel: metadata.data.channel, ts: metadata.data.ts };
     const tell = (shown: ChatView) => client.chat.postEphemeral({ channel: source.channel, user: body.user.id, ...renderSlackMessage(shown) });
-    await submitRegionForm(metadata.formId, submission, actor, deps, actionPort(source, actor, tell));
+    await submitRegionForm(metadata.data.formId, submission, actor, deps, actionPort(source, actor, tell));
   });
 
   app.event('reaction_added', async ({ event, body }) => {
@@ -260,5 +261,13 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     unsubscribe();
     coalescer.close();
     throw error;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }

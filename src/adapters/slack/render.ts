@@ -1,3 +1,5 @@
+import type { types } from '@slack/bolt';
+import { z } from 'zod';
 import type { RegionForm } from '../../core/chat/edits.js';
 import type { ChatView } from '../../core/chat/views.js';
 
@@ -37,16 +39,13 @@ export const REGION_VIEW_CALLBACK = 'ib1-vary-region';
 export const REGION_BLOCKS = { preset: 'preset', rectangle: 'rectangle', prompt: 'prompt' } as const;
 
 /** What a Vary (Region) modal carries back: the form (the result's button id) and the message it was opened from. */
-export interface RegionViewMetadata {
-  formId: string;
-  channel: string;
-  ts: string;
-}
+export const RegionViewMetadata = z.object({ formId: z.string().max(200), channel: z.string().max(64), ts: z.string().max(64) });
+export type RegionViewMetadata = z.infer<typeof RegionViewMetadata>;
 
 /** A modal view (views.open): a preset menu, a rectangle, an optional prompt. Slack caps a modal's title at 24 characters. */
-export function renderRegionModalView(form: RegionForm, metadata: RegionViewMetadata): object {
+export function renderRegionModalView(form: RegionForm, metadata: RegionViewMetadata): types.ModalView {
   const { width, height } = form.picture;
-  const plain = (text: string) => ({ type: 'plain_text', text, emoji: true });
+  const plain = (text: string) => ({ type: 'plain_text' as const, text, emoji: true });
   return {
     type: 'modal',
     callback_id: REGION_VIEW_CALLBACK,
@@ -56,31 +55,31 @@ export function renderRegionModalView(form: RegionForm, metadata: RegionViewMeta
     close: plain('Cancel'),
     blocks: [
       {
-        type: 'input',
+        type: 'input' as const,
         block_id: REGION_BLOCKS.preset,
         optional: true,
         label: plain('Area to repaint'),
         element: {
-          type: 'static_select',
+          type: 'static_select' as const,
           action_id: REGION_BLOCKS.preset,
           placeholder: plain('Choose a preset'),
           options: form.presets.map((preset) => ({ text: plain(preset), value: preset })),
         },
       },
       {
-        type: 'input',
+        type: 'input' as const,
         block_id: REGION_BLOCKS.rectangle,
         optional: true,
         label: plain('Or a rectangle x,y,w,h'),
         hint: plain(`In the picture's ${width}x${height} pixels, e.g. 0,0,${Math.round(width / 2)},${Math.round(height / 2)}.`),
-        element: { type: 'plain_text_input', action_id: REGION_BLOCKS.rectangle, max_length: 64 },
+        element: { type: 'plain_text_input' as const, action_id: REGION_BLOCKS.rectangle, max_length: 64 },
       },
       {
-        type: 'input',
+        type: 'input' as const,
         block_id: REGION_BLOCKS.prompt,
         optional: true,
         label: plain('Prompt for that area'),
-        element: { type: 'plain_text_input', action_id: REGION_BLOCKS.prompt, multiline: true, initial_value: form.prompt.slice(0, 3000), max_length: 3000 },
+        element: { type: 'plain_text_input' as const, action_id: REGION_BLOCKS.prompt, multiline: true, initial_value: form.prompt.slice(0, 3000), max_length: 3000 },
       },
     ],
   };
