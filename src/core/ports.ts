@@ -81,10 +81,10 @@ export interface ImageEngine {
   readonly modelName: string;
   /**
    * `parentImage` is the PNG an upscale / vary / img2img / edit acts on, `maskImage` the drawn mask of a vary-region
-   * (the worker fetches both from the image store).
+   * and `blendImages` the pictures a blend mixes (the worker fetches them from the image store).
    */
   generate(
     request: GenerationRequest,
-    hooks: { signal?: AbortSignal; parentImage?: Buffer; maskImage?: Buffer; onStep?: (event: EngineStepEvent) => void },
+    hooks: { signal?: AbortSignal; parentImage?: Buffer; maskImage?: Buffer; blendImages?: Buffer[]; onStep?: (event: EngineStepEvent) => void },
   ): Promise<EngineOutput>;
 }

@@ -136,6 +136,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         ? ((await images.get(finalImageKey(request.parent.generationId, request.parent.imageIndex))) ?? undefined)
         : undefined;
       const maskImage = request.maskKey ? ((await images.get(request.maskKey)) ?? undefined) : undefined;
+      // A picture deleted since is left out; the engine then says how many pictures a blend needs.
+      const blendImages = request.blendParents
+        ? (await Promise.all(request.blendParents.map((parent) => images.get(finalImageKey(parent.generationId, parent.imageIndex))))).filter((png) => png !== null)
+        : undefined;
 
       let lastPreviewAtMs = 0;
       const onStep = (event: EngineStepEvent) => {
@@ -155,7 +159,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
       stage = 'engine';
       const startedAtMs = Date.now();
-      const output = await engine.generate(request, { signal: controller.signal, parentImage, maskImage, onStep });
+      const output = await engine.generate(request, { signal: controller.signal, parentImage, maskImage, blendImages, onStep });
       const runTimeMs = Date.now() - startedAtMs;
       stage = 'bookkeeping';
       await previews;

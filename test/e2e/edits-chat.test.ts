@@ -234,7 +234,7 @@ describe('edits in the web chat, in Chromium', () => {
     await chat?.close();
   });
 
-  it('paints a mask with the brush and the rectangle over an upscale, repaints it, and zooms out 2×', async () => {
+  it('paints a mask with the brush and the rectangle over an upscale, repaints it, zooms out 2× and blends the two', async () => {
     browser = await launchChromium({ width: 900, height: 1100 });
     await browser.context.addCookies([{ name: SESSION_COOKIE, value: sessionValue(sessionKeys, userId), url: chat.url }]);
     const page = await browser.context.newPage();
@@ -289,6 +289,21 @@ describe('edits in the web chat, in Chromium', () => {
     await upscaleMessage.getByRole('button', { name: 'Zoom Out 2×', exact: true }).click();
     const zoomed = await finished((await onlyChildOf(upscale.request.generationId, 'zoom-out')).request.generationId);
     expect(zoomed).toMatchObject({ status: 'succeeded', request: { kind: 'zoom-out', params: { zoomOut: 2 } } });
+
+    await page.getByLabel('Message').fill(`/blend ${done.request.generationId} ${zoomed.request.generationId}`);
+    await page.getByLabel('Message').press('Enter');
+    const blend = await finished((await onlyChildOf(done.request.generationId, 'blend')).request.generationId);
+    expect(blend).toMatchObject({
+      status: 'succeeded',
+      request: {
+        params: { prompt: 'green apple, red apple', width: 64, height: 64 },
+        blendParents: [
+          { generationId: done.request.generationId, imageIndex: 0 },
+          { generationId: zoomed.request.generationId, imageIndex: 0 },
+        ],
+      },
+    });
+    expect(await charged(blend.request.generationId)).toBe(imagineCost(blend));
     expect(errors).toEqual([]);
   }, 4 * GENERATION_TIMEOUT_MS);
 });

@@ -22,7 +22,9 @@ export const EDITABLE_KINDS: readonly GenerationKind[] = ['upscale', 'vary-regio
 export type ChatEdit =
   | { kind: 'zoom-out'; factor: number }
   | { kind: 'pan'; direction: PanDirection }
-  | { kind: 'vary-region'; region?: string; maskKey?: string; prompt?: string };
+  | { kind: 'vary-region'; region?: string; prompt?: string }
+  /** /blend, sized and set up by its first picture. */
+  | { kind: 'blend'; prompt: string };
 
 /** The size of the picture a result shows (an upscale is its parent's size times the upscaler's factor). */
 export function pictureSize(record: GenerationRecord): Size {
@@ -44,7 +46,7 @@ export function editParams(record: GenerationRecord, edit: ChatEdit, config: Cha
   const size = edit.kind === 'pan' ? planPan(rules, working, edit.direction) : working;
   const { prompt, negativePrompt, steps, guidance, sampler, model } = record.request.params;
   return {
-    prompt: edit.kind === 'vary-region' && edit.prompt ? edit.prompt : prompt,
+    prompt: (edit.kind === 'vary-region' || edit.kind === 'blend') && edit.prompt ? edit.prompt : prompt,
     negativePrompt,
     steps,
     guidance,

@@ -94,7 +94,7 @@ export function cancelledView(request: GenerationRequest, refunded: boolean): Ch
 
 /** Everything needed to make the image again, for ✉️ and /info. */
 export function parametersView(record: GenerationRecord, ephemeral = true): ChatView {
-  const { params, generationId, kind, parent, maskKey } = record.request;
+  const { params, generationId, kind, parent, maskKey, blendParents } = record.request;
   const seeds = record.result?.seeds.join(', ') ?? String(params.seed);
   const edit = [
     params.zoomOut !== undefined ? `zoom out ${params.zoomOut}×` : undefined,
@@ -109,7 +109,11 @@ export function parametersView(record: GenerationRecord, ephemeral = true): Chat
     `Size: ${params.width}×${params.height}, steps: ${params.steps}, cfg: ${params.guidance}, sampler: ${params.sampler}`,
     `Model: ${params.model}, batch: ${params.batch}, kind: ${kind}, status: ${record.status}`,
     edit.length > 0 ? `Edit: ${edit.join(', ')}` : undefined,
-    parent ? `Parent: ${parent.generationId}, image ${parent.imageIndex + 1}` : undefined,
+    blendParents
+      ? `Blend of: ${blendParents.map((picture) => picture.generationId).join(', ')}`
+      : parent
+        ? `Parent: ${parent.generationId}, image ${parent.imageIndex + 1}`
+        : undefined,
     record.result?.maskKey ? `Mask: ${record.result.maskKey}` : undefined,
     `Generation: ${generationId}`,
   ];

@@ -1146,6 +1146,7 @@ export const GenerationScalarFieldEnum = {
   pan: 'pan',
   drawnMaskKey: 'drawnMaskKey',
   maskKey: 'maskKey',
+  blendParents: 'blendParents',
   replyTarget: 'replyTarget',
   messageRef: 'messageRef',
   parentId: 'parentId',

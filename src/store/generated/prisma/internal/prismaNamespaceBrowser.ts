@@ -168,6 +168,7 @@ export const GenerationScalarFieldEnum = {
   pan: 'pan',
   drawnMaskKey: 'drawnMaskKey',
   maskKey: 'maskKey',
+  blendParents: 'blendParents',
   replyTarget: 'replyTarget',
   messageRef: 'messageRef',
   parentId: 'parentId',

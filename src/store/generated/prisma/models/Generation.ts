@@ -158,6 +158,7 @@ export type GenerationCountAggregateOutputType = {
   pan: number
   drawnMaskKey: number
   maskKey: number
+  blendParents: number
   replyTarget: number
   messageRef: number
   parentId: number
@@ -306,6 +307,7 @@ export type GenerationCountAggregateInputType = {
   pan?: true
   drawnMaskKey?: true
   maskKey?: true
+  blendParents?: true
   replyTarget?: true
   messageRef?: true
   parentId?: true
@@ -433,6 +435,7 @@ export type GenerationGroupByOutputType = {
   pan: string | null
   drawnMaskKey: string | null
   maskKey: string | null
+  blendParents: runtime.JsonValue | null
   replyTarget: string
   messageRef: string | null
   parentId: string | null
@@ -496,6 +499,7 @@ export type GenerationWhereInput = {
   pan?: Prisma.StringNullableFilter<"Generation"> | string | null
   drawnMaskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
   maskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
+  blendParents?: Prisma.JsonNullableFilter<"Generation">
   replyTarget?: Prisma.StringFilter<"Generation"> | string
   messageRef?: Prisma.StringNullableFilter<"Generation"> | string | null
   parentId?: Prisma.StringNullableFilter<"Generation"> | string | null
@@ -540,6 +544,7 @@ export type GenerationOrderByWithRelationInput = {
   pan?: Prisma.SortOrderInput | Prisma.SortOrder
   drawnMaskKey?: Prisma.SortOrderInput | Prisma.SortOrder
   maskKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  blendParents?: Prisma.SortOrderInput | Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
   messageRef?: Prisma.SortOrderInput | Prisma.SortOrder
   parentId?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -587,6 +592,7 @@ export type GenerationWhereUniqueInput = Prisma.AtLeast<{
   pan?: Prisma.StringNullableFilter<"Generation"> | string | null
   drawnMaskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
   maskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
+  blendParents?: Prisma.JsonNullableFilter<"Generation">
   replyTarget?: Prisma.StringFilter<"Generation"> | string
   messageRef?: Prisma.StringNullableFilter<"Generation"> | string | null
   parentId?: Prisma.StringNullableFilter<"Generation"> | string | null
@@ -631,6 +637,7 @@ export type GenerationOrderByWithAggregationInput = {
   pan?: Prisma.SortOrderInput | Prisma.SortOrder
   drawnMaskKey?: Prisma.SortOrderInput | Prisma.SortOrder
   maskKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  blendParents?: Prisma.SortOrderInput | Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
   messageRef?: Prisma.SortOrderInput | Prisma.SortOrder
   parentId?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -679,6 +686,7 @@ export type GenerationScalarWhereWithAggregatesInput = {
   pan?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
   drawnMaskKey?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
   maskKey?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
+  blendParents?: Prisma.JsonNullableWithAggregatesFilter<"Generation">
   replyTarget?: Prisma.StringWithAggregatesFilter<"Generation"> | string
   messageRef?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
   parentId?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
@@ -717,6 +725,7 @@ export type GenerationCreateInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -760,6 +769,7 @@ export type GenerationUncheckedCreateInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -799,6 +809,7 @@ export type GenerationUpdateInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -842,6 +853,7 @@ export type GenerationUncheckedUpdateInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -883,6 +895,7 @@ export type GenerationCreateManyInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -921,6 +934,7 @@ export type GenerationUpdateManyMutationInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -960,6 +974,7 @@ export type GenerationUncheckedUpdateManyInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1023,6 +1038,7 @@ export type GenerationCountOrderByAggregateInput = {
   pan?: Prisma.SortOrder
   drawnMaskKey?: Prisma.SortOrder
   maskKey?: Prisma.SortOrder
+  blendParents?: Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
   messageRef?: Prisma.SortOrder
   parentId?: Prisma.SortOrder
@@ -1359,6 +1375,7 @@ export type GenerationCreateWithoutWorkspaceInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1400,6 +1417,7 @@ export type GenerationUncheckedCreateWithoutWorkspaceInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -1470,6 +1488,7 @@ export type GenerationScalarWhereInput = {
   pan?: Prisma.StringNullableFilter<"Generation"> | string | null
   drawnMaskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
   maskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
+  blendParents?: Prisma.JsonNullableFilter<"Generation">
   replyTarget?: Prisma.StringFilter<"Generation"> | string
   messageRef?: Prisma.StringNullableFilter<"Generation"> | string | null
   parentId?: Prisma.StringNullableFilter<"Generation"> | string | null
@@ -1508,6 +1527,7 @@ export type GenerationCreateWithoutUserInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1549,6 +1569,7 @@ export type GenerationUncheckedCreateWithoutUserInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -1614,6 +1635,7 @@ export type GenerationCreateWithoutChildrenInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1656,6 +1678,7 @@ export type GenerationUncheckedCreateWithoutChildrenInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -1699,6 +1722,7 @@ export type GenerationCreateWithoutParentInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1741,6 +1765,7 @@ export type GenerationUncheckedCreateWithoutParentInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1800,6 +1825,7 @@ export type GenerationUpdateWithoutChildrenInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -1842,6 +1868,7 @@ export type GenerationUncheckedUpdateWithoutChildrenInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1897,6 +1924,7 @@ export type GenerationCreateManyWorkspaceInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -1935,6 +1963,7 @@ export type GenerationUpdateWithoutWorkspaceInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -1976,6 +2005,7 @@ export type GenerationUncheckedUpdateWithoutWorkspaceInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -2016,6 +2046,7 @@ export type GenerationUncheckedUpdateManyWithoutWorkspaceInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -2055,6 +2086,7 @@ export type GenerationCreateManyUserInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -2093,6 +2125,7 @@ export type GenerationUpdateWithoutUserInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -2134,6 +2167,7 @@ export type GenerationUncheckedUpdateWithoutUserInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -2174,6 +2208,7 @@ export type GenerationUncheckedUpdateManyWithoutUserInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -2214,6 +2249,7 @@ export type GenerationCreateManyParentInput = {
   pan?: string | null
   drawnMaskKey?: string | null
   maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -2251,6 +2287,7 @@ export type GenerationUpdateWithoutParentInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -2293,6 +2330,7 @@ export type GenerationUncheckedUpdateWithoutParentInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -2333,6 +2371,7 @@ export type GenerationUncheckedUpdateManyWithoutParentInput = {
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -2403,6 +2442,7 @@ export type GenerationSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   pan?: boolean
   drawnMaskKey?: boolean
   maskKey?: boolean
+  blendParents?: boolean
   replyTarget?: boolean
   messageRef?: boolean
   parentId?: boolean
@@ -2448,6 +2488,7 @@ export type GenerationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   pan?: boolean
   drawnMaskKey?: boolean
   maskKey?: boolean
+  blendParents?: boolean
   replyTarget?: boolean
   messageRef?: boolean
   parentId?: boolean
@@ -2491,6 +2532,7 @@ export type GenerationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   pan?: boolean
   drawnMaskKey?: boolean
   maskKey?: boolean
+  blendParents?: boolean
   replyTarget?: boolean
   messageRef?: boolean
   parentId?: boolean
@@ -2534,6 +2576,7 @@ export type GenerationSelectScalar = {
   pan?: boolean
   drawnMaskKey?: boolean
   maskKey?: boolean
+  blendParents?: boolean
   replyTarget?: boolean
   messageRef?: boolean
   parentId?: boolean
@@ -2548,7 +2591,7 @@ export type GenerationSelectScalar = {
   finishedAt?: boolean
 }
 
-export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt", ExtArgs["result"]["generation"]>
+export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt", ExtArgs["result"]["generation"]>
 export type GenerationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
@@ -2613,6 +2656,10 @@ export type $GenerationPayload<ExtArgs extends runtime.Types.Extensions.Internal
      * Edits: the image store key of the mask of what was repainted, once finished.
      */
     maskKey: string | null
+    /**
+     * blend: the pictures blended, in order, as [{generationId, imageIndex}] (the first is also the parent).
+     */
+    blendParents: runtime.JsonValue | null
     /**
      * Where the adapter posts progress and results (opaque outside the adapter).
      */
@@ -3086,6 +3133,7 @@ export interface GenerationFieldRefs {
   readonly pan: Prisma.FieldRef<"Generation", 'String'>
   readonly drawnMaskKey: Prisma.FieldRef<"Generation", 'String'>
   readonly maskKey: Prisma.FieldRef<"Generation", 'String'>
+  readonly blendParents: Prisma.FieldRef<"Generation", 'Json'>
   readonly replyTarget: Prisma.FieldRef<"Generation", 'String'>
   readonly messageRef: Prisma.FieldRef<"Generation", 'String'>
   readonly parentId: Prisma.FieldRef<"Generation", 'String'>

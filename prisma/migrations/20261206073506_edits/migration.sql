@@ -1,5 +1,6 @@
 -- AlterTable
-ALTER TABLE "Generation" ADD COLUMN     "drawnMaskKey" TEXT,
+ALTER TABLE "Generation" ADD COLUMN     "blendParents" JSONB,
+ADD COLUMN     "drawnMaskKey" TEXT,
 ADD COLUMN     "maskBlur" INTEGER,
 ADD COLUMN     "maskKey" TEXT,
 ADD COLUMN     "pan" TEXT,
