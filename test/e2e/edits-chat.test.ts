@@ -27,7 +27,6 @@ import { startSocketModeBot, stopSocketModeBot } from '../support/slack-socket-b
 
 const STEPS = 8;
 let stack: ServiceStack;
-const errors: unknown[] = [];
 
 beforeAll(async () => {
   stack = await startServiceStack({ name: 'e2e-edits', modelDir: 'models/default' });
@@ -74,6 +73,7 @@ describe('edits in Discord', () => {
   const stranger: FakeMember = { userId: '940000000000000012' };
   let fake: FakeDiscord;
   let bot: DiscordBot;
+  const errors: unknown[] = [];
 
   beforeAll(async () => {
     fake = await FakeDiscord.start();
@@ -148,6 +148,7 @@ describe('edits in Discord', () => {
     click(upscale, 'pan-left');
     const panned = await finished((await onlyChildOf(upscale.request.generationId, 'pan')).request.generationId);
     expect(panned).toMatchObject({ status: 'succeeded', request: { kind: 'pan', params: { pan: 'left', width: 64, height: 64 } } });
+    await waitFor(() => resultEdit(messageOf(panned)), GENERATION_TIMEOUT_MS);
     expect(errors).toEqual([]);
   }, 4 * GENERATION_TIMEOUT_MS);
 });
@@ -155,6 +156,7 @@ describe('edits in Discord', () => {
 describe('edits in Slack', () => {
   let fake: FakeSlack;
   let bot: SlackBot;
+  const errors: unknown[] = [];
 
   beforeAll(async () => {
     fake = await FakeSlack.start();
@@ -206,6 +208,7 @@ describe('edits in Slack', () => {
     const zoomed = await finished((await onlyChildOf(upscale.request.generationId, 'zoom-out')).request.generationId);
     expect(zoomed).toMatchObject({ status: 'succeeded', request: { params: { zoomOut: 1.5, width: 64, height: 64 } } });
     expect(await charged(zoomed.request.generationId)).toBe(imagineCost(zoomed));
+    await waitFor(() => resultUpdate(zoomed), GENERATION_TIMEOUT_MS);
 
     const before = await stack.database.prisma.generation.count();
     await stack.database.prisma.generation.delete({ where: { id: varied.request.generationId } });
@@ -224,6 +227,7 @@ describe('edits in the web chat, in Chromium', () => {
   const sessionKeys = { secret: randomBytes(32) };
   let chat: WebChat;
   let browser: LaunchedChromium | undefined;
+  const errors: unknown[] = [];
 
   beforeAll(async () => {
     chat = await startWebChat({ service: stack.service, config: stack.chatConfig, port: 0, session: sessionKeys, onError: (error) => errors.push(error) });
@@ -304,6 +308,7 @@ describe('edits in the web chat, in Chromium', () => {
       },
     });
     expect(await charged(blend.request.generationId)).toBe(imagineCost(blend));
+    await page.locator('li.message.bot').filter({ hasText: '“green apple, red apple” — 64×64' }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
     expect(errors).toEqual([]);
   }, 4 * GENERATION_TIMEOUT_MS);
 });
