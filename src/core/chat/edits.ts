@@ -166,21 +166,3 @@ function greyscalePng(pixels: Uint8Array, width: number, height: number): Buffer
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   return Buffer.concat([signature, chunk('IHDR', header), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
 }
-
-/** Run-length codes a mask (1 = repaint) the way MaskDrawing expects; the web page does the same in the browser. */
-export function maskRuns(pixels: ArrayLike<number>): number[] {
-  const runs: number[] = [];
-  let current = 0;
-  let length = 0;
-  for (let index = 0; index < pixels.length; index += 1) {
-    const value = pixels[index] ? 1 : 0;
-    if (value !== current) {
-      runs.push(length);
-      current = value;
-      length = 0;
-    }
-    length += 1;
-  }
-  runs.push(length);
-  return runs;
-}

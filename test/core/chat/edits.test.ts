@@ -1,10 +1,10 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { encodeActionId, planRegionEdit, planResultAction, resultButtonRows, type ResultAction } from '../../../src/core/chat/result-actions.js';
-import { maskRuns } from '../../../src/core/chat/edits.js';
 import { isImagineError } from '../../../src/core/errors.js';
 import type { GenerationKind, Requester } from '../../../src/core/generation.js';
 import { generationCost } from '../../../src/core/quota.js';
+import { maskDrawing as drawing } from '../../support/mask-drawing.js';
 import { RecordingImagineService, TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
 
 const owner: Requester = { platform: 'web', workspaceId: 'local', userId: 'web-owner', isAdmin: false };
@@ -29,12 +29,6 @@ async function serviceWith(kind: GenerationKind, size = 32) {
 const action = (name: ResultAction['action']): ResultAction => ({ action: name, generationId, imageIndex: 0 });
 const formId = encodeActionId(action('vary-region'));
 const errorOf = (promise: Promise<unknown>) => promise.then(() => undefined, (error: unknown) => error);
-
-/** A w×h mask whose pixels are 1 where `paint(x, y)`. */
-function drawing(width: number, height: number, paint: (x: number, y: number) => boolean) {
-  const pixels = Array.from({ length: width * height }, (_, index) => (paint(index % width, Math.floor(index / width)) ? 1 : 0));
-  return { width, height, runs: maskRuns(pixels) };
-}
 
 describe('edit buttons', () => {
   it('offers Vary (Region), Zoom Out 2× and 1.5× and the four pans on an upscaled result and on edits, not on other results', () => {
