@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ENGINE_JOB_KINDS, EngineJobParams } from '../engine/jobs.js';
+import { LIMITS } from '../engine/limits.js';
 
 /**
  * The platform-neutral description of one piece of work. Chat adapters build it, core validates it against policy,
@@ -35,6 +36,14 @@ export const GenerationRequest = z.object({
   mode: z.enum(['fast', 'relax']).default('fast'),
   /** For upscale / vary / reroll: the generation and image index the action was taken on. */
   parent: z.object({ generationId: z.string(), imageIndex: z.number().int().min(0).max(3) }).optional(),
+  /** vary-region from a drawn mask: the image store key of the mask PNG (white = repaint), in the parent's pixels. */
+  maskKey: z.string().min(1).max(200).optional(),
+  /** blend: the pictures blended, in order (the first is also `parent`). */
+  blendParents: z
+    .array(z.object({ generationId: z.string(), imageIndex: z.number().int().min(0).max(3) }))
+    .min(LIMITS.blendImages.min)
+    .max(LIMITS.blendImages.max)
+    .optional(),
   /** Opaque to everything but the adapter that made it: where to post progress and results. */
   replyTarget: z.string().max(2000),
 });

@@ -29,6 +29,8 @@ export interface GenerationResult {
   gridKey?: string;
   seeds: number[];
   timingsMs: Record<string, number>;
+  /** Edits: image store key of the mask of what was repainted, at the result's size (white = repainted). */
+  maskKey?: string;
 }
 
 export interface GenerationHistory {
@@ -70,14 +72,19 @@ export interface EngineOutput {
   grid?: Buffer;
   seeds: number[];
   timingsMs: Record<string, number>;
+  /** Edits (vary-region, zoom-out, pan, blend): what was done, and the mask PNG of what was repainted. */
+  edit?: { description: string; mask?: Buffer };
 }
 
 /** The diffusion engine as the worker sees it; src/engine implements it for a model folder. */
 export interface ImageEngine {
   readonly modelName: string;
-  /** `parentImage` is the PNG an upscale / vary / img2img acts on (the worker fetches it from the image store). */
+  /**
+   * `parentImage` is the PNG an upscale / vary / img2img / edit acts on, `maskImage` the drawn mask of a vary-region
+   * and `blendImages` the pictures a blend mixes (the worker fetches them from the image store).
+   */
   generate(
     request: GenerationRequest,
-    hooks: { signal?: AbortSignal; parentImage?: Buffer; onStep?: (event: EngineStepEvent) => void },
+    hooks: { signal?: AbortSignal; parentImage?: Buffer; maskImage?: Buffer; blendImages?: Buffer[]; onStep?: (event: EngineStepEvent) => void },
   ): Promise<EngineOutput>;
 }

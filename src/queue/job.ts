@@ -35,6 +35,16 @@ export function gridImageKey(generationId: string): string {
   return `generations/${generationId}/grid.png`;
 }
 
+/** The mask a user painted for a vary-region, stored before the job is queued. */
+export function drawnMaskKey(generationId: string): string {
+  return `generations/${generationId}/drawn-mask.png`;
+}
+
+/** An edit's mask of what it repainted, at the result's size. */
+export function editMaskKey(generationId: string): string {
+  return `generations/${generationId}/mask.png`;
+}
+
 export function previewImageKey(generationId: string, step: number): string {
   return `previews/${generationId}/${step}.webp`;
 }

@@ -11,6 +11,7 @@ import type { Platform, Requester } from '../core/generation.js';
 import type { GenerationHistory, ImageStore } from '../core/ports.js';
 import { generationCost } from '../core/quota.js';
 import { subscribeEvents, type QueueEvent } from '../queue/events.js';
+import { drawnMaskKey } from '../queue/job.js';
 import type { GenerationQueue } from '../queue/producer.js';
 import { setBanned, setQuotaPolicy, updateUserSettings, userSettings, workspaceUsageToday } from '../store/admin.js';
 import type { PrismaClient } from '../store/database.js';
@@ -98,6 +99,12 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
     findGeneration: (generationId) => findGeneration(deps.prisma, generationId),
     findBySeed: (requester, seed) => findBySeed(deps.prisma, identity(requester), seed),
     history: (requester, limit) => recentGenerations(deps.prisma, identity(requester), limit),
+
+    async storeDrawnMask(generationId, png) {
+      const key = drawnMaskKey(generationId);
+      await deps.images.put(key, png, 'image/png');
+      return key;
+    },
 
     async readImage(key) {
       const bytes = await deps.images.get(key);

@@ -237,6 +237,8 @@ export function chatConfigFor(model: ModelDescription, admins: ChatConfig['admin
     sizeMultiple: model.sizeMultiple,
     maxSide: model.maxSidePx,
     ...(model.aspectBuckets && { aspectBuckets: model.aspectBuckets.map(([width, height]): [number, number] => [width, height]) }),
+    ...(model.sizes && { sizes: model.sizes.map(([width, height]): [number, number] => [width, height]) }),
+    vaeScaleFactor: model.vaeScaleFactor,
     defaultSteps: model.defaultSteps,
     maxSteps: model.maxSteps,
     defaultGuidance: model.defaultGuidance,

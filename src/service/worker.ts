@@ -5,7 +5,7 @@ import type { EngineStepEvent, GenerationHistory, GenerationResult, ImageEngine,
 import { releaseJobSlot } from '../queue/claims.js';
 import { publishEvent, publishTerminalEvent } from '../queue/events.js';
 import { classifyFailure, type FailureVerdict } from '../queue/failures.js';
-import { finalImageKey, gridImageKey, imagineKeys, previewImageKey, queueNameForModel, QueuedGeneration } from '../queue/job.js';
+import { editMaskKey, finalImageKey, gridImageKey, imagineKeys, previewImageKey, queueNameForModel, QueuedGeneration } from '../queue/job.js';
 import { recordRunTime } from '../queue/wait-estimate.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -135,6 +135,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       const parentImage = request.parent
         ? ((await images.get(finalImageKey(request.parent.generationId, request.parent.imageIndex))) ?? undefined)
         : undefined;
+      const maskImage = request.maskKey ? ((await images.get(request.maskKey)) ?? undefined) : undefined;
+      // A picture deleted since is left out; the engine then says how many pictures a blend needs.
+      const blendImages = request.blendParents
+        ? (await Promise.all(request.blendParents.map((parent) => images.get(finalImageKey(parent.generationId, parent.imageIndex))))).filter((png) => png !== null)
+        : undefined;
 
       let lastPreviewAtMs = 0;
       const onStep = (event: EngineStepEvent) => {
@@ -154,7 +159,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
       stage = 'engine';
       const startedAtMs = Date.now();
-      const output = await engine.generate(request, { signal: controller.signal, parentImage, onStep });
+      const output = await engine.generate(request, { signal: controller.signal, parentImage, maskImage, blendImages, onStep });
       const runTimeMs = Date.now() - startedAtMs;
       stage = 'bookkeeping';
       await previews;
@@ -163,7 +168,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       await Promise.all(output.images.map((png, index) => images.put(imageKeys[index], png, 'image/png')));
       const gridKey = output.grid ? gridImageKey(generationId) : undefined;
       if (output.grid && gridKey) await images.put(gridKey, output.grid, 'image/png');
-      const result: GenerationResult = { generationId, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs };
+      const maskKey = output.edit?.mask ? editMaskKey(generationId) : undefined;
+      if (output.edit?.mask && maskKey) await images.put(maskKey, output.edit.mask, 'image/png');
+      const result: GenerationResult = { generationId, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs, ...(maskKey && { maskKey }) };
       metrics?.runTime.observe({ queue: queueName, kind: request.kind }, runTimeMs / 1_000);
       if (request.kind !== 'upscale' && runTimeMs > 0) {
         metrics?.stepsPerSecond.set({ queue: queueName, provider: options.provider ?? 'cpu' }, (request.params.steps * 1_000) / runTimeMs);

@@ -34,7 +34,13 @@ function toRecord(row: GenerationRow): GenerationRecord {
       strength: row.strength ?? undefined,
       variationSeed: row.variationSeed === null ? undefined : Number(row.variationSeed),
       variationStrength: row.variationStrength ?? undefined,
+      region: row.region ?? undefined,
+      maskBlur: row.maskBlur ?? undefined,
+      zoomOut: row.zoomOut ?? undefined,
+      pan: row.pan ?? undefined,
     },
+    maskKey: row.drawnMaskKey ?? undefined,
+    blendParents: row.blendParents ?? undefined,
     requester: { platform: row.user.platform, workspaceId: row.workspace.platformWorkspaceId, userId: row.user.platformUserId },
     parent: row.parentId === null ? undefined : { generationId: row.parentId, imageIndex: row.parentImageIndex ?? 0 },
     replyTarget: row.replyTarget,
@@ -47,6 +53,7 @@ function toRecord(row: GenerationRow): GenerationRecord {
           gridKey: row.gridKey ?? undefined,
           seeds: row.imageSeeds.map(Number),
           timingsMs: (row.timingsMs ?? {}) as Record<string, number>,
+          ...(row.maskKey && { maskKey: row.maskKey }),
         }
       : undefined;
   return { request, status: row.status, result, userMessage: row.errorMessage ?? undefined, createdAt: row.createdAt };
@@ -84,6 +91,12 @@ export function createGenerationHistory(prisma: PrismaClient, now: () => Date = 
             strength: params.strength ?? null,
             variationSeed: params.variationSeed === undefined ? null : BigInt(params.variationSeed),
             variationStrength: params.variationStrength ?? null,
+            region: params.region ?? null,
+            maskBlur: params.maskBlur ?? null,
+            zoomOut: params.zoomOut ?? null,
+            pan: params.pan ?? null,
+            drawnMaskKey: request.maskKey ?? null,
+            ...(request.blendParents && { blendParents: request.blendParents }),
             replyTarget: request.replyTarget,
             parentId: parent?.id ?? null,
             parentImageIndex: parent ? request.parent!.imageIndex : null,
@@ -114,6 +127,7 @@ export function createGenerationHistory(prisma: PrismaClient, now: () => Date = 
             gridKey: result.gridKey ?? null,
             imageSeeds: result.seeds.map(BigInt),
             timingsMs: result.timingsMs,
+            maskKey: result.maskKey ?? null,
             finishedAt: now(),
           },
         }),
@@ -237,8 +251,8 @@ export async function eraseUser(prisma: PrismaClient, images: ImageStore, identi
       select: { id: true },
     });
     if (!user) return { generations: 0, images: 0 };
-    const rows = await prisma.generation.findMany({ where: { userId: user.id }, select: { imageKeys: true, gridKey: true } });
-    const keys = rows.flatMap((row) => (row.gridKey ? [...row.imageKeys, row.gridKey] : row.imageKeys));
+    const rows = await prisma.generation.findMany({ where: { userId: user.id }, select: { imageKeys: true, gridKey: true, maskKey: true, drawnMaskKey: true } });
+    const keys = rows.flatMap((row) => [...row.imageKeys, ...[row.gridKey, row.maskKey, row.drawnMaskKey].filter((key) => key !== null)]);
     for (const key of keys) await images.delete(key);
     await prisma.user.delete({ where: { id: user.id } });
     return { generations: rows.length, images: keys.length };

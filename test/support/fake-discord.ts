@@ -96,6 +96,12 @@ export class FakeDiscord {
     return this.dispatchInteraction({ type: 3, data: { custom_id: customId, component_type: 2 }, message: this.messages.get(messageId) }, member);
   }
 
+  /** Submits a modal opened from a button of `messageId`, with its text inputs' values by custom id. */
+  submitModal(messageId: string, customId: string, values: Record<string, string>, member: FakeMember = { userId: '940000000000000001' }): { id: string; token: string } {
+    const components = Object.entries(values).map(([id, value]) => ({ type: 1, components: [{ type: 4, custom_id: id, value }] }));
+    return this.dispatchInteraction({ type: 5, data: { custom_id: customId, components }, message: this.messages.get(messageId) }, member);
+  }
+
   addReaction(messageId: string, emoji: string, member: FakeMember = { userId: '940000000000000001' }): void {
     this.dispatch('MESSAGE_REACTION_ADD', {
       user_id: member.userId,

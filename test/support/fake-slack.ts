@@ -25,7 +25,7 @@ export interface SlackMessageRecord {
   blocks: any[];
 }
 
-const JSON_FIELDS = new Set(['blocks', 'attachments', 'files']);
+const JSON_FIELDS = new Set(['blocks', 'attachments', 'files', 'view']);
 
 export class FakeSlack {
   readonly calls: RecordedSlackCall[] = [];
@@ -146,6 +146,21 @@ export class FakeSlack {
     };
   }
 
+  /** A modal the bot opened (views.open) submitted by `userId`; `values` maps block id → action id → state value. */
+  viewSubmissionPayload(view: any, values: Record<string, Record<string, unknown>>, userId = 'UANA'): Record<string, unknown> {
+    return {
+      type: 'view_submission',
+      team: { id: this.teamId, domain: 'fake' },
+      user: { id: userId, username: userId.toLowerCase(), name: userId.toLowerCase(), team_id: this.teamId },
+      api_app_id: 'A0FAKE',
+      token: 'legacy-verification-token',
+      trigger_id: `trigger.${this.nextId()}`,
+      view: { ...view, id: `V${this.nextId()}`, team_id: this.teamId, app_id: 'A0FAKE', bot_id: 'B0BOT', hash: 'h', state: { values } },
+      response_urls: [],
+      is_enterprise_install: false,
+    };
+  }
+
   /** Pushes a Socket Mode envelope to the connected bot. */
   push(type: 'slash_commands' | 'events_api' | 'interactive', payload: unknown): string {
     const envelopeId = `env-${this.nextId()}`;
@@ -222,6 +237,8 @@ export class FakeSlack {
         return { ok: true, message_ts: this.nextTs() };
       case 'reactions.add':
         return { ok: true };
+      case 'views.open':
+        return args.trigger_id ? { ok: true, view: { ...args.view, id: `V${this.nextId()}` } } : { ok: false, error: 'invalid_trigger_id' };
       case 'conversations.history': {
         const found = [...this.messages.values()].filter((message) => message.channel === args.channel && message.ts <= args.latest);
         found.sort((a, b) => (a.ts < b.ts ? 1 : -1));

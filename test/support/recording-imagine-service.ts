@@ -53,6 +53,12 @@ export class RecordingImagineService implements ImagineService {
     return [...this.records.values()].filter((record) => record.request.requester.userId === requester.userId).slice(0, limit);
   }
 
+  async storeDrawnMask(generationId: string, png: Buffer): Promise<string> {
+    const key = `generations/${generationId}/drawn-mask.png`;
+    this.images.set(key, png);
+    return key;
+  }
+
   async readImage(key: string): Promise<Buffer> {
     const bytes = this.images.get(key);
     if (!bytes) throw new Error(`no image ${key}`);

@@ -13,6 +13,7 @@ import {
   type ButtonInteraction,
   type ChatInputCommandInteraction,
   type CommandInteractionOption,
+  type ModalSubmitInteraction,
   type MessageReaction,
   type PartialMessageReaction,
   type PartialUser,
@@ -23,12 +24,14 @@ import type { ChatConfig } from '../../core/chat/chat-config.js';
 import type { CommandContext, OptionValues } from '../../core/chat/commands/command.js';
 import { findCommand, runCommand } from '../../core/chat/commands/index.js';
 import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
-import { actionForReaction, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
+import type { RegionForm } from '../../core/chat/edits.js';
+import { actionForReaction, parseActionId } from '../../core/chat/result-actions.js';
+import { performResultAction, submitRegionForm, type ResultActionPort } from '../../core/chat/result-flow.js';
 import type { ImagineService } from '../../core/chat/service.js';
-import { acceptedView, errorView, parametersView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { errorView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { isImagineError } from '../../core/errors.js';
-import { GenerationRequest, type Requester } from '../../core/generation.js';
-import { renderDiscordMessage, viewFiles } from './render.js';
+import type { Requester } from '../../core/generation.js';
+import { REGION_FIELDS, renderDiscordMessage, renderRegionModal, viewFiles } from './render.js';
 import { decodeReplyTarget, encodeReplyTarget, type DiscordReplyTarget } from './reply-target.js';
 
 export interface DiscordBotOptions {
@@ -104,7 +107,7 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     isAdmin: isChatAdmin({ ...facts, platform: 'discord' }, config.admins),
   });
 
-  const interactionRequester = (interaction: ChatInputCommandInteraction | ButtonInteraction): Requester => {
+  const interactionRequester = (interaction: ChatInputCommandInteraction | ButtonInteraction | ModalSubmitInteraction): Requester => {
     const member = interaction.member;
     const roleIds = member ? (Array.isArray(member.roles) ? member.roles : [...member.roles.cache.keys()]) : [];
     return requesterOf(interaction.guildId, {
@@ -137,31 +140,33 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     return message && message.author.id === botUserId() ? generationIdOfMessage(message) : null;
   };
 
-  const performAction = async (
-    action: ResultAction,
+  type Source = { channelId: string; messageId: string; guildId?: string };
+
+  /** The chat flow's port for one result message (src/core/chat/result-flow.ts). */
+  const actionPort = (
+    source: Source,
     actor: Requester,
-    source: { channelId: string; messageId: string; guildId?: string },
     tell: (view: ChatView) => Promise<unknown>,
-  ) => {
-    try {
-      const plan = await planResultAction(action, actor, service);
-      if (plan.type === 'dm') return await sendDirectMessage(actor.userId, parametersView(plan.record, false));
-      if (plan.type === 'delete') return await client.rest.delete(Routes.channelMessage(source.channelId, source.messageId));
-      const placeholder = (await client.rest.post(Routes.channelMessages(source.channelId), {
-        body: { content: `🎨 ${plan.draft.kind}…`, message_reference: { message_id: source.messageId, fail_if_not_exists: false } },
+    openForm: (form: RegionForm) => Promise<unknown> = () => tell(textView('Click 🖌️ Vary (Region) under the picture to choose what to repaint.')),
+  ): ResultActionPort => ({
+    async openGenerationMessage(placeholder) {
+      const posted = (await client.rest.post(Routes.channelMessages(source.channelId), {
+        body: { content: placeholder.text, message_reference: { message_id: source.messageId, fail_if_not_exists: false } },
       })) as APIMessage;
-      const target: DiscordReplyTarget = { channelId: source.channelId, messageId: placeholder.id, guildId: source.guildId };
-      const request = GenerationRequest.parse({ ...plan.draft, replyTarget: encodeReplyTarget(target) });
-      const placement = await service.submit(request).catch(async (error: unknown) => {
-        await client.rest.delete(Routes.channelMessage(target.channelId, target.messageId));
-        throw error;
-      });
-      coalescer.schedule(target.messageId, () => editTarget(target, acceptedView(request, placement)));
-    } catch (error) {
-      if (!isImagineError(error)) throw error;
-      await tell(errorView(error));
-    }
-  };
+      const target: DiscordReplyTarget = { channelId: source.channelId, messageId: posted.id, guildId: source.guildId };
+      return {
+        replyTarget: encodeReplyTarget(target),
+        show: async (view) => coalescer.schedule(target.messageId, () => editTarget(target, view)),
+        remove: async () => void (await client.rest.delete(Routes.channelMessage(target.channelId, target.messageId))),
+      };
+    },
+    removeResultMessage: async () => void (await client.rest.delete(Routes.channelMessage(source.channelId, source.messageId))),
+    directMessage: (view) => sendDirectMessage(actor.userId, view),
+    tell: async (view) => void (await tell(view)),
+    openForm: async (form) => void (await openForm(form)),
+  });
+
+  const deps = { service, config };
 
   const onCommand = async (interaction: ChatInputCommandInteraction) => {
     const command = findCommand(interaction.commandName);
@@ -216,11 +221,31 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
   const onButton = async (interaction: ButtonInteraction) => {
     const action = parseActionId(interaction.customId);
     if (!action) return;
-    await interaction.deferUpdate();
     const source = { channelId: interaction.channelId, messageId: interaction.message.id, guildId: interaction.guildId ?? undefined };
-    await performAction(action, interactionRequester(interaction), source, (view) =>
-      interaction.followUp({ content: view.text, flags: MessageFlags.Ephemeral }),
-    );
+    const actor = interactionRequester(interaction);
+    if (action.action === 'vary-region') {
+      // A modal can only be an interaction's first answer, so this button is answered by the form (or an error) itself.
+      const port = actionPort(
+        source,
+        actor,
+        (view) => interaction.reply({ content: view.text, flags: MessageFlags.Ephemeral }),
+        (form) => interaction.showModal(renderRegionModal(form)),
+      );
+      return performResultAction(action, actor, deps, port);
+    }
+    await interaction.deferUpdate();
+    await performResultAction(action, actor, deps, actionPort(source, actor, (view) => interaction.followUp({ content: view.text, flags: MessageFlags.Ephemeral })));
+  };
+
+  const onModalSubmit = async (interaction: ModalSubmitInteraction) => {
+    if (!parseActionId(interaction.customId) || !interaction.isFromMessage()) return;
+    await interaction.deferUpdate();
+    const source = { channelId: interaction.channelId ?? interaction.message.channelId, messageId: interaction.message.id, guildId: interaction.guildId ?? undefined };
+    const actor = interactionRequester(interaction);
+    const field = (name: string) => interaction.fields.fields.get(name) && interaction.fields.getTextInputValue(name);
+    const submission = { region: field(REGION_FIELDS.region) || undefined, prompt: field(REGION_FIELDS.prompt) || undefined };
+    const port = actionPort(source, actor, (view) => interaction.followUp({ content: view.text, flags: MessageFlags.Ephemeral }));
+    await submitRegionForm(interaction.customId, submission, actor, deps, port);
   };
 
   const onReaction = async (reaction: MessageReaction | PartialMessageReaction, user: User | PartialUser) => {
@@ -238,11 +263,18 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
       canManageServer: member?.permissions.has(PermissionFlagsBits.ManageGuild) ?? false,
     });
     // A reaction has no private reply channel: problems go to the user's DMs.
-    await performAction(action, actor, { channelId, messageId, guildId: guildId ?? undefined }, (view) => sendDirectMessage(user.id, view));
+    const port = actionPort({ channelId, messageId, guildId: guildId ?? undefined }, actor, (view) => sendDirectMessage(user.id, view));
+    await performResultAction(action, actor, deps, port);
   };
 
   client.on(Events.InteractionCreate, (interaction) => {
-    const work = interaction.isChatInputCommand() ? onCommand(interaction) : interaction.isButton() ? onButton(interaction) : undefined;
+    const work = interaction.isChatInputCommand()
+      ? onCommand(interaction)
+      : interaction.isButton()
+        ? onButton(interaction)
+        : interaction.isModalSubmit()
+          ? onModalSubmit(interaction)
+          : undefined;
     work?.catch(async (error: unknown) => {
       onError(error, `interaction ${interaction.id}`);
       if (interaction.isRepliable() && (interaction.deferred || interaction.replied)) {

@@ -1,4 +1,13 @@
-import { ButtonStyle, ComponentType, MessageFlags, type APIActionRowComponent, type APIButtonComponent } from 'discord.js';
+import {
+  ButtonStyle,
+  ComponentType,
+  MessageFlags,
+  TextInputStyle,
+  type APIActionRowComponent,
+  type APIButtonComponent,
+  type APIModalInteractionResponseCallbackData,
+} from 'discord.js';
+import type { RegionForm } from '../../core/chat/edits.js';
 import type { ChatView } from '../../core/chat/views.js';
 
 /** Discord refuses attachments above 10 MiB for bots in servers without boosts. */
@@ -54,4 +63,28 @@ export async function viewFiles(view: ChatView, readImage: (key: string) => Prom
     }
   }
   return { view: notes.length ? { ...view, text: `${view.text}\n${notes.join('\n')}` } : view, files };
+}
+
+/** The ids of the Vary (Region) modal's text inputs. */
+export const REGION_FIELDS = { region: 'region', prompt: 'prompt' } as const;
+
+/** Discord caps a modal's title and its inputs' labels at 45 characters and a text input's value at 4000. */
+export function renderRegionModal(form: RegionForm): APIModalInteractionResponseCallbackData {
+  const { width, height } = form.picture;
+  const input = (custom_id: string, label: string, style: TextInputStyle, extra: Record<string, unknown>) => ({
+    type: ComponentType.ActionRow as const,
+    components: [{ type: ComponentType.TextInput as const, custom_id, label, style, required: false, ...extra }],
+  });
+  return {
+    custom_id: form.formId,
+    title: form.title,
+    components: [
+      input(REGION_FIELDS.region, 'Area to repaint', TextInputStyle.Short, {
+        placeholder: `${form.presets.join(', ')}, or x,y,w,h in ${width}x${height}`.slice(0, 100),
+        max_length: 64,
+        required: true,
+      }),
+      input(REGION_FIELDS.prompt, 'Prompt for that area (optional)', TextInputStyle.Paragraph, { value: form.prompt.slice(0, 2000), max_length: 2000 }),
+    ],
+  };
 }

@@ -5,13 +5,14 @@ import type { ChatConfig } from '../../core/chat/chat-config.js';
 import type { CommandContext } from '../../core/chat/commands/command.js';
 import { CHAT_COMMANDS, runCommand } from '../../core/chat/commands/index.js';
 import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
-import { REACTION_ACTIONS, actionForReaction, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
+import { REACTION_ACTIONS, actionForReaction, parseActionId } from '../../core/chat/result-actions.js';
+import { performResultAction, submitRegionForm, type ResultActionPort } from '../../core/chat/result-flow.js';
 import type { ImagineService } from '../../core/chat/service.js';
-import { acceptedView, errorView, parametersView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { errorView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { isImagineError } from '../../core/errors.js';
-import { GenerationRequest, type Requester } from '../../core/generation.js';
+import type { Requester } from '../../core/generation.js';
 import { parseCommandText } from './command-text.js';
-import { renderSlackMessage } from './render.js';
+import { REGION_BLOCKS, REGION_VIEW_CALLBACK, RegionViewMetadata, renderRegionModalView, renderSlackMessage } from './render.js';
 import { decodeReplyTarget, encodeReplyTarget, type SlackReplyTarget } from './reply-target.js';
 
 export type SlackConnection =
@@ -99,29 +100,27 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     await client.chat.postMessage({ channel: userId, ...renderSlackMessage(view) });
   };
 
-  const performAction = async (
-    action: ResultAction,
-    actor: Requester,
-    source: SlackReplyTarget,
-    tell: (view: ChatView) => Promise<unknown>,
-  ) => {
-    try {
-      const plan = await planResultAction(action, actor, service);
-      if (plan.type === 'dm') return await sendDirectMessage(actor.userId, parametersView(plan.record, false));
-      if (plan.type === 'delete') return await client.chat.delete({ channel: source.channel, ts: source.ts });
-      const posted = await client.chat.postMessage({ channel: source.channel, text: `🎨 ${plan.draft.kind}…` });
+  const deps = { service, config };
+
+  /** The chat flow's port for one result message (src/core/chat/result-flow.ts); a form needs the click's trigger_id. */
+  const actionPort = (source: SlackReplyTarget, actor: Requester, tell: (view: ChatView) => Promise<unknown>, triggerId?: string): ResultActionPort => ({
+    async openGenerationMessage(placeholder) {
+      const posted = await client.chat.postMessage({ channel: source.channel, text: placeholder.text });
       const target: SlackReplyTarget = { channel: posted.channel ?? source.channel, ts: posted.ts! };
-      const request = GenerationRequest.parse({ ...plan.draft, replyTarget: encodeReplyTarget(target) });
-      const placement = await service.submit(request).catch(async (error: unknown) => {
-        await client.chat.delete({ channel: target.channel, ts: target.ts });
-        throw error;
-      });
-      coalescer.schedule(`${target.channel}:${target.ts}`, () => updateTarget(target, acceptedView(request, placement)));
-    } catch (error) {
-      if (!isImagineError(error)) throw error;
-      await tell(errorView(error));
-    }
-  };
+      return {
+        replyTarget: encodeReplyTarget(target),
+        show: async (view) => coalescer.schedule(`${target.channel}:${target.ts}`, () => updateTarget(target, view)),
+        remove: async () => void (await client.chat.delete({ channel: target.channel, ts: target.ts })),
+      };
+    },
+    removeResultMessage: async () => void (await client.chat.delete({ channel: source.channel, ts: source.ts })),
+    directMessage: (view) => sendDirectMessage(actor.userId, view),
+    tell: async (view) => void (await tell(view)),
+    async openForm(form) {
+      if (!triggerId) return void (await tell(textView('Click 🖌️ Vary (Region) under the picture to choose what to repaint.')));
+      await client.views.open({ trigger_id: triggerId, view: renderRegionModalView(form, { formId: form.formId, ...source }) });
+    },
+  });
 
   const tellPrivately = (respond: RespondFn) => (view: ChatView) =>
     respond({ response_type: 'ephemeral', replace_original: false, ...renderSlackMessage(view) });
@@ -190,7 +189,25 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     const ts = body.message?.ts ?? body.container?.message_ts;
     if (!parsed || !channel || !ts) return;
     const actor = await requesterOf(body.team?.id ?? body.user.team_id ?? 'unknown', body.user.id, parsed.action === 'delete');
-    await performAction(parsed, actor, { channel, ts }, tellPrivately(respond));
+    await performResultAction(parsed, actor, deps, actionPort({ channel, ts }, actor, tellPrivately(respond), body.trigger_id));
+  });
+
+  app.view(REGION_VIEW_CALLBACK, async ({ ack, body, view }) => {
+    const values = view.state.values;
+    const preset = values[REGION_BLOCKS.preset]?.[REGION_BLOCKS.preset]?.selected_option?.value ?? undefined;
+    const rectangle = values[REGION_BLOCKS.rectangle]?.[REGION_BLOCKS.rectangle]?.value?.trim() || undefined;
+    if (preset && rectangle) {
+      await ack({ response_action: 'errors', errors: { [REGION_BLOCKS.rectangle]: 'Choose a preset or type a rectangle, not both.' } });
+      return;
+    }
+    await ack();
+    const metadata = RegionViewMetadata.safeParse(safeJson(view.private_metadata));
+    if (!metadata.success) return onError(new Error(`unreadable private_metadata ${view.private_metadata}`), 'vary region form');
+    const actor = await requesterOf(body.team?.id ?? body.user.team_id ?? 'unknown', body.user.id, false);
+    const submission = { region: rectangle ?? preset, prompt: values[REGION_BLOCKS.prompt]?.[REGION_BLOCKS.prompt]?.value ?? undefined };
+    const source = { channel: metadata.data.channel, ts: metadata.data.ts };
+    const tell = (shown: ChatView) => client.chat.postEphemeral({ channel: source.channel, user: body.user.id, ...renderSlackMessage(shown) });
+    await submitRegionForm(metadata.data.formId, submission, actor, deps, actionPort(source, actor, tell));
   });
 
   app.event('reaction_added', async ({ event, body }) => {
@@ -200,7 +217,8 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     if (!action) return;
     const actor = await requesterOf(body.team_id, event.user, action.action === 'delete');
     // A reaction has no private reply channel: problems go to the user's DMs.
-    await performAction(action, actor, { channel: event.item.channel, ts: event.item.ts }, (view) => sendDirectMessage(event.user, view));
+    const port = actionPort({ channel: event.item.channel, ts: event.item.ts }, actor, (view) => sendDirectMessage(event.user, view));
+    await performResultAction(action, actor, deps, port);
   });
 
   app.error(async (error) => onError(error, 'listener'));
@@ -243,5 +261,13 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     unsubscribe();
     coalescer.close();
     throw error;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }

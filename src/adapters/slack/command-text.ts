@@ -1,69 +1,11 @@
-import type { CommandDefinition, CommandOptionDefinition, OptionValues } from '../../core/chat/commands/command.js';
-import { invalidInput } from '../../core/errors.js';
-
-/** Commands whose whole text is one option (the prompt keeps its spaces and --flags). */
-const WHOLE_TEXT_OPTION: Record<string, string> = { imagine: 'prompt', info: 'target' };
+import type { CommandDefinition, OptionValues } from '../../core/chat/commands/command.js';
+import { parseCommandText as parseText, type UserNames } from '../../core/chat/commands/command-text.js';
 
 // Slack escapes a mention as <@U123> or <@U123|name>.
 const MENTION = /^<@([A-Z0-9]+)(?:\|[^>]*)?>$/;
 
-function usage(name: string, path: string[], options: readonly CommandOptionDefinition[]): string {
-  return `/${[name, ...path, ...options.map((option) => (option.required ? `<${option.name}>` : `[${option.name}]`))].join(' ')}`;
-}
+const SLACK_USERS: UserNames = { readUserId: (word) => MENTION.exec(word)?.[1] ?? null, example: 'a mention like @someone' };
 
-/**
- * Slack slash commands carry only text: subcommand words first, then options in their defined order, e.g.
- * `/admin quota set @ana 50`.
- */
-export function parseCommandText(definition: CommandDefinition, text: string): { subcommand: string[]; options: OptionValues } {
-  const whole = WHOLE_TEXT_OPTION[definition.name];
-  if (whole) return { subcommand: [], options: { [whole]: text.trim() } };
-  const words = text.trim().split(/\s+/).filter((word) => word.length > 0);
-  const subcommand: string[] = [];
-  let level: { subcommands?: CommandDefinition['subcommands']; options?: readonly CommandOptionDefinition[] } = definition;
-  while (level.subcommands) {
-    const next = level.subcommands.find((candidate) => candidate.name === words[0]);
-    if (!next) {
-      throw invalidInput(`/${[definition.name, ...subcommand].join(' ')} needs one of: ${level.subcommands.map((candidate) => candidate.name).join(', ')}.`);
-    }
-    subcommand.push(words.shift()!);
-    level = next;
-  }
-  const definitions = level.options ?? [];
-  const options: OptionValues = {};
-  for (const option of definitions) {
-    const word = words.shift();
-    if (word === undefined) {
-      if (option.required) throw invalidInput(`Missing ${option.name}. Usage: ${usage(definition.name, subcommand, definitions)}`);
-      continue;
-    }
-    options[option.name] = readWord(option, word, usage(definition.name, subcommand, definitions));
-  }
-  if (words.length > 0) throw invalidInput(`Too many words ("${words.join(' ')}"). Usage: ${usage(definition.name, subcommand, definitions)}`);
-  return { subcommand, options };
-}
-
-function readWord(option: CommandOptionDefinition, word: string, usageText: string): string | number | boolean {
-  switch (option.type) {
-    case 'user': {
-      const match = MENTION.exec(word);
-      if (!match) throw invalidInput(`${option.name} must be a mention like @someone. Usage: ${usageText}`);
-      return match[1];
-    }
-    case 'integer':
-    case 'number': {
-      const value = Number(word);
-      if (!Number.isFinite(value) || (option.type === 'integer' && !Number.isInteger(value))) {
-        throw invalidInput(`${option.name} must be a ${option.type === 'integer' ? 'whole number' : 'number'}. Usage: ${usageText}`);
-      }
-      return value;
-    }
-    case 'boolean':
-      if (/^(yes|true|confirm)$/i.test(word)) return true;
-      if (/^(no|false)$/i.test(word)) return false;
-      throw invalidInput(`${option.name} must be yes or no. Usage: ${usageText}`);
-    case 'string':
-      if (option.choices && !option.choices.includes(word)) throw invalidInput(`${option.name} must be one of ${option.choices.join(', ')}.`);
-      return word;
-  }
-}
+/** Slack slash commands carry only text; core parses it (src/core/chat/commands/command-text.ts). */
+export const parseCommandText = (definition: CommandDefinition, text: string): { subcommand: string[]; options: OptionValues } =>
+  parseText(definition, text, SLACK_USERS);

@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { MaskDrawing, type RegionForm } from '../../core/chat/edits.js';
 import type { ActionButton } from '../../core/chat/views.js';
+import { LIMITS } from '../../engine/limits.js';
 
 /**
  * What the page and the server say to each other over the WebSocket at `/chat`, as JSON text frames. Who is talking
@@ -17,6 +19,15 @@ export const ClientMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('button'), messageId: z.string().max(100), customId: z.string().max(200) }),
   /** A click on one of a message's reaction chips. */
   z.object({ type: z.literal('reaction'), messageId: z.string().max(100), emoji: z.string().max(16) }),
+  /** The Vary (Region) editor's answer: the mask painted over the picture (or a region), and an optional new prompt. */
+  z.object({
+    type: z.literal('form'),
+    messageId: z.string().max(100),
+    formId: z.string().max(200),
+    mask: MaskDrawing.optional(),
+    region: z.string().max(64).optional(),
+    prompt: z.string().max(LIMITS.promptChars).optional(),
+  }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 
@@ -50,4 +61,6 @@ export type ServerMessage =
   | { type: 'transcript'; userId: string; isAdmin: boolean; messages: WebMessage[] }
   /** A new message, or a new version of one already shown (same id): replace it in place. */
   | { type: 'upsert'; message: WebMessage }
-  | { type: 'remove'; messageId: string };
+  | { type: 'remove'; messageId: string }
+  /** Open the Vary (Region) editor over the picture of message `messageId`. */
+  | { type: 'form'; messageId: string; form: RegionForm & { imageUrl: string } };

@@ -9,6 +9,13 @@ const ACTION_LABELS: Record<ResultActionName, string> = {
   reroll: 'Reroll',
   dm: 'Show me the parameters',
   delete: 'Delete',
+  'vary-region': 'Vary (Region)',
+  'zoom-out-2': 'Zoom Out 2×',
+  'zoom-out-1.5': 'Zoom Out 1.5×',
+  'pan-left': 'Pan left',
+  'pan-right': 'Pan right',
+  'pan-up': 'Pan up',
+  'pan-down': 'Pan down',
 };
 
 /** Keys are store paths like `generations/<id>/0.png`; each segment is escaped, the slashes stay. */

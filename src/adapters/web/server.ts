@@ -8,15 +8,16 @@ import { isChatAdmin } from '../../core/chat/admin.js';
 import type { ChatConfig } from '../../core/chat/chat-config.js';
 import type { CommandContext } from '../../core/chat/commands/command.js';
 import { CHAT_COMMANDS, findCommand, runCommand } from '../../core/chat/commands/index.js';
-import { actionForReaction, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
+import { actionForReaction, parseActionId, type ResultAction } from '../../core/chat/result-actions.js';
+import { performResultAction, submitRegionForm, type ResultActionPort } from '../../core/chat/result-flow.js';
 import type { GenerationEvent, ImagineService } from '../../core/chat/service.js';
-import { acceptedView, errorView, parametersView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { errorView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { ImagineError, invalidInput, isImagineError } from '../../core/errors.js';
-import { GenerationRequest, type Requester } from '../../core/generation.js';
+import type { Requester } from '../../core/generation.js';
 import { parseCommandLine } from './command-line.js';
 import { imageContentType, imageKeyOfPath } from './image-route.js';
 import { ClientMessage, type ServerMessage, type WebMessage } from './protocol.js';
-import { renderWebMessage } from './render.js';
+import { imageUrl, renderWebMessage } from './render.js';
 import { decodeReplyTarget, encodeReplyTarget } from './reply-target.js';
 import { adminCookie, clearedAdminCookie, newWebUserId, readSession, sessionCookie, type SessionKeys, type WebSession } from './session.js';
 import { Transcripts, type TranscriptEntry } from './transcript.js';
@@ -169,25 +170,27 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     else post(userId, 'bot', view);
   };
 
-  const performAction = async (session: WebSession, action: ResultAction, sourceMessageId: string) => {
-    const { userId } = session;
-    const actor = requesterOf(session);
-    try {
-      const plan = await planResultAction(action, actor, service);
-      if (plan.type === 'dm') return void post(userId, 'bot', parametersView(plan.record));
-      if (plan.type === 'delete') return remove(userId, sourceMessageId);
-      const entry = post(userId, 'bot', textView(`🎨 ${plan.draft.kind}…`, false), plan.draft.generationId);
-      const request = GenerationRequest.parse({ ...plan.draft, replyTarget: encodeReplyTarget({ userId, messageId: entry.message.id }) });
-      const placement = await service.submit(request).catch((error: unknown) => {
-        remove(userId, entry.message.id);
-        throw error;
-      });
-      answer(userId, entry, acceptedView(request, placement));
-    } catch (error) {
-      if (!isImagineError(error)) throw error;
-      post(userId, 'bot', errorView(error));
-    }
-  };
+  const deps = { service, config };
+
+  /** The chat flow's port for one result message (src/core/chat/result-flow.ts): everything happens in the user's conversation. */
+  const actionPort = (userId: string, sourceMessageId: string): ResultActionPort => ({
+    async openGenerationMessage(placeholder, generationId) {
+      const entry = post(userId, 'bot', placeholder, generationId);
+      return {
+        replyTarget: encodeReplyTarget({ userId, messageId: entry.message.id }),
+        show: async (view) => answer(userId, entry, view),
+        remove: async () => remove(userId, entry.message.id),
+      };
+    },
+    removeResultMessage: async () => remove(userId, sourceMessageId),
+    // There are no DMs on the web: the parameters appear in the user's own conversation, visible to them alone.
+    directMessage: async (view) => void post(userId, 'bot', { ...view, ephemeral: true }),
+    tell: async (view) => void post(userId, 'bot', view),
+    openForm: async (form) => send(userId, { type: 'form', messageId: sourceMessageId, form: { ...form, imageUrl: imageUrl(form.picture.imageKey) } }),
+  });
+
+  const performAction = (session: WebSession, action: ResultAction, sourceMessageId: string) =>
+    performResultAction(action, requesterOf(session), deps, actionPort(session.userId, sourceMessageId));
 
   const receive = async (session: WebSession, message: ClientMessage) => {
     switch (message.type) {
@@ -203,6 +206,10 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
         const action = generationId ? actionForReaction(message.emoji, generationId) : null;
         if (action) await performAction(session, action, message.messageId);
         return;
+      }
+      case 'form': {
+        const submission = { mask: message.mask, region: message.region, prompt: message.prompt };
+        return submitRegionForm(message.formId, submission, requesterOf(session), deps, actionPort(session.userId, message.messageId));
       }
     }
   };
@@ -311,7 +318,8 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     respond(response, 200, file.contentType, file.body, { 'Cache-Control': 'no-cache', ...identity });
   });
 
-  const sockets = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  // A painted mask travels run-length coded: a few runs a row, so a 1024x1024 picture's stays well under this.
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: 256 * 1024 });
 
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(request.url ?? '/', 'http://localhost');

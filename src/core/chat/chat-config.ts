@@ -13,6 +13,10 @@ export const ModelLimits = z.object({
   maxSide: z.number().int().positive(),
   /** SDXL-class models: the [width, height] sizes they were trained on; an aspect ratio picks the nearest of these. */
   aspectBuckets: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).min(1).optional(),
+  /** The only [width, height] sizes the model makes, when its folder lists them (edits are sized and priced by them). */
+  sizes: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).min(1).optional(),
+  /** Pixels per latent cell; a one-size model pans by whole cells. */
+  vaeScaleFactor: z.number().int().positive().optional(),
   defaultSteps: z.number().int().min(LIMITS.steps.min),
   maxSteps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max),
   defaultGuidance: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max),

@@ -1,8 +1,10 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { ImagineError } from '../errors.js';
+import { ImagineError, invalidInput } from '../errors.js';
 import type { GenerationKind, GenerationRequest, Requester } from '../generation.js';
-import { MAX_SEED } from '../../engine/limits.js';
+import { MAX_SEED, type PanDirection } from '../../engine/limits.js';
+import type { ChatConfig } from './chat-config.js';
+import { checkRegionSubmission, EDITABLE_KINDS, editParams, pictureSize, regionForm, type ChatEdit, type RegionForm, type RegionSubmission } from './edits.js';
 import type { ActionButton } from './views.js';
 import type { GenerationRecord, ImagineService } from './service.js';
 
@@ -11,7 +13,21 @@ import type { GenerationRecord, ImagineService } from './service.js';
  * generation id, image index), so a click works after a restart without any state in the bot.
  */
 
-export const RESULT_ACTIONS = ['upscale', 'vary-subtle', 'vary-strong', 'reroll', 'dm', 'delete'] as const;
+export const RESULT_ACTIONS = [
+  'upscale',
+  'vary-subtle',
+  'vary-strong',
+  'reroll',
+  'dm',
+  'delete',
+  'vary-region',
+  'zoom-out-2',
+  'zoom-out-1.5',
+  'pan-left',
+  'pan-right',
+  'pan-up',
+  'pan-down',
+] as const;
 export type ResultActionName = (typeof RESULT_ACTIONS)[number];
 
 export const ResultAction = z.object({
@@ -61,7 +77,24 @@ export function resultReactions(batch: number): string[] {
   return offered.filter((emoji, index) => offered.indexOf(emoji) === index && emoji !== '🔁');
 }
 
-export function resultButtonRows(generationId: string, batch: number): ActionButton[][] {
+/** Buttons that edit a single finished picture, and what each asks for (Vary (Region) asks through a form). */
+const EDIT_ACTIONS: Partial<Record<ResultActionName, Exclude<ChatEdit, { kind: 'vary-region' }>>> = {
+  'zoom-out-2': { kind: 'zoom-out', factor: 2 },
+  'zoom-out-1.5': { kind: 'zoom-out', factor: 1.5 },
+  'pan-left': { kind: 'pan', direction: 'left' },
+  'pan-right': { kind: 'pan', direction: 'right' },
+  'pan-up': { kind: 'pan', direction: 'up' },
+  'pan-down': { kind: 'pan', direction: 'down' },
+};
+
+const PAN_BUTTONS: [ResultActionName, string, PanDirection][] = [
+  ['pan-left', '⬅️', 'left'],
+  ['pan-right', '➡️', 'right'],
+  ['pan-up', '⬆️', 'up'],
+  ['pan-down', '⬇️', 'down'],
+];
+
+export function resultButtonRows(generationId: string, batch: number, kind: GenerationKind = 'imagine'): ActionButton[][] {
   const button = (label: string, action: ResultActionName, imageIndex: number, style: ActionButton['style'] = 'secondary', emoji?: string): ActionButton => ({
     label,
     emoji,
@@ -75,10 +108,15 @@ export function resultButtonRows(generationId: string, batch: number): ActionBut
     button('Delete', 'delete', 0, 'danger', '❌'),
   ];
   if (batch === 1) {
-    return [
-      [button('Upscale', 'upscale', 0, 'primary', '🔍'), button('Vary (subtle)', 'vary-subtle', 0, 'secondary', '🔀'), button('Vary (strong)', 'vary-strong', 0)],
-      common,
+    const variations = [button('Upscale', 'upscale', 0, 'primary', '🔍'), button('Vary (subtle)', 'vary-subtle', 0, 'secondary', '🔀'), button('Vary (strong)', 'vary-strong', 0)];
+    if (!EDITABLE_KINDS.includes(kind)) return [variations, common];
+    const edits = [
+      button('Vary (Region)', 'vary-region', 0, 'primary', '🖌️'),
+      button('Zoom Out 2×', 'zoom-out-2', 0, 'secondary', '🔍'),
+      button('Zoom Out 1.5×', 'zoom-out-1.5', 0),
     ];
+    const pans = PAN_BUTTONS.map(([action, emoji, direction]) => button(`Pan ${direction}`, action, 0, 'secondary', emoji));
+    return [variations, edits, pans, common];
   }
   return [
     indexes.map((k) => button(`U${k + 1}`, 'upscale', k, 'primary')),
@@ -93,13 +131,22 @@ export type GenerationDraft = Omit<GenerationRequest, 'replyTarget'>;
 export type ActionPlan =
   | { type: 'generate'; draft: GenerationDraft }
   | { type: 'dm'; record: GenerationRecord }
-  | { type: 'delete'; record: GenerationRecord };
+  | { type: 'delete'; record: GenerationRecord }
+  /** Vary (Region): ask where to repaint first; the form's answer goes to planRegionEdit. */
+  | { type: 'form'; form: RegionForm };
 
 const KIND_OF_ACTION: Partial<Record<ResultActionName, GenerationKind>> = {
   upscale: 'upscale',
   'vary-subtle': 'vary-subtle',
   'vary-strong': 'vary-strong',
   reroll: 'reroll',
+  'vary-region': 'vary-region',
+  'zoom-out-2': 'zoom-out',
+  'zoom-out-1.5': 'zoom-out',
+  'pan-left': 'pan',
+  'pan-right': 'pan',
+  'pan-up': 'pan',
+  'pan-down': 'pan',
 };
 
 export const newGenerationId = (): string => randomUUID();
@@ -112,12 +159,10 @@ export async function planResultAction(
   action: ResultAction,
   actor: Requester,
   service: ImagineService,
+  config: ChatConfig,
   randomSeed: () => number = () => randomInt(0, MAX_SEED + 1),
 ): Promise<ActionPlan> {
-  const record = await service.findGeneration(action.generationId);
-  if (!record) {
-    throw new ImagineError('not_found', 'That image is gone: it was deleted, or its owner asked to be forgotten.');
-  }
+  const record = await findResult(action, service);
   if (action.action === 'dm') return { type: 'dm', record };
   if (action.action === 'delete') {
     if (record.request.requester.userId !== actor.userId && !actor.isAdmin) {
@@ -127,13 +172,13 @@ export async function planResultAction(
   }
   const kind = KIND_OF_ACTION[action.action]!;
   const parent = record.request;
-  if (kind !== 'reroll' && record.status !== 'succeeded') {
-    throw new ImagineError('invalid_input', 'That generation has no finished image to work on yet.');
+  if (kind !== 'reroll') checkFinishedImage(record, action.imageIndex);
+  if (kind === 'vary-region') {
+    checkOwner(record, actor);
+    return { type: 'form', form: regionForm(encodeActionId(action), record, action.imageIndex) };
   }
-  const imageCount = record.result?.imageKeys.length ?? parent.params.batch;
-  if (action.imageIndex >= imageCount) {
-    throw new ImagineError('invalid_input', `That result has ${imageCount} image(s); there is no image ${action.imageIndex + 1}.`);
-  }
+  const edit = EDIT_ACTIONS[action.action];
+  if (edit) return { type: 'generate', draft: editDraft(record, action, actor, editParams(record, edit, config, randomSeed())) };
   const parentSeed = record.result?.seeds[action.imageIndex] ?? parent.params.seed;
   const params =
     kind === 'upscale'
@@ -150,4 +195,61 @@ export async function planResultAction(
       parent: { generationId: parent.generationId, imageIndex: action.imageIndex },
     },
   };
+}
+
+async function findResult(action: ResultAction, service: ImagineService): Promise<GenerationRecord> {
+  const record = await service.findGeneration(action.generationId);
+  if (!record) throw new ImagineError('not_found', 'That image is gone: it was deleted, or its owner asked to be forgotten.');
+  return record;
+}
+
+function checkFinishedImage(record: GenerationRecord, imageIndex: number): void {
+  if (record.status !== 'succeeded') throw new ImagineError('invalid_input', 'That generation has no finished image to work on yet.');
+  const imageCount = record.result?.imageKeys.length ?? record.request.params.batch;
+  if (imageIndex >= imageCount) throw new ImagineError('invalid_input', `That result has ${imageCount} image(s); there is no image ${imageIndex + 1}.`);
+}
+
+function checkOwner(record: GenerationRecord, actor: Requester): void {
+  if (record.request.requester.userId !== actor.userId || record.request.requester.platform !== actor.platform) {
+    throw new ImagineError('forbidden', 'Only the person who asked for this picture can vary a region of it: upscale it yourself first, then vary your own copy.');
+  }
+}
+
+function editDraft(record: GenerationRecord, action: ResultAction, actor: Requester, params: GenerationDraft['params']): GenerationDraft {
+  return {
+    generationId: newGenerationId(),
+    kind: KIND_OF_ACTION[action.action]!,
+    params,
+    requester: actor,
+    mode: record.request.mode,
+    parent: { generationId: record.request.generationId, imageIndex: action.imageIndex },
+  };
+}
+
+/** A Vary (Region) edit from a form's answer, and the painted mask to store before it is queued. */
+export interface RegionEditPlan {
+  draft: GenerationDraft;
+  maskPng?: Buffer;
+}
+
+/**
+ * Checks a Vary (Region) form's answer — the result still there and the submitter's own, a region inside the picture
+ * or a painted mask that is neither empty nor full — and plans the edit. It throws before anything is stored or charged.
+ */
+export async function planRegionEdit(
+  formId: string,
+  submission: RegionSubmission,
+  actor: Requester,
+  service: ImagineService,
+  config: ChatConfig,
+  randomSeed: () => number = () => randomInt(0, MAX_SEED + 1),
+): Promise<RegionEditPlan> {
+  const action = parseActionId(formId);
+  if (action?.action !== 'vary-region') throw invalidInput('That form is not one of mine any more; click 🖌️ Vary (Region) again.');
+  const record = await findResult(action, service);
+  checkFinishedImage(record, action.imageIndex);
+  checkOwner(record, actor);
+  const checked = checkRegionSubmission(submission, pictureSize(record));
+  const params = editParams(record, { kind: 'vary-region', region: checked.region, prompt: checked.prompt }, config, randomSeed());
+  return { draft: editDraft(record, action, actor, params), ...(checked.maskPng && { maskPng: checked.maskPng }) };
 }

@@ -66,6 +66,8 @@ export interface ImagineService {
   findBySeed(requester: Requester, seed: number): Promise<GenerationRecord | null>;
   history(requester: Requester, limit: number): Promise<GenerationRecord[]>;
   readImage(key: string): Promise<Buffer>;
+  /** Keeps the mask a user painted for a vary-region, before it is queued; returns its image store key. */
+  storeDrawnMask(generationId: string, png: Buffer): Promise<string>;
 
   quota(requester: Requester): Promise<QuotaStatus>;
   settings(requester: Requester): Promise<UserSettings>;

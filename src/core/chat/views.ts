@@ -77,7 +77,7 @@ export function doneView(request: GenerationRequest, result: GenerationResult): 
   const shown = result.gridKey ?? result.imageKeys[0];
   return view(`${quoted(params)} — ${params.width}×${params.height}, seed ${result.seeds[0] ?? params.seed}`, {
     images: shown ? [{ key: shown, fileName: `${request.generationId}.png` }] : [],
-    buttonRows: resultButtonRows(request.generationId, batch),
+    buttonRows: resultButtonRows(request.generationId, batch, request.kind),
     reactions: resultReactions(batch),
   });
 }
@@ -94,14 +94,27 @@ export function cancelledView(request: GenerationRequest, refunded: boolean): Ch
 
 /** Everything needed to make the image again, for ✉️ and /info. */
 export function parametersView(record: GenerationRecord, ephemeral = true): ChatView {
-  const { params, generationId, kind } = record.request;
+  const { params, generationId, kind, parent, maskKey, blendParents } = record.request;
   const seeds = record.result?.seeds.join(', ') ?? String(params.seed);
+  const edit = [
+    params.zoomOut !== undefined ? `zoom out ${params.zoomOut}×` : undefined,
+    params.pan ? `pan ${params.pan}` : undefined,
+    params.region ? `vary region ${params.region}` : undefined,
+    maskKey ? 'vary region (painted mask)' : undefined,
+  ].filter((part) => part !== undefined);
   const lines = [
     `Prompt: ${params.prompt}`,
     params.negativePrompt ? `Negative prompt: ${params.negativePrompt}` : undefined,
     `Seed: ${seeds}`,
     `Size: ${params.width}×${params.height}, steps: ${params.steps}, cfg: ${params.guidance}, sampler: ${params.sampler}`,
     `Model: ${params.model}, batch: ${params.batch}, kind: ${kind}, status: ${record.status}`,
+    edit.length > 0 ? `Edit: ${edit.join(', ')}` : undefined,
+    blendParents
+      ? `Blend of: ${blendParents.map((picture) => picture.generationId).join(', ')}`
+      : parent
+        ? `Parent: ${parent.generationId}, image ${parent.imageIndex + 1}`
+        : undefined,
+    record.result?.maskKey ? `Mask: ${record.result.maskKey}` : undefined,
     `Generation: ${generationId}`,
   ];
   return view(lines.filter((line) => line !== undefined).join('\n'), { ephemeral });

@@ -211,7 +211,7 @@ describe('/info', () => {
 describe('registerCommands', () => {
   it('bulk-overwrites the guild commands with every command definition', async () => {
     const names = await registerCommands(fake.applicationId, 'fake-token', fake.guildId, { apiBaseUrl: fake.apiUrl });
-    expect(names).toEqual(['imagine', 'quota', 'history', 'info', 'cancel', 'settings', 'forget-me', 'admin']);
+    expect(names).toEqual(['imagine', 'blend', 'quota', 'history', 'info', 'cancel', 'settings', 'forget-me', 'admin']);
     const put = fake.requests.find((call) => call.method === 'PUT' && call.path.endsWith('/commands'))!;
     expect(put.path).toBe(`/applications/${fake.applicationId}/guilds/${fake.guildId}/commands`);
     const admin = put.body.find((command: any) => command.name === 'admin');

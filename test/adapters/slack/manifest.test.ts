@@ -6,6 +6,7 @@ describe('slackManifest', () => {
     const manifest = slackManifest() as any;
     expect(manifest.features.slash_commands.map((command: any) => command.command)).toEqual([
       '/imagine',
+      '/blend',
       '/quota',
       '/history',
       '/info',

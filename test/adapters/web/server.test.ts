@@ -180,7 +180,7 @@ describe('web chat commands', () => {
     client.send({ type: 'command', text: '/paint a fox' });
     const error = await client.waitForMessage((message) => message.author === 'bot');
     expect(error.text).toContain("I don't know /paint.");
-    expect(error.text).toContain('/imagine, /quota, /history, /info, /cancel, /settings');
+    expect(error.text).toContain('/imagine, /blend, /quota, /history, /info, /cancel, /settings');
   });
 
   it('answers /quota, /settings and /cancel for the local user', async () => {

@@ -24,6 +24,7 @@ describe('chat commands', () => {
   it('defines every command of the product once', () => {
     expect(CHAT_COMMANDS.map((command) => command.definition.name)).toEqual([
       'imagine',
+      'blend',
       'quota',
       'history',
       'info',
@@ -77,6 +78,51 @@ describe('chat commands', () => {
     const view = await runCommand(findCommand('info')!, context(service, { target: '77' }));
     expect(view.text).toContain('Prompt: a fox');
     expect(view.text).toContain('Seed: 77');
+  });
+
+  /** A finished generation of `count` pictures by pixel-32 at 32x32, as an imagine (count > 1) or an upscale. */
+  async function finishedPictures(service: RecordingImagineService, generationId: string, prompt: string, count = 1) {
+    await service.submit({
+      generationId,
+      kind: count > 1 ? 'imagine' : 'upscale',
+      params: { prompt, negativePrompt: '', width: 32, height: 32, steps: 20, guidance: 5, sampler: 'ddim', seed: 1, batch: count, model: 'pixel-32' },
+      requester: member,
+      mode: 'fast',
+      replyTarget: '{}',
+    });
+    service.finish(generationId, Array.from({ length: count }, (_, k) => `${generationId}-${k}`));
+  }
+
+  it('/blend submits one latent blend of 2–4 pictures, sized by the first and prompted by all of theirs', async () => {
+    const service = new RecordingImagineService();
+    await finishedPictures(service, 'gen-apple-0001', 'red apple');
+    await finishedPictures(service, 'gen-pear-00001', 'green pear');
+    const view = await runCommand(findCommand('blend')!, context(service, { image1: 'gen-apple-0001', image2: 'https://example/link' }, { generationIdOfMessageLink: async () => 'gen-pear-00001' }));
+    expect(view.text).toMatch(/^🎨 “red apple, green pear” — position 2 in the queue/);
+    expect(service.submitted.at(-1)).toMatchObject({
+      kind: 'blend',
+      params: { prompt: 'red apple, green pear', width: 64, height: 64, batch: 1, model: 'pixel-32' },
+      parent: { generationId: 'gen-apple-0001', imageIndex: 0 },
+      blendParents: [
+        { generationId: 'gen-apple-0001', imageIndex: 0 },
+        { generationId: 'gen-pear-00001', imageIndex: 0 },
+      ],
+      replyTarget: 'reply-target-1',
+    });
+    expect(findCommand('blend')!.definition.description).toContain('latent blend');
+  });
+
+  it('/blend refuses a grid, a picture that is gone and a single picture, and submits nothing', async () => {
+    const service = new RecordingImagineService();
+    await finishedPictures(service, 'gen-apple-0001', 'red apple');
+    await finishedPictures(service, 'gen-grid-00001', 'fruit', 4);
+    const blend = (options: OptionValues) => runCommand(findCommand('blend')!, context(service, options));
+    expect((await blend({ image1: 'gen-apple-0001', image2: 'gen-grid-00001' })).text).toBe(
+      '⚠️ "gen-grid-00001" is a grid of 4 pictures: upscale the one you want (U1–U4) and blend the upscale.',
+    );
+    expect((await blend({ image1: 'gen-apple-0001', image2: 'gen-gone-00001' })).text).toMatch(/^⚠️ I found no image for "gen-gone-00001"/);
+    expect((await blend({ image1: 'gen-apple-0001' })).text).toBe('⚠️ /blend takes 2 to 4 pictures; give at least 2.');
+    expect(service.submitted.map((request) => request.kind)).toEqual(['upscale', 'imagine']);
   });
 
   it('/settings refuses a model that does not exist', async () => {

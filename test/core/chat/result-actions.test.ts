@@ -9,7 +9,7 @@ import {
   resultButtonRows,
   resultReactions,
 } from '../../../src/core/chat/result-actions.js';
-import { RecordingImagineService } from '../../support/recording-imagine-service.js';
+import { RecordingImagineService, TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
 
 const owner: Requester = { platform: 'discord', workspaceId: 'g1', userId: 'u-owner', isAdmin: false };
 const stranger: Requester = { ...owner, userId: 'u-stranger' };
@@ -69,7 +69,7 @@ describe('result action ids', () => {
 describe('planResultAction', () => {
   it('upscales image k of the parent with its own seed, charged to whoever clicked', async () => {
     const service = await serviceWithResult(4);
-    const plan = await planResultAction({ action: 'upscale', generationId, imageIndex: 2 }, stranger, service);
+    const plan = await planResultAction({ action: 'upscale', generationId, imageIndex: 2 }, stranger, service, TEST_CHAT_CONFIG);
     expect(plan.type).toBe('generate');
     if (plan.type !== 'generate') return;
     expect(plan.draft).toMatchObject({ kind: 'upscale', requester: stranger, mode: 'relax', parent: { generationId, imageIndex: 2 } });
@@ -79,32 +79,32 @@ describe('planResultAction', () => {
 
   it('rerolls with a new seed', async () => {
     const service = await serviceWithResult(4);
-    const plan = await planResultAction({ action: 'reroll', generationId, imageIndex: 0 }, owner, service, () => 555);
+    const plan = await planResultAction({ action: 'reroll', generationId, imageIndex: 0 }, owner, service, TEST_CHAT_CONFIG, () => 555);
     expect(plan.type === 'generate' && plan.draft.params.seed).toBe(555);
     expect(plan.type === 'generate' && plan.draft.params.batch).toBe(4);
   });
 
   it('refuses an image index past the batch', async () => {
     const service = await serviceWithResult(1);
-    await expect(planResultAction({ action: 'vary-subtle', generationId, imageIndex: 1 }, owner, service)).rejects.toThrow(/no image 2/);
+    await expect(planResultAction({ action: 'vary-subtle', generationId, imageIndex: 1 }, owner, service, TEST_CHAT_CONFIG)).rejects.toThrow(/no image 2/);
   });
 
   it('lets the requester delete, and refuses a stranger', async () => {
     const service = await serviceWithResult(1);
-    expect((await planResultAction({ action: 'delete', generationId, imageIndex: 0 }, owner, service)).type).toBe('delete');
-    const refused = await planResultAction({ action: 'delete', generationId, imageIndex: 0 }, stranger, service).catch((error) => error);
+    expect((await planResultAction({ action: 'delete', generationId, imageIndex: 0 }, owner, service, TEST_CHAT_CONFIG)).type).toBe('delete');
+    const refused = await planResultAction({ action: 'delete', generationId, imageIndex: 0 }, stranger, service, TEST_CHAT_CONFIG).catch((error) => error);
     expect(isImagineError(refused) && refused.kind).toBe('forbidden');
   });
 
   it('lets an admin delete anyone’s result', async () => {
     const service = await serviceWithResult(1);
-    const plan = await planResultAction({ action: 'delete', generationId, imageIndex: 0 }, { ...stranger, isAdmin: true }, service);
+    const plan = await planResultAction({ action: 'delete', generationId, imageIndex: 0 }, { ...stranger, isAdmin: true }, service, TEST_CHAT_CONFIG);
     expect(plan.type).toBe('delete');
   });
 
   it('says the image is gone when the generation was forgotten', async () => {
     const service = new RecordingImagineService();
-    const error = await planResultAction({ action: 'dm', generationId, imageIndex: 0 }, owner, service).catch((caught) => caught);
+    const error = await planResultAction({ action: 'dm', generationId, imageIndex: 0 }, owner, service, TEST_CHAT_CONFIG).catch((caught) => caught);
     expect(isImagineError(error) && error.kind).toBe('not_found');
   });
 });

@@ -131,6 +131,9 @@ function connect() {
       upsert(message.message);
     } else if (message.type === 'remove') {
       document.getElementById(`m-${message.messageId}`)?.remove();
+    } else if (message.type === 'form') {
+      openRegionEditor(message.messageId, message.form);
+      return;
     }
     scrollToEnd();
   });
@@ -139,6 +142,166 @@ function connect() {
     setTimeout(connect, reconnectDelayMs);
     reconnectDelayMs = Math.min(RECONNECT_MAX_MS, reconnectDelayMs * 2);
   });
+}
+
+const MASK_COLOUR = '#ff2d7a';
+
+/** Presets as rectangles in the picture's pixels; `border` repaints everything but the centre. */
+function paintPreset(context, preset, width, height) {
+  const half = { width: width / 2, height: height / 2 };
+  const centre = [width / 4, height / 4, half.width, half.height];
+  const rectangles = {
+    left: [0, 0, half.width, height],
+    right: [half.width, 0, half.width, height],
+    top: [0, 0, width, half.height],
+    bottom: [0, half.height, width, half.height],
+    center: centre,
+  };
+  context.clearRect(0, 0, width, height);
+  if (preset === 'border') {
+    context.fillRect(0, 0, width, height);
+    context.clearRect(...centre);
+  } else context.fillRect(...rectangles[preset]);
+}
+
+/** The painted mask, run-length coded in reading order: keep and repaint runs alternate, starting with keep. */
+function maskRuns(context, width, height) {
+  const alpha = context.getImageData(0, 0, width, height).data;
+  const runs = [];
+  let current = 0;
+  let length = 0;
+  for (let index = 3; index < alpha.length; index += 4) {
+    const value = alpha[index] > 127 ? 1 : 0;
+    if (value !== current) {
+      runs.push(length);
+      current = value;
+      length = 0;
+    }
+    length += 1;
+  }
+  runs.push(length);
+  return runs;
+}
+
+/**
+ * Vary (Region): the picture with a mask canvas over it at the picture's own size. The brush paints, the rectangle tool
+ * drags a box, presets fill the mask; what is painted is repainted. The server checks the mask (empty, full, size).
+ */
+function openRegionEditor(messageId, form) {
+  document.querySelector('dialog.editor')?.remove();
+  const { width, height } = form.picture;
+  const dialog = element('dialog', 'editor');
+  dialog.setAttribute('aria-labelledby', 'editor-title');
+  const title = element('h2', undefined, `🖌️ ${form.title}`);
+  title.id = 'editor-title';
+  const stage = element('div', 'stage');
+  const picture = element('img');
+  picture.src = form.imageUrl;
+  picture.alt = 'The picture to repaint';
+  const canvas = element('canvas', 'mask');
+  canvas.width = width;
+  canvas.height = height;
+  canvas.setAttribute('aria-label', 'Mask: paint over what should be repainted');
+  stage.append(picture, canvas);
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  context.fillStyle = MASK_COLOUR;
+  context.strokeStyle = MASK_COLOUR;
+  context.lineCap = 'round';
+  context.lineJoin = 'round';
+
+  const tools = element('div', 'tools');
+  let tool = 'brush';
+  const toolButtons = ['brush', 'rectangle'].map((name) => {
+    const button = element('button', name === tool ? 'primary' : 'secondary', name === 'brush' ? 'Brush' : 'Rectangle');
+    button.type = 'button';
+    button.setAttribute('aria-pressed', String(name === tool));
+    button.addEventListener('click', () => {
+      tool = name;
+      for (const other of toolButtons) {
+        const chosen = other === button;
+        other.className = chosen ? 'primary' : 'secondary';
+        other.setAttribute('aria-pressed', String(chosen));
+      }
+    });
+    return button;
+  });
+  const sizeLabel = element('label', undefined, 'Brush size ');
+  const size = element('input');
+  size.type = 'range';
+  size.min = '1';
+  size.max = String(Math.max(2, Math.round(Math.max(width, height) / 3)));
+  size.value = String(Math.max(1, Math.round(Math.max(width, height) / 10)));
+  sizeLabel.append(size);
+  const presets = form.presets.map((preset) => {
+    const button = element('button', 'secondary', preset);
+    button.type = 'button';
+    button.addEventListener('click', () => paintPreset(context, preset, width, height));
+    return button;
+  });
+  const clear = element('button', 'secondary', 'Clear');
+  clear.type = 'button';
+  clear.addEventListener('click', () => context.clearRect(0, 0, width, height));
+  tools.append(...toolButtons, sizeLabel, element('span', 'presets-label', 'Presets:'), ...presets, clear);
+
+  const promptLabel = element('label', 'prompt', 'Prompt for the repainted area');
+  const prompt = element('textarea');
+  prompt.value = form.prompt;
+  prompt.rows = 2;
+  promptLabel.append(prompt);
+
+  const actions = element('div', 'actions');
+  const cancel = element('button', 'secondary', 'Cancel');
+  cancel.type = 'button';
+  cancel.addEventListener('click', () => dialog.remove());
+  const submit = element('button', 'primary', 'Repaint');
+  submit.type = 'button';
+  submit.addEventListener('click', () => {
+    const mask = { width, height, runs: maskRuns(context, width, height) };
+    if (sendToServer({ type: 'form', messageId, formId: form.formId, mask, prompt: prompt.value })) dialog.remove();
+  });
+  actions.append(cancel, submit);
+
+  const pointOf = (event) => {
+    const box = canvas.getBoundingClientRect();
+    return { x: ((event.clientX - box.left) * width) / box.width, y: ((event.clientY - box.top) * height) / box.height };
+  };
+  let stroke;
+  canvas.addEventListener('pointerdown', (event) => {
+    canvas.setPointerCapture(event.pointerId);
+    const start = pointOf(event);
+    stroke = { start, last: start, before: context.getImageData(0, 0, width, height) };
+    if (tool === 'brush') {
+      context.beginPath();
+      context.arc(start.x, start.y, Number(size.value) / 2, 0, 2 * Math.PI);
+      context.fill();
+    }
+  });
+  canvas.addEventListener('pointermove', (event) => {
+    if (!stroke) return;
+    const point = pointOf(event);
+    if (tool === 'brush') {
+      context.lineWidth = Number(size.value);
+      context.beginPath();
+      context.moveTo(stroke.last.x, stroke.last.y);
+      context.lineTo(point.x, point.y);
+      context.stroke();
+    } else {
+      context.putImageData(stroke.before, 0, 0);
+      const { start } = stroke;
+      context.fillRect(Math.min(start.x, point.x), Math.min(start.y, point.y), Math.abs(point.x - start.x), Math.abs(point.y - start.y));
+    }
+    stroke.last = point;
+  });
+  const endStroke = () => {
+    stroke = undefined;
+  };
+  canvas.addEventListener('pointerup', endStroke);
+  canvas.addEventListener('pointercancel', endStroke);
+
+  dialog.addEventListener('cancel', () => dialog.remove());
+  dialog.append(title, stage, tools, promptLabel, actions);
+  document.body.append(dialog);
+  dialog.showModal();
 }
 
 /** A line the page itself shows (the admin sign-in's answer), never sent to or kept by the server. */

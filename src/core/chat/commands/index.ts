@@ -1,6 +1,7 @@
 import { ImagineError, isImagineError } from '../../errors.js';
 import { errorView, type ChatView } from '../views.js';
 import { adminCommand } from './admin.js';
+import { blendCommand } from './blend.js';
 import { cancelCommand } from './cancel.js';
 import type { ChatCommand, CommandContext } from './command.js';
 import { forgetMeCommand } from './forget-me.js';
@@ -12,6 +13,7 @@ import { settingsCommand } from './settings.js';
 
 export const CHAT_COMMANDS: readonly ChatCommand[] = [
   imagineCommand,
+  blendCommand,
   quotaCommand,
   historyCommand,
   infoCommand,

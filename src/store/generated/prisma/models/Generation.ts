@@ -36,6 +36,8 @@ export type GenerationAvgAggregateOutputType = {
   strength: number | null
   variationSeed: number | null
   variationStrength: number | null
+  maskBlur: number | null
+  zoomOut: number | null
   parentImageIndex: number | null
   imageSeeds: number | null
 }
@@ -50,6 +52,8 @@ export type GenerationSumAggregateOutputType = {
   strength: number | null
   variationSeed: bigint | null
   variationStrength: number | null
+  maskBlur: number | null
+  zoomOut: number | null
   parentImageIndex: number | null
   imageSeeds: bigint[]
 }
@@ -74,6 +78,12 @@ export type GenerationMinAggregateOutputType = {
   strength: number | null
   variationSeed: bigint | null
   variationStrength: number | null
+  region: string | null
+  maskBlur: number | null
+  zoomOut: number | null
+  pan: string | null
+  drawnMaskKey: string | null
+  maskKey: string | null
   replyTarget: string | null
   messageRef: string | null
   parentId: string | null
@@ -105,6 +115,12 @@ export type GenerationMaxAggregateOutputType = {
   strength: number | null
   variationSeed: bigint | null
   variationStrength: number | null
+  region: string | null
+  maskBlur: number | null
+  zoomOut: number | null
+  pan: string | null
+  drawnMaskKey: string | null
+  maskKey: string | null
   replyTarget: string | null
   messageRef: string | null
   parentId: string | null
@@ -136,6 +152,13 @@ export type GenerationCountAggregateOutputType = {
   strength: number
   variationSeed: number
   variationStrength: number
+  region: number
+  maskBlur: number
+  zoomOut: number
+  pan: number
+  drawnMaskKey: number
+  maskKey: number
+  blendParents: number
   replyTarget: number
   messageRef: number
   parentId: number
@@ -162,6 +185,8 @@ export type GenerationAvgAggregateInputType = {
   strength?: true
   variationSeed?: true
   variationStrength?: true
+  maskBlur?: true
+  zoomOut?: true
   parentImageIndex?: true
   imageSeeds?: true
 }
@@ -176,6 +201,8 @@ export type GenerationSumAggregateInputType = {
   strength?: true
   variationSeed?: true
   variationStrength?: true
+  maskBlur?: true
+  zoomOut?: true
   parentImageIndex?: true
   imageSeeds?: true
 }
@@ -200,6 +227,12 @@ export type GenerationMinAggregateInputType = {
   strength?: true
   variationSeed?: true
   variationStrength?: true
+  region?: true
+  maskBlur?: true
+  zoomOut?: true
+  pan?: true
+  drawnMaskKey?: true
+  maskKey?: true
   replyTarget?: true
   messageRef?: true
   parentId?: true
@@ -231,6 +264,12 @@ export type GenerationMaxAggregateInputType = {
   strength?: true
   variationSeed?: true
   variationStrength?: true
+  region?: true
+  maskBlur?: true
+  zoomOut?: true
+  pan?: true
+  drawnMaskKey?: true
+  maskKey?: true
   replyTarget?: true
   messageRef?: true
   parentId?: true
@@ -262,6 +301,13 @@ export type GenerationCountAggregateInputType = {
   strength?: true
   variationSeed?: true
   variationStrength?: true
+  region?: true
+  maskBlur?: true
+  zoomOut?: true
+  pan?: true
+  drawnMaskKey?: true
+  maskKey?: true
+  blendParents?: true
   replyTarget?: true
   messageRef?: true
   parentId?: true
@@ -383,6 +429,13 @@ export type GenerationGroupByOutputType = {
   strength: number | null
   variationSeed: bigint | null
   variationStrength: number | null
+  region: string | null
+  maskBlur: number | null
+  zoomOut: number | null
+  pan: string | null
+  drawnMaskKey: string | null
+  maskKey: string | null
+  blendParents: runtime.JsonValue | null
   replyTarget: string
   messageRef: string | null
   parentId: string | null
@@ -440,6 +493,13 @@ export type GenerationWhereInput = {
   strength?: Prisma.FloatNullableFilter<"Generation"> | number | null
   variationSeed?: Prisma.BigIntNullableFilter<"Generation"> | bigint | number | null
   variationStrength?: Prisma.FloatNullableFilter<"Generation"> | number | null
+  region?: Prisma.StringNullableFilter<"Generation"> | string | null
+  maskBlur?: Prisma.IntNullableFilter<"Generation"> | number | null
+  zoomOut?: Prisma.FloatNullableFilter<"Generation"> | number | null
+  pan?: Prisma.StringNullableFilter<"Generation"> | string | null
+  drawnMaskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
+  maskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
+  blendParents?: Prisma.JsonNullableFilter<"Generation">
   replyTarget?: Prisma.StringFilter<"Generation"> | string
   messageRef?: Prisma.StringNullableFilter<"Generation"> | string | null
   parentId?: Prisma.StringNullableFilter<"Generation"> | string | null
@@ -478,6 +538,13 @@ export type GenerationOrderByWithRelationInput = {
   strength?: Prisma.SortOrderInput | Prisma.SortOrder
   variationSeed?: Prisma.SortOrderInput | Prisma.SortOrder
   variationStrength?: Prisma.SortOrderInput | Prisma.SortOrder
+  region?: Prisma.SortOrderInput | Prisma.SortOrder
+  maskBlur?: Prisma.SortOrderInput | Prisma.SortOrder
+  zoomOut?: Prisma.SortOrderInput | Prisma.SortOrder
+  pan?: Prisma.SortOrderInput | Prisma.SortOrder
+  drawnMaskKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  maskKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  blendParents?: Prisma.SortOrderInput | Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
   messageRef?: Prisma.SortOrderInput | Prisma.SortOrder
   parentId?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -519,6 +586,13 @@ export type GenerationWhereUniqueInput = Prisma.AtLeast<{
   strength?: Prisma.FloatNullableFilter<"Generation"> | number | null
   variationSeed?: Prisma.BigIntNullableFilter<"Generation"> | bigint | number | null
   variationStrength?: Prisma.FloatNullableFilter<"Generation"> | number | null
+  region?: Prisma.StringNullableFilter<"Generation"> | string | null
+  maskBlur?: Prisma.IntNullableFilter<"Generation"> | number | null
+  zoomOut?: Prisma.FloatNullableFilter<"Generation"> | number | null
+  pan?: Prisma.StringNullableFilter<"Generation"> | string | null
+  drawnMaskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
+  maskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
+  blendParents?: Prisma.JsonNullableFilter<"Generation">
   replyTarget?: Prisma.StringFilter<"Generation"> | string
   messageRef?: Prisma.StringNullableFilter<"Generation"> | string | null
   parentId?: Prisma.StringNullableFilter<"Generation"> | string | null
@@ -557,6 +631,13 @@ export type GenerationOrderByWithAggregationInput = {
   strength?: Prisma.SortOrderInput | Prisma.SortOrder
   variationSeed?: Prisma.SortOrderInput | Prisma.SortOrder
   variationStrength?: Prisma.SortOrderInput | Prisma.SortOrder
+  region?: Prisma.SortOrderInput | Prisma.SortOrder
+  maskBlur?: Prisma.SortOrderInput | Prisma.SortOrder
+  zoomOut?: Prisma.SortOrderInput | Prisma.SortOrder
+  pan?: Prisma.SortOrderInput | Prisma.SortOrder
+  drawnMaskKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  maskKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  blendParents?: Prisma.SortOrderInput | Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
   messageRef?: Prisma.SortOrderInput | Prisma.SortOrder
   parentId?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -599,6 +680,13 @@ export type GenerationScalarWhereWithAggregatesInput = {
   strength?: Prisma.FloatNullableWithAggregatesFilter<"Generation"> | number | null
   variationSeed?: Prisma.BigIntNullableWithAggregatesFilter<"Generation"> | bigint | number | null
   variationStrength?: Prisma.FloatNullableWithAggregatesFilter<"Generation"> | number | null
+  region?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
+  maskBlur?: Prisma.IntNullableWithAggregatesFilter<"Generation"> | number | null
+  zoomOut?: Prisma.FloatNullableWithAggregatesFilter<"Generation"> | number | null
+  pan?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
+  drawnMaskKey?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
+  maskKey?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
+  blendParents?: Prisma.JsonNullableWithAggregatesFilter<"Generation">
   replyTarget?: Prisma.StringWithAggregatesFilter<"Generation"> | string
   messageRef?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
   parentId?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
@@ -631,6 +719,13 @@ export type GenerationCreateInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -668,6 +763,13 @@ export type GenerationUncheckedCreateInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -701,6 +803,13 @@ export type GenerationUpdateInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -738,6 +847,13 @@ export type GenerationUncheckedUpdateInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -773,6 +889,13 @@ export type GenerationCreateManyInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -805,6 +928,13 @@ export type GenerationUpdateManyMutationInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -838,6 +968,13 @@ export type GenerationUncheckedUpdateManyInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -895,6 +1032,13 @@ export type GenerationCountOrderByAggregateInput = {
   strength?: Prisma.SortOrder
   variationSeed?: Prisma.SortOrder
   variationStrength?: Prisma.SortOrder
+  region?: Prisma.SortOrder
+  maskBlur?: Prisma.SortOrder
+  zoomOut?: Prisma.SortOrder
+  pan?: Prisma.SortOrder
+  drawnMaskKey?: Prisma.SortOrder
+  maskKey?: Prisma.SortOrder
+  blendParents?: Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
   messageRef?: Prisma.SortOrder
   parentId?: Prisma.SortOrder
@@ -919,6 +1063,8 @@ export type GenerationAvgOrderByAggregateInput = {
   strength?: Prisma.SortOrder
   variationSeed?: Prisma.SortOrder
   variationStrength?: Prisma.SortOrder
+  maskBlur?: Prisma.SortOrder
+  zoomOut?: Prisma.SortOrder
   parentImageIndex?: Prisma.SortOrder
   imageSeeds?: Prisma.SortOrder
 }
@@ -943,6 +1089,12 @@ export type GenerationMaxOrderByAggregateInput = {
   strength?: Prisma.SortOrder
   variationSeed?: Prisma.SortOrder
   variationStrength?: Prisma.SortOrder
+  region?: Prisma.SortOrder
+  maskBlur?: Prisma.SortOrder
+  zoomOut?: Prisma.SortOrder
+  pan?: Prisma.SortOrder
+  drawnMaskKey?: Prisma.SortOrder
+  maskKey?: Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
   messageRef?: Prisma.SortOrder
   parentId?: Prisma.SortOrder
@@ -974,6 +1126,12 @@ export type GenerationMinOrderByAggregateInput = {
   strength?: Prisma.SortOrder
   variationSeed?: Prisma.SortOrder
   variationStrength?: Prisma.SortOrder
+  region?: Prisma.SortOrder
+  maskBlur?: Prisma.SortOrder
+  zoomOut?: Prisma.SortOrder
+  pan?: Prisma.SortOrder
+  drawnMaskKey?: Prisma.SortOrder
+  maskKey?: Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
   messageRef?: Prisma.SortOrder
   parentId?: Prisma.SortOrder
@@ -995,6 +1153,8 @@ export type GenerationSumOrderByAggregateInput = {
   strength?: Prisma.SortOrder
   variationSeed?: Prisma.SortOrder
   variationStrength?: Prisma.SortOrder
+  maskBlur?: Prisma.SortOrder
+  zoomOut?: Prisma.SortOrder
   parentImageIndex?: Prisma.SortOrder
   imageSeeds?: Prisma.SortOrder
 }
@@ -1209,6 +1369,13 @@ export type GenerationCreateWithoutWorkspaceInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1244,6 +1411,13 @@ export type GenerationUncheckedCreateWithoutWorkspaceInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -1308,6 +1482,13 @@ export type GenerationScalarWhereInput = {
   strength?: Prisma.FloatNullableFilter<"Generation"> | number | null
   variationSeed?: Prisma.BigIntNullableFilter<"Generation"> | bigint | number | null
   variationStrength?: Prisma.FloatNullableFilter<"Generation"> | number | null
+  region?: Prisma.StringNullableFilter<"Generation"> | string | null
+  maskBlur?: Prisma.IntNullableFilter<"Generation"> | number | null
+  zoomOut?: Prisma.FloatNullableFilter<"Generation"> | number | null
+  pan?: Prisma.StringNullableFilter<"Generation"> | string | null
+  drawnMaskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
+  maskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
+  blendParents?: Prisma.JsonNullableFilter<"Generation">
   replyTarget?: Prisma.StringFilter<"Generation"> | string
   messageRef?: Prisma.StringNullableFilter<"Generation"> | string | null
   parentId?: Prisma.StringNullableFilter<"Generation"> | string | null
@@ -1340,6 +1521,13 @@ export type GenerationCreateWithoutUserInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1375,6 +1563,13 @@ export type GenerationUncheckedCreateWithoutUserInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -1434,6 +1629,13 @@ export type GenerationCreateWithoutChildrenInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1470,6 +1672,13 @@ export type GenerationUncheckedCreateWithoutChildrenInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -1507,6 +1716,13 @@ export type GenerationCreateWithoutParentInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1543,6 +1759,13 @@ export type GenerationUncheckedCreateWithoutParentInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1596,6 +1819,13 @@ export type GenerationUpdateWithoutChildrenInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -1632,6 +1862,13 @@ export type GenerationUncheckedUpdateWithoutChildrenInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1681,6 +1918,13 @@ export type GenerationCreateManyWorkspaceInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -1713,6 +1957,13 @@ export type GenerationUpdateWithoutWorkspaceInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -1748,6 +1999,13 @@ export type GenerationUncheckedUpdateWithoutWorkspaceInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1782,6 +2040,13 @@ export type GenerationUncheckedUpdateManyWithoutWorkspaceInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1815,6 +2080,13 @@ export type GenerationCreateManyUserInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentId?: string | null
@@ -1847,6 +2119,13 @@ export type GenerationUpdateWithoutUserInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -1882,6 +2161,13 @@ export type GenerationUncheckedUpdateWithoutUserInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1916,6 +2202,13 @@ export type GenerationUncheckedUpdateManyWithoutUserInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1950,6 +2243,13 @@ export type GenerationCreateManyParentInput = {
   strength?: number | null
   variationSeed?: bigint | number | null
   variationStrength?: number | null
+  region?: string | null
+  maskBlur?: number | null
+  zoomOut?: number | null
+  pan?: string | null
+  drawnMaskKey?: string | null
+  maskKey?: string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget: string
   messageRef?: string | null
   parentImageIndex?: number | null
@@ -1981,6 +2281,13 @@ export type GenerationUpdateWithoutParentInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -2017,6 +2324,13 @@ export type GenerationUncheckedUpdateWithoutParentInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -2051,6 +2365,13 @@ export type GenerationUncheckedUpdateManyWithoutParentInput = {
   strength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   variationSeed?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   variationStrength?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  region?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
+  pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   replyTarget?: Prisma.StringFieldUpdateOperationsInput | string
   messageRef?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   parentImageIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -2115,6 +2436,13 @@ export type GenerationSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   strength?: boolean
   variationSeed?: boolean
   variationStrength?: boolean
+  region?: boolean
+  maskBlur?: boolean
+  zoomOut?: boolean
+  pan?: boolean
+  drawnMaskKey?: boolean
+  maskKey?: boolean
+  blendParents?: boolean
   replyTarget?: boolean
   messageRef?: boolean
   parentId?: boolean
@@ -2154,6 +2482,13 @@ export type GenerationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   strength?: boolean
   variationSeed?: boolean
   variationStrength?: boolean
+  region?: boolean
+  maskBlur?: boolean
+  zoomOut?: boolean
+  pan?: boolean
+  drawnMaskKey?: boolean
+  maskKey?: boolean
+  blendParents?: boolean
   replyTarget?: boolean
   messageRef?: boolean
   parentId?: boolean
@@ -2191,6 +2526,13 @@ export type GenerationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   strength?: boolean
   variationSeed?: boolean
   variationStrength?: boolean
+  region?: boolean
+  maskBlur?: boolean
+  zoomOut?: boolean
+  pan?: boolean
+  drawnMaskKey?: boolean
+  maskKey?: boolean
+  blendParents?: boolean
   replyTarget?: boolean
   messageRef?: boolean
   parentId?: boolean
@@ -2228,6 +2570,13 @@ export type GenerationSelectScalar = {
   strength?: boolean
   variationSeed?: boolean
   variationStrength?: boolean
+  region?: boolean
+  maskBlur?: boolean
+  zoomOut?: boolean
+  pan?: boolean
+  drawnMaskKey?: boolean
+  maskKey?: boolean
+  blendParents?: boolean
   replyTarget?: boolean
   messageRef?: boolean
   parentId?: boolean
@@ -2242,7 +2591,7 @@ export type GenerationSelectScalar = {
   finishedAt?: boolean
 }
 
-export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt", ExtArgs["result"]["generation"]>
+export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt", ExtArgs["result"]["generation"]>
 export type GenerationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
@@ -2292,6 +2641,25 @@ export type $GenerationPayload<ExtArgs extends runtime.Types.Extensions.Internal
     strength: number | null
     variationSeed: bigint | null
     variationStrength: number | null
+    /**
+     * Edits: Vary (Region)'s preset or x,y,w,h, the soft edge's sigma, Zoom Out's factor, Pan's side.
+     */
+    region: string | null
+    maskBlur: number | null
+    zoomOut: number | null
+    pan: string | null
+    /**
+     * Vary (Region) from a painted mask: the image store key of the mask the user drew.
+     */
+    drawnMaskKey: string | null
+    /**
+     * Edits: the image store key of the mask of what was repainted, once finished.
+     */
+    maskKey: string | null
+    /**
+     * blend: the pictures blended, in order, as [{generationId, imageIndex}] (the first is also the parent).
+     */
+    blendParents: runtime.JsonValue | null
     /**
      * Where the adapter posts progress and results (opaque outside the adapter).
      */
@@ -2759,6 +3127,13 @@ export interface GenerationFieldRefs {
   readonly strength: Prisma.FieldRef<"Generation", 'Float'>
   readonly variationSeed: Prisma.FieldRef<"Generation", 'BigInt'>
   readonly variationStrength: Prisma.FieldRef<"Generation", 'Float'>
+  readonly region: Prisma.FieldRef<"Generation", 'String'>
+  readonly maskBlur: Prisma.FieldRef<"Generation", 'Int'>
+  readonly zoomOut: Prisma.FieldRef<"Generation", 'Float'>
+  readonly pan: Prisma.FieldRef<"Generation", 'String'>
+  readonly drawnMaskKey: Prisma.FieldRef<"Generation", 'String'>
+  readonly maskKey: Prisma.FieldRef<"Generation", 'String'>
+  readonly blendParents: Prisma.FieldRef<"Generation", 'Json'>
   readonly replyTarget: Prisma.FieldRef<"Generation", 'String'>
   readonly messageRef: Prisma.FieldRef<"Generation", 'String'>
   readonly parentId: Prisma.FieldRef<"Generation", 'String'>
