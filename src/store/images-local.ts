@@ -85,6 +85,13 @@ export function createLocalImageStore(rootDir: string, options: { now?: () => Da
       await remove(key);
     },
 
+    async deletePrefix(prefix) {
+      checkKey(prefix.replace(/\/$/, ''));
+      if (!prefix.endsWith('/')) throw new Error(`image key prefix ${JSON.stringify(prefix)} must name a folder (end with "/")`);
+      await rm(imagePath(prefix), { recursive: true, force: true });
+      await rm(expiryPath(prefix), { recursive: true, force: true });
+    },
+
     async sweepExpired() {
       const expiryRoot = join(root, EXPIRY_DIR);
       const entries = await readdir(expiryRoot, { recursive: true, withFileTypes: true }).catch(() => []);

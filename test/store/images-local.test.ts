@@ -46,6 +46,22 @@ describe('the local image store', () => {
     expect(await images.get('gen-3/0.png')).toEqual(Buffer.from('final'));
   });
 
+  it("deletes a generation's folder of previews, expiring or not, and nothing beside it", async () => {
+    const images = store();
+    await images.put('previews/gen-5/1.webp', Buffer.from('step 1'), 'image/webp', { ttlSeconds: 3600 });
+    await images.put('previews/gen-5/2.webp', Buffer.from('step 2'), 'image/webp');
+    await images.put('previews/gen-50/1.webp', Buffer.from('another generation'), 'image/webp', { ttlSeconds: 3600 });
+    await images.deletePrefix('previews/gen-5/');
+    await images.deletePrefix('previews/gen-5/');
+    expect(await images.get('previews/gen-5/1.webp')).toBeNull();
+    expect(await images.get('previews/gen-5/2.webp')).toBeNull();
+    expect(await images.get('previews/gen-50/1.webp')).toEqual(Buffer.from('another generation'));
+    nowMs += 7_200_000;
+    expect(await images.sweepExpired()).toBe(1);
+    await expect(images.deletePrefix('previews/gen-5')).rejects.toThrow(/must name a folder/);
+    await expect(images.deletePrefix('../')).rejects.toThrow(/must be a relative path/);
+  });
+
   it('forgets the TTL when the same key is stored again without one', async () => {
     const images = store();
     await images.put('gen-4/0.png', Buffer.from('draft'), 'image/png', { ttlSeconds: 1 });
