@@ -23,9 +23,9 @@ import type { ChatConfig } from '../../core/chat/chat-config.js';
 import type { CommandContext, OptionValues } from '../../core/chat/commands/command.js';
 import { findCommand, runCommand } from '../../core/chat/commands/index.js';
 import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
-import { actionForReaction, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
+import { actionForReaction, actionOfClick, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
 import type { ImagineService } from '../../core/chat/service.js';
-import { acceptedView, errorView, parametersView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { acceptedView, errorView, invalidButtonView, parametersView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { isImagineError } from '../../core/errors.js';
 import { GenerationRequest, type Requester } from '../../core/generation.js';
 import { renderDiscordMessage, viewFiles } from './render.js';
@@ -54,7 +54,7 @@ export interface DiscordBot {
 const MESSAGE_LINK = /^https:\/\/(?:(?:ptb|canary)\.)?discord(?:app)?\.com\/channels\/(\d+|@me)\/(\d+)\/(\d+)$/;
 
 /** The generation a message of ours shows, read back from its button ids (so it works after a restart). */
-export function generationIdOfMessage(message: APIMessage): string | null {
+export function generationIdOfMessage(message: Pick<APIMessage, 'components'>): string | null {
   for (const row of message.components ?? []) {
     for (const component of 'components' in row ? row.components : []) {
       const action = 'custom_id' in component ? parseActionId(component.custom_id) : null;
@@ -214,8 +214,13 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
   };
 
   const onButton = async (interaction: ButtonInteraction) => {
-    const action = parseActionId(interaction.customId);
-    if (!action) return;
+    // Discord's copy of the message says which generation it shows; the click's custom id only says what to do.
+    const shown = generationIdOfMessage({ components: interaction.message.components.map((row) => row.toJSON()) as APIMessage['components'] });
+    const action = actionOfClick(interaction.customId, shown);
+    if (!action) {
+      await interaction.reply({ content: invalidButtonView().text, flags: MessageFlags.Ephemeral });
+      return;
+    }
     await interaction.deferUpdate();
     const source = { channelId: interaction.channelId, messageId: interaction.message.id, guildId: interaction.guildId ?? undefined };
     await performAction(action, interactionRequester(interaction), source, (view) =>

@@ -5,9 +5,9 @@ import type { ChatConfig } from '../../core/chat/chat-config.js';
 import type { CommandContext } from '../../core/chat/commands/command.js';
 import { CHAT_COMMANDS, runCommand } from '../../core/chat/commands/index.js';
 import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
-import { REACTION_ACTIONS, actionForReaction, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
+import { REACTION_ACTIONS, RESULT_ACTION_ID, actionForReaction, actionOfClick, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
 import type { ImagineService } from '../../core/chat/service.js';
-import { acceptedView, errorView, parametersView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { acceptedView, errorView, invalidButtonView, parametersView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { isImagineError } from '../../core/errors.js';
 import { GenerationRequest, type Requester } from '../../core/generation.js';
 import { parseCommandText } from './command-text.js';
@@ -48,6 +48,17 @@ export interface SlackBot {
 function slackRetryAfterMs(error: unknown): number | undefined {
   const limited = error as { code?: string; retryAfter?: number };
   return limited.code === 'slack_webapi_rate_limited_error' && typeof limited.retryAfter === 'number' ? limited.retryAfter * 1000 : undefined;
+}
+
+/** The generation a message of ours shows, read back from its buttons' action ids. */
+function generationIdOfBlocks(blocks: unknown): string | null {
+  for (const block of (Array.isArray(blocks) ? blocks : []) as { elements?: { action_id?: string }[] }[]) {
+    for (const element of block.elements ?? []) {
+      const action = element.action_id ? parseActionId(element.action_id) : null;
+      if (action) return action.generationId;
+    }
+  }
+  return null;
 }
 
 const slackNameOf = (emoji: string) => REACTION_ACTIONS.find((entry) => entry.emoji === emoji)?.slackName;
@@ -173,24 +184,25 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     const history = await client.conversations.history({ channel, latest: ts, inclusive: true, limit: 1 });
     const message = history.messages?.[0];
     if (!message || message.ts !== ts || (botUserId && message.user !== botUserId)) return null;
-    for (const block of (message.blocks ?? []) as { elements?: { action_id?: string }[] }[]) {
-      for (const element of block.elements ?? []) {
-        const action = element.action_id ? parseActionId(element.action_id) : null;
-        if (action) return action.generationId;
-      }
-    }
-    return null;
+    return generationIdOfBlocks(message.blocks);
   };
 
-  app.action(/^ib1:/, async ({ ack, body, action, respond }) => {
+  app.action(RESULT_ACTION_ID, async ({ ack, body, action, respond }) => {
     await ack();
-    if (body.type !== 'block_actions' || action.type !== 'button') return;
-    const parsed = parseActionId((action as { action_id?: string }).action_id ?? '');
+    if (body.type !== 'block_actions' || action.type !== 'button') return void (await tellPrivately(respond)(invalidButtonView()));
+    // Slack's copy of the message (its blocks) says which generation it shows; the action id only says what to do.
+    const parsed = actionOfClick((action as { action_id?: string }).action_id ?? '', generationIdOfBlocks(body.message?.blocks));
     const channel = body.channel?.id ?? body.container?.channel_id;
     const ts = body.message?.ts ?? body.container?.message_ts;
-    if (!parsed || !channel || !ts) return;
+    if (!parsed || !channel || !ts) return void (await tellPrivately(respond)(invalidButtonView()));
     const actor = await requesterOf(body.team?.id ?? body.user.team_id ?? 'unknown', body.user.id, parsed.action === 'delete');
     await performAction(parsed, actor, { channel, ts }, tellPrivately(respond));
+  });
+
+  // Any other action id is not one this bot made (or no longer makes): say so rather than leave the click unanswered.
+  app.action(/^(?!ib1:)/, async ({ ack, respond }) => {
+    await ack();
+    await tellPrivately(respond)(invalidButtonView());
   });
 
   app.event('reaction_added', async ({ event, body }) => {
