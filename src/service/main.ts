@@ -26,6 +26,7 @@ import { describeConfig, loadConfig, ROLES, type Config, type Role } from './con
 import { startHealthServer } from './http.js';
 import { createImagineService } from './imagine-service.js';
 import { createLogger } from './logger.js';
+import { createRedisDeliveryLog } from './delivery-log.js';
 import { createRedisRateLimiter } from './rate-limit.js';
 import { bullQueueDepths, createMetrics, type Metrics } from './metrics.js';
 import { redisOptions } from './redis.js';
@@ -156,7 +157,8 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         const connection = config.slack.appToken
           ? ({ mode: 'socket', appToken: config.slack.appToken } as const)
           : ({ mode: 'http', signingSecret: config.slack.signingSecret!, port: config.webPort + 1 } as const);
-        const slack = await startSlackBot({ botToken: config.slack.botToken, connection, service, config: chatConfig, ...adapterHooks('slack') });
+        const deliveries = createRedisDeliveryLog(limits, `${config.queuePrefix}:deliveries`);
+        const slack = await startSlackBot({ botToken: config.slack.botToken, connection, service, config: chatConfig, deliveries, ...adapterHooks('slack') });
         closers.push(slack.stop);
       }
     }

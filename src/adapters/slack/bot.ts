@@ -1,9 +1,10 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { App, LogLevel, type RespondFn } from '@slack/bolt';
 import { isChatAdmin } from '../../core/chat/admin.js';
 import type { ChatConfig } from '../../core/chat/chat-config.js';
 import type { CommandContext } from '../../core/chat/commands/command.js';
 import { CHAT_COMMANDS, runCommand } from '../../core/chat/commands/index.js';
+import { createMemoryDeliveryLog, type DeliveryLog } from '../../core/chat/deliveries.js';
 import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
 import { REACTION_ACTIONS, RESULT_ACTION_ID, actionForReaction, actionOfClick, parseActionId, planResultAction, type ResultAction } from '../../core/chat/result-actions.js';
 import type { ImagineService } from '../../core/chat/service.js';
@@ -35,6 +36,9 @@ export interface SlackBotOptions {
   onError?: (error: unknown, context: string) => void;
   /** Progress edits sent, or replaced by a newer one before they could be (metrics). */
   onEditOutcome?: (outcome: 'sent' | 'throttled') => void;
+  /** Which Events API deliveries were handled already (the service shares one in Redis); in memory by default. */
+  deliveries?: DeliveryLog;
+  now?: () => number;
 }
 
 export interface SlackBot {
@@ -42,6 +46,35 @@ export interface SlackBot {
   /** The HTTP server in HTTP mode (to learn the bound port). */
   httpServer?: Server;
   stop(): Promise<void>;
+}
+
+/**
+ * Slack's own payloads are a few kilobytes; a block_actions payload carries the whole message and stays far below
+ * this. A larger body is refused from its Content-Length, before a byte of it is read.
+ */
+export const SLACK_MAX_BODY_BYTES = 1024 * 1024;
+/** How far ahead of our clock a request may be dated: clock skew, not a request prepared for later. */
+export const SLACK_MAX_FUTURE_SKEW_SECONDS = 30;
+
+/**
+ * Checks what can be checked before Bolt reads and verifies the body: a declared length within the cap (Node's parser
+ * never reads past Content-Length, so a declared length bounds the body) and a timestamp not in the future (Bolt
+ * refuses only stale ones). Answers the request itself and returns false when it is refused.
+ */
+function admitSlackRequest(request: IncomingMessage, response: ServerResponse, nowMs: number): boolean {
+  const refuse = (status: number, error: string) => {
+    response.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+    response.end(JSON.stringify({ error }));
+    return false;
+  };
+  const declared = request.headers['content-length'];
+  if (request.method === 'POST') {
+    if (declared === undefined) return refuse(411, 'a Content-Length is required');
+    if (!/^\d+$/.test(declared) || Number(declared) > SLACK_MAX_BODY_BYTES) return refuse(413, `bodies are limited to ${SLACK_MAX_BODY_BYTES} bytes`);
+  }
+  const timestamp = Number(request.headers['x-slack-request-timestamp']);
+  if (Number.isFinite(timestamp) && timestamp > nowMs / 1000 + SLACK_MAX_FUTURE_SKEW_SECONDS) return refuse(401, 'request timestamp is in the future');
+  return true;
 }
 
 /** With rejectRateLimitedCalls, @slack/web-api throws this instead of sleeping, so the coalescer can drop stale edits. */
@@ -84,6 +117,16 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     onError: (error, key) => onError(error, `updating message ${key}`),
   });
   let botUserId: string | undefined;
+  const deliveries = options.deliveries ?? createMemoryDeliveryLog();
+  const now = options.now ?? Date.now;
+
+  // Bolt acknowledges an Events API delivery before any middleware runs, so a repeat (Slack's retry after a slow or
+  // lost ack, X-Slack-Retry-Num 1–3, same event_id) is simply not passed on.
+  app.use(async ({ body, next }) => {
+    const eventId = (body as { event_id?: unknown }).event_id;
+    if (typeof eventId === 'string' && !(await deliveries.firstDelivery(`slack:event:${eventId}`))) return;
+    await next();
+  });
 
   /** Admin status costs an API call, so it is asked only when an answer depends on it — and then every time. */
   const requesterOf = async (teamId: string, userId: string, needsAdminCheck: boolean): Promise<Requester> => {
@@ -242,6 +285,15 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     const auth = await client.auth.test({ token: options.botToken });
     botUserId = auth.user_id;
     const started = connection.mode === 'socket' ? await app.start() : await app.start({ port: connection.port, host: connection.host ?? '127.0.0.1' });
+    if (connection.mode === 'http') {
+      // Bolt's receiver reads a body whole before it looks at it: put the cheap refusals in front of its listener.
+      const server = started as Server;
+      const [receive] = server.listeners('request') as ((request: IncomingMessage, response: ServerResponse) => void)[];
+      server.removeAllListeners('request');
+      server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+        if (admitSlackRequest(request, response, now())) receive(request, response);
+      });
+    }
     return {
       app,
       httpServer: connection.mode === 'http' ? (started as Server) : undefined,
