@@ -122,10 +122,23 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
     },
 
     async cancel(requester, generationId) {
-      const target = generationId ?? (await deps.queue.unfinished(requester))[0];
-      if (!target) return null;
-      await deps.queue.cancel(target, requester);
-      return target;
+      if (generationId) {
+        await deps.queue.cancel(generationId, requester);
+        return generationId;
+      }
+      // A job that finished a moment ago can still be listed (its outcome is recorded before BullMQ completes it):
+      // skip it rather than answer "already finished" to a /cancel that named nothing.
+      for (const target of await deps.queue.unfinished(requester)) {
+        const cancelled = await deps.queue.cancel(target, requester).then(
+          () => true,
+          (error: unknown) => {
+            if (isImagineError(error) && error.kind === 'not_found') return false;
+            throw error;
+          },
+        );
+        if (cancelled) return target;
+      }
+      return null;
     },
 
     findGeneration: (generationId) => findGeneration(deps.prisma, generationId),
