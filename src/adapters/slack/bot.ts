@@ -59,7 +59,8 @@ export const SLACK_MAX_FUTURE_SKEW_SECONDS = 30;
 /**
  * Checks what can be checked before Bolt reads and verifies the body: a declared length within the cap (Node's parser
  * never reads past Content-Length, so a declared length bounds the body) and a timestamp not in the future (Bolt
- * refuses only stale ones). Answers the request itself and returns false when it is refused.
+ * refuses only stale ones). Answers the request itself and returns false when it is refused. A chunked body has no
+ * length to check up front: its connection is cut once the bytes arriving on it pass the cap.
  */
 function admitSlackRequest(request: IncomingMessage, response: ServerResponse, nowMs: number): boolean {
   const refuse = (status: number, error: string) => {
@@ -68,9 +69,18 @@ function admitSlackRequest(request: IncomingMessage, response: ServerResponse, n
     return false;
   };
   const declared = request.headers['content-length'];
-  if (request.method === 'POST') {
-    if (declared === undefined) return refuse(411, 'a Content-Length is required');
-    if (!/^\d+$/.test(declared) || Number(declared) > SLACK_MAX_BODY_BYTES) return refuse(413, `bodies are limited to ${SLACK_MAX_BODY_BYTES} bytes`);
+  if (request.method === 'POST' && declared !== undefined && (!/^\d+$/.test(declared) || Number(declared) > SLACK_MAX_BODY_BYTES)) {
+    return refuse(413, `bodies are limited to ${SLACK_MAX_BODY_BYTES} bytes`);
+  }
+  if (request.method === 'POST' && declared === undefined) {
+    // Counting on the socket leaves the request stream to Bolt, which reads it as it is.
+    let receivedBytes = 0;
+    const count = (chunk: Buffer) => {
+      receivedBytes += chunk.length;
+      if (receivedBytes > SLACK_MAX_BODY_BYTES) request.socket.destroy();
+    };
+    request.socket.on('data', count);
+    response.once('close', () => request.socket.off('data', count));
   }
   const timestamp = Number(request.headers['x-slack-request-timestamp']);
   if (Number.isFinite(timestamp) && timestamp > nowMs / 1000 + SLACK_MAX_FUTURE_SKEW_SECONDS) return refuse(401, 'request timestamp is in the future');
