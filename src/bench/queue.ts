@@ -31,7 +31,7 @@ const prefix = `bench-${randomUUID().slice(0, 8)}`;
 // Ports that keep nothing: the bench measures the queue, not a database.
 const ledger: QuotaLedger = { reserve: async (request, units) => ({ generationId: request.generationId, units }), commit: async () => {}, refund: async () => {} };
 const history: GenerationHistory = { recordQueued: async () => {}, markRunning: async () => {}, markSucceeded: async () => 'succeeded', markFailed: async (_id, status) => status };
-const images: ImageStore = { put: async () => {}, get: async () => null, delete: async () => {} };
+const images: ImageStore = { put: async () => {}, get: async () => null, delete: async () => {}, deletePrefix: async () => {} };
 
 let onPickup: (atMs: number) => void = () => {};
 let onDone: () => void = () => {};

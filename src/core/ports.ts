@@ -49,6 +49,8 @@ export interface ImageStore {
   put(key: string, bytes: Buffer, contentType: string, options?: { ttlSeconds?: number }): Promise<void>;
   get(key: string): Promise<Buffer | null>;
   delete(key: string): Promise<void>;
+  /** Deletes every image whose key starts with `prefix` (a folder such as `previews/<generationId>/`). */
+  deletePrefix(prefix: string): Promise<void>;
 }
 
 export interface GenerationProgress {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { LIMITS, PAN_DIRECTIONS } from './limits.js';
+import { promptTextProblem } from './prompt-text.js';
 import { SAMPLER_NAMES } from './types.js';
 
 /**
@@ -14,9 +15,22 @@ export type EngineJobKind = (typeof ENGINE_JOB_KINDS)[number];
  * One job's parameters: what every caller — the worker's queue payload included — must satisfy. The application
  * extends the schema with its own fields.
  */
+const promptText = (label: string, options: { mayBeBlank?: boolean } = {}) =>
+  z
+    .string()
+    .max(LIMITS.promptChars)
+    .superRefine((text, context) => {
+      if (text.length === 0 && !options.mayBeBlank) {
+        context.addIssue({ code: 'custom', message: `the ${label} is empty` });
+        return;
+      }
+      const problem = promptTextProblem(text, options);
+      if (problem) context.addIssue({ code: 'custom', message: `the ${label} ${problem}` });
+    });
+
 export const EngineJobParams = z.object({
-  prompt: z.string().min(1).max(LIMITS.promptChars),
-  negativePrompt: z.string().max(LIMITS.promptChars).default(''),
+  prompt: promptText('prompt'),
+  negativePrompt: promptText('negative prompt', { mayBeBlank: true }).default(''),
   width: z.number().int().min(LIMITS.sidePx.min).max(LIMITS.sidePx.max),
   height: z.number().int().min(LIMITS.sidePx.min).max(LIMITS.sidePx.max),
   steps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max),

@@ -45,8 +45,13 @@ export function editMaskKey(generationId: string): string {
   return `generations/${generationId}/mask.png`;
 }
 
+/** Every preview of a generation lies under this folder, so erasing a user can delete them without listing steps. */
+export function previewFolderKey(generationId: string): string {
+  return `previews/${generationId}/`;
+}
+
 export function previewImageKey(generationId: string, step: number): string {
-  return `previews/${generationId}/${step}.webp`;
+  return `${previewFolderKey(generationId)}${step}.webp`;
 }
 
 /** Redis keys this project keeps beside BullMQ's own, under the same prefix. */

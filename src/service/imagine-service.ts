@@ -6,7 +6,7 @@ import type {
   UserSettings,
   WorkspaceStats,
 } from '../core/chat/service.js';
-import { ImagineError } from '../core/errors.js';
+import { ImagineError, isImagineError } from '../core/errors.js';
 import type { Platform, Requester } from '../core/generation.js';
 import type { GenerationHistory, ImageStore } from '../core/ports.js';
 import { generationCost } from '../core/quota.js';
@@ -15,7 +15,7 @@ import { drawnMaskKey } from '../queue/job.js';
 import type { GenerationQueue } from '../queue/producer.js';
 import { setBanned, setQuotaPolicy, updateUserSettings, userSettings, workspaceUsageToday } from '../store/admin.js';
 import type { PrismaClient } from '../store/database.js';
-import { eraseUser, findBySeed, findGeneration, recentGenerations } from '../store/generations.js';
+import { eraseUser, findBySeed, findGeneration, recentGenerations, unfinishedGenerationsOf } from '../store/generations.js';
 import type { PrismaQuotaLedger, QuotaStanding } from '../store/quota-ledger.js';
 import { redisOptions } from './redis.js';
 
@@ -34,6 +34,8 @@ export interface ImagineServiceDependencies {
   queuePrefix: string;
   /** Models whose event streams this process follows (every model a worker may run for these chats). */
   models: readonly string[];
+  /** How long /forget-me waits for running jobs it signalled to stop before refunding them itself (default 30 s). */
+  eraseWaitMs?: number;
 }
 
 export interface RunningImagineService extends ImagineService {
@@ -83,6 +85,37 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
   });
   const member = (admin: Requester, userId: string) => ({ platform: admin.platform, workspaceId: admin.workspaceId, userId });
 
+  /**
+   * Erasing must not leave work behind that charges or writes images later: queued jobs are removed (and refunded),
+   * running ones signalled and awaited (the worker refunds them), and whatever is still unfinished after that — a job
+   * Redis lost, a worker that does not answer — is refunded and recorded as cancelled here.
+   */
+  const stopUnfinished = async (who: ReturnType<typeof identity>) => {
+    const unfinished = await unfinishedGenerationsOf(deps.prisma, who);
+    if (unfinished.length === 0) return;
+    const signalled = new Set<string>();
+    for (const generationId of unfinished) {
+      const record = await findGeneration(deps.prisma, generationId);
+      if (!record) continue;
+      // As the owner of that very job: it may have been asked for in another workspace than the one erasing.
+      const outcome = await deps.queue.cancel(generationId, { ...record.request.requester, isAdmin: false }).catch((error: unknown) => {
+        if (isImagineError(error) && error.kind === 'not_found') return 'not queued' as const;
+        throw error;
+      });
+      if (outcome === 'signalled') signalled.add(generationId);
+    }
+    const deadlineMs = Date.now() + (deps.eraseWaitMs ?? 30_000);
+    let left = await unfinishedGenerationsOf(deps.prisma, who);
+    while (left.some((generationId) => signalled.has(generationId)) && Date.now() < deadlineMs) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      left = await unfinishedGenerationsOf(deps.prisma, who);
+    }
+    for (const generationId of left) {
+      await deps.ledger.refund(generationId, 'cancelled: owner erased');
+      await deps.history.markFailed(generationId, 'cancelled', 'Cancelled: its owner erased their data.');
+    }
+  };
+
   return {
     async submit(request) {
       const receipt = await deps.queue.enqueue(request, { units: generationCost(request) });
@@ -90,10 +123,23 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
     },
 
     async cancel(requester, generationId) {
-      const target = generationId ?? (await deps.queue.unfinished(requester))[0];
-      if (!target) return null;
-      await deps.queue.cancel(target, requester);
-      return target;
+      if (generationId) {
+        await deps.queue.cancel(generationId, requester);
+        return generationId;
+      }
+      // A job that finished a moment ago can still be listed (its outcome is recorded before BullMQ completes it):
+      // skip it rather than answer "already finished" to a /cancel that named nothing.
+      for (const target of await deps.queue.unfinished(requester)) {
+        const cancelled = await deps.queue.cancel(target, requester).then(
+          () => true,
+          (error: unknown) => {
+            if (isImagineError(error) && error.kind === 'not_found') return false;
+            throw error;
+          },
+        );
+        if (cancelled) return target;
+      }
+      return null;
     },
 
     findGeneration: (generationId) => findGeneration(deps.prisma, generationId),
@@ -115,7 +161,10 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
     quota: async (requester) => standingToStatus(await deps.ledger.standing(identity(requester))),
     settings: (requester): Promise<UserSettings> => userSettings(deps.prisma, identity(requester)),
     updateSettings: (requester, changes) => updateUserSettings(deps.prisma, identity(requester), changes),
-    forgetUser: async (requester) => (await eraseUser(deps.prisma, deps.images, identity(requester))).generations,
+    async forgetUser(requester) {
+      await stopUnfinished(identity(requester));
+      return (await eraseUser(deps.prisma, deps.images, identity(requester))).generations;
+    },
 
     async setQuota(admin, userId, limitUnits) {
       await setQuotaPolicy(deps.prisma, member(admin, userId), { unitsPerPeriod: limitUnits }, admin.userId);

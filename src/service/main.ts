@@ -20,17 +20,21 @@ import { createGenerationQueue } from '../queue/producer.js';
 import { queueNameForModel } from '../queue/job.js';
 import { openDatabase } from '../store/database.js';
 import { createGenerationHistory } from '../store/generations.js';
-import { createLocalImageStore } from '../store/images-local.js';
+import { createLocalImageStore, startExpirySweep } from '../store/images-local.js';
 import { PrismaQuotaLedger } from '../store/quota-ledger.js';
 import { describeConfig, loadConfig, ROLES, type Config, type Role } from './config.js';
 import { startHealthServer } from './http.js';
 import { createImagineService } from './imagine-service.js';
 import { createLogger } from './logger.js';
+import { createRedisDeliveryLog } from './delivery-log.js';
 import { createRedisRateLimiter } from './rate-limit.js';
 import { bullQueueDepths, createMetrics, type Metrics } from './metrics.js';
 import { redisOptions } from './redis.js';
 import { ensureRedis } from './redis-server.js';
 import { startWorker } from './worker.js';
+
+/** Previews live an hour (the worker's previewTtlSeconds); a sweep every 10 minutes keeps at most 70 minutes of them. */
+const PREVIEW_SWEEP_INTERVAL_MS = 10 * 60_000;
 
 /**
  * `npm start` (role `all`), or `node --import tsx src/service/main.ts bot|worker`: one code base, three process roles.
@@ -104,6 +108,9 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         provider: config.ortProviders.join(','),
       });
       closers.push(worker.stop);
+      // Previews are stored with a TTL (an hour); whoever writes them also deletes them once it has passed.
+      const stopSweep = startExpirySweep(images, PREVIEW_SWEEP_INTERVAL_MS, (error) => logger.warn({ err: error }, 'preview sweep failed'));
+      closers.push(async () => stopSweep());
       readiness.model = async () => true;
       logger.info({ queue: worker.queueName, model: engine.modelName }, 'worker taking jobs');
     }
@@ -160,7 +167,8 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         const connection = config.slack.appToken
           ? ({ mode: 'socket', appToken: config.slack.appToken } as const)
           : ({ mode: 'http', signingSecret: config.slack.signingSecret!, port: config.webPort + 1 } as const);
-        const slack = await startSlackBot({ botToken: config.slack.botToken, connection, service, config: chatConfig, ...adapterHooks('slack') });
+        const deliveries = createRedisDeliveryLog(limits, `${config.queuePrefix}:deliveries`);
+        const slack = await startSlackBot({ botToken: config.slack.botToken, connection, service, config: chatConfig, deliveries, ...adapterHooks('slack') });
         closers.push(slack.stop);
       }
     }

@@ -148,6 +148,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         lastPreviewAtMs = nowMs;
         // Encode now, while the engine's x̂0 is this step's; store and announce it off the denoising loop.
         const preview = event.preview();
+        // The chain below awaits it only after earlier previews are stored; a cancel in between rejects it first.
+        preview.catch(() => {});
         previews = previews
           .then(async () => {
             const previewKey = previewImageKey(generationId, event.step);

@@ -1,6 +1,7 @@
 import type { GenerationRecord } from '../core/chat/service.js';
 import { GenerationRequest } from '../core/generation.js';
 import type { FinishedStatus, GenerationHistory, GenerationResult, ImageStore } from '../core/ports.js';
+import { previewFolderKey } from '../queue/job.js';
 import { ensureAccount, findAccount, type PlatformIdentity } from './accounts.js';
 import { guardDatabase } from './database-errors.js';
 import type { Prisma, PrismaClient } from './generated/prisma/client.js';
@@ -239,22 +240,43 @@ export interface ErasureReport {
   images: number;
 }
 
+const userRowOf = (prisma: PrismaClient, identity: Pick<PlatformIdentity, 'platform' | 'userId'>) =>
+  prisma.user.findUnique({
+    where: { platform_platformUserId: { platform: identity.platform, platformUserId: identity.userId } },
+    select: { id: true },
+  });
+
+/** The user's queued and running generations in every workspace, oldest first (what erasing must stop first). */
+export async function unfinishedGenerationsOf(prisma: PrismaClient, identity: Pick<PlatformIdentity, 'platform' | 'userId'>): Promise<string[]> {
+  return guardDatabase(async () => {
+    const user = await userRowOf(prisma, identity);
+    if (!user) return [];
+    const rows = await prisma.generation.findMany({
+      where: { userId: user.id, status: { in: [...UNFINISHED] } },
+      orderBy: { createdAt: 'asc' },
+      select: { id: true },
+    });
+    return rows.map((row) => row.id);
+  });
+}
+
 /**
- * Erases what a user left behind, on their request: their images, generations, balances and overrides. Ledger rows
- * stay, with the user removed, so that workspace totals still add up. Images go first, so that a failure part-way can
- * simply be retried; bans are kept (they are keyed by platform id, not by the user row).
+ * Erases what a user made, on their request: their images and previews, generations (the prompts) and settings. What
+ * they owe stays: the User row — a platform id and nothing else — keeps the quota balances, the ledger and admin-set
+ * policies counting against them, so erasing never resets a quota; bans are keyed by platform id and stay too.
+ * Images go first, so that a failure part-way can simply be retried. Unfinished generations are the caller's to stop
+ * (and refund) first: a worker still running one would write images after this.
  */
 export async function eraseUser(prisma: PrismaClient, images: ImageStore, identity: Pick<PlatformIdentity, 'platform' | 'userId'>): Promise<ErasureReport> {
   return guardDatabase(async () => {
-    const user = await prisma.user.findUnique({
-      where: { platform_platformUserId: { platform: identity.platform, platformUserId: identity.userId } },
-      select: { id: true },
-    });
+    const user = await userRowOf(prisma, identity);
     if (!user) return { generations: 0, images: 0 };
-    const rows = await prisma.generation.findMany({ where: { userId: user.id }, select: { imageKeys: true, gridKey: true, maskKey: true, drawnMaskKey: true } });
+    const rows = await prisma.generation.findMany({ where: { userId: user.id }, select: { id: true, imageKeys: true, gridKey: true, maskKey: true, drawnMaskKey: true } });
     const keys = rows.flatMap((row) => [...row.imageKeys, ...[row.gridKey, row.maskKey, row.drawnMaskKey].filter((key) => key !== null)]);
     for (const key of keys) await images.delete(key);
-    await prisma.user.delete({ where: { id: user.id } });
+    for (const row of rows) await images.deletePrefix(previewFolderKey(row.id));
+    await prisma.generation.deleteMany({ where: { userId: user.id } });
+    await prisma.user.update({ where: { id: user.id }, data: { settings: {} } });
     return { generations: rows.length, images: keys.length };
   });
 }

@@ -17,6 +17,16 @@ export interface LocalImageStore extends ImageStore {
   sweepExpired(): Promise<number>;
 }
 
+/**
+ * Sweeps expired images (previews) every `intervalMs` until the returned function is called. A failed sweep is
+ * reported and the next one runs; the timer does not keep the process alive.
+ */
+export function startExpirySweep(store: Pick<LocalImageStore, 'sweepExpired'>, intervalMs: number, onError: (error: unknown) => void): () => void {
+  const timer = setInterval(() => void store.sweepExpired().catch(onError), intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Keys come from our own code, but they become paths: refuse anything that could leave the folder. */
 function checkKey(key: string): void {
   const segments = key.split('/');
@@ -83,6 +93,13 @@ export function createLocalImageStore(rootDir: string, options: { now?: () => Da
     async delete(key) {
       checkKey(key);
       await remove(key);
+    },
+
+    async deletePrefix(prefix) {
+      checkKey(prefix.replace(/\/$/, ''));
+      if (!prefix.endsWith('/')) throw new Error(`image key prefix ${JSON.stringify(prefix)} must name a folder (end with "/")`);
+      await rm(imagePath(prefix), { recursive: true, force: true });
+      await rm(expiryPath(prefix), { recursive: true, force: true });
     },
 
     async sweepExpired() {

@@ -1,11 +1,11 @@
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { ImageStore } from '../core/ports.js';
 
 /**
  * Images in an S3-compatible bucket (AWS S3, MinIO, Ceph, R2...): a key is the object key. A TTL is stored as object
  * metadata (`x-amz-meta-expires-at-ms`, ms since the epoch) and checked on every get, so an expired preview is gone for
  * readers at once on any server. Deleting the bytes is left to a bucket lifecycle rule on a prefix such as `previews/`,
- * which S3-compatible servers run themselves; this store never lists the bucket.
+ * which S3-compatible servers run themselves; this store lists only one generation's folder, when a user is erased.
  */
 export interface S3ImageStoreOptions {
   /** e.g. http://127.0.0.1:9000 for MinIO; omit for AWS S3 itself. */
@@ -85,6 +85,16 @@ export function createS3ImageStore(options: S3ImageStoreOptions): ImageStore {
     async delete(key) {
       checkKey(key);
       await remove(key);
+    },
+
+    async deletePrefix(prefix) {
+      checkKey(prefix);
+      let continuationToken: string | undefined;
+      do {
+        const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: continuationToken }));
+        for (const object of page.Contents ?? []) if (object.Key) await remove(object.Key);
+        continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (continuationToken);
     },
   };
 }

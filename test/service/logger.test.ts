@@ -41,6 +41,15 @@ describe('logger', () => {
     expect(lines[1]).toMatchObject({ job: { data: { prompt: REDACTED } } });
   });
 
+  it('redacts prompts on the queue payload path, data.params.prompt, under a job too', () => {
+    const { lines, stream } = captureLines();
+    const logger = createLogger({ logLevel: 'info', logRedactPrompts: true, role: 'worker' }, stream);
+    logger.info({ data: { params: { prompt: 'a red fox', negativePrompt: 'blurry', steps: 4 } } }, 'payload');
+    logger.info({ job: { data: { params: { prompt: 'a red fox' } } } }, 'job');
+    expect(JSON.stringify(lines)).not.toMatch(/a red fox|blurry/);
+    expect(lines[0]).toMatchObject({ data: { params: { prompt: REDACTED, negativePrompt: REDACTED, steps: 4 } } });
+  });
+
   it('keeps prompts when redaction is off', () => {
     const { lines, stream } = captureLines();
     createLogger({ logLevel: 'info', logRedactPrompts: false, role: 'bot' }, stream).info({ request: { prompt: 'a red fox' } }, 'accepted');

@@ -131,7 +131,7 @@ describe.each(TEST_BACKENDS)('generation history on %s', (_backend, open) => {
     expect(await ancestorGenerations(database.prisma, original.generationId)).toEqual([]);
   });
 
-  it("erases a user's generations and images, anonymises their ledger rows and leaves other users alone", async () => {
+  it("erases a user's generations, images and previews, keeps their ledger rows and balance, and leaves other users alone", async () => {
     const user = newUser();
     const other = newUser();
     const ledger = new PrismaQuotaLedger(database.prisma, {
@@ -141,18 +141,22 @@ describe.each(TEST_BACKENDS)('generation history on %s', (_backend, open) => {
     await ledger.reserve(mine, 3);
     await generate(mine, [1, 2]);
     await ledger.commit(mine.generationId);
+    await images.put(`previews/${mine.generationId}/3.webp`, Buffer.from('preview'), 'image/webp', { ttlSeconds: 3600 });
     const theirs = await generate(request(other, { parent: { generationId: mine.generationId, imageIndex: 0 }, kind: 'upscale' }));
 
     expect(await eraseUser(database.prisma, images, mine.requester)).toEqual({ generations: 1, images: 2 });
 
     expect(await findGeneration(database.prisma, mine.generationId)).toBeNull();
     expect(await images.get(`${mine.generationId}/0.png`)).toBeNull();
+    expect(await images.get(`previews/${mine.generationId}/3.webp`)).toBeNull();
     expect(await recentGenerations(database.prisma, mine.requester, 10)).toEqual([]);
     const ledgerRows = await database.prisma.usageLedger.findMany({ where: { generationId: mine.generationId } });
+    const userRow = await database.prisma.user.findUniqueOrThrow({ where: { platform_platformUserId: { platform: 'discord', platformUserId: mine.requester.userId } } });
     expect(ledgerRows.map((row) => [row.kind, row.units, row.userId])).toEqual([
-      ['reserve', 3, null],
-      ['commit', 3, null],
+      ['reserve', 3, userRow.id],
+      ['commit', 3, userRow.id],
     ]);
+    expect((await ledger.standing(mine.requester)).usedUnits).toBe(3);
     const survivor = await findGeneration(database.prisma, theirs.generationId);
     expect(survivor?.request.parent).toBeUndefined();
     expect(await images.get(`${theirs.generationId}/0.png`)).not.toBeNull();

@@ -48,6 +48,16 @@ describe('the S3 image store, against a real S3-compatible server on loopback', 
     expect(await images.get(`${prefix}/gen-2/0.png`)).toBeNull();
   });
 
+  it('deletes every object under a prefix and nothing beside it', async () => {
+    const images = store();
+    const keys = Array.from({ length: 3 }, (_, step) => `${prefix}/previews/gen-5/${step + 1}.webp`);
+    for (const key of keys) await images.put(key, Buffer.from(key), 'image/webp', { ttlSeconds: 3600 });
+    await images.put(`${prefix}/previews/gen-50/1.webp`, Buffer.from('another generation'), 'image/webp');
+    await images.deletePrefix(`${prefix}/previews/gen-5/`);
+    for (const key of keys) expect(await images.get(key)).toBeNull();
+    expect(await images.get(`${prefix}/previews/gen-50/1.webp`)).toEqual(Buffer.from('another generation'));
+  });
+
   it('overwrites an image put again under the same key, as a retried job does', async () => {
     const images = store();
     await images.put(`${prefix}/gen-3/0.png`, Buffer.from('first attempt'), 'image/png');

@@ -16,5 +16,8 @@ export function createDirImageStore(root: string): ImageStore {
     async delete(key) {
       await rm(join(root, key), { force: true });
     },
+    async deletePrefix(prefix) {
+      await rm(join(root, prefix), { recursive: true, force: true });
+    },
   };
 }

@@ -45,6 +45,7 @@ export class FakeDiscord {
   private sockets = new Set<WebSocket>();
   private originals = new Map<string, string>();
   private rateLimits: { pathPattern: RegExp; retryAfterSeconds: number }[] = [];
+  private failures: { method: string; pathPattern: RegExp; status: number; error: { message: string; code: number } }[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -73,6 +74,11 @@ export class FakeDiscord {
   /** The next request matching `path` (a regexp over the decoded path) answers 429 with this retry_after. */
   rateLimitNext(pathPattern: RegExp, retryAfterSeconds: number): void {
     this.rateLimits.push({ pathPattern, retryAfterSeconds });
+  }
+
+  /** The next request with this method and a matching path gets this error answer, as Discord sends one. */
+  failNext(method: string, pathPattern: RegExp, status: number, error: { message: string; code: number }): void {
+    this.failures.push({ method, pathPattern, status, error });
   }
 
   waitForRequest(predicate: (request: RecordedDiscordRequest) => boolean, after = 0): Promise<RecordedDiscordRequest> {
@@ -279,6 +285,11 @@ export class FakeDiscord {
         'retry-after': String(retryAfterSeconds),
         'x-ratelimit-scope': 'user',
       });
+    }
+    const failure = this.failures.findIndex((candidate) => candidate.method === method && candidate.pathPattern.test(path));
+    if (failure >= 0) {
+      const { status, error } = this.failures.splice(failure, 1)[0];
+      return this.json(response, status, error);
     }
     return this.route(method, path, body, files, response);
   }

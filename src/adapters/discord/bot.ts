@@ -25,10 +25,10 @@ import type { CommandContext, OptionValues } from '../../core/chat/commands/comm
 import { findCommand, runCommand } from '../../core/chat/commands/index.js';
 import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
 import type { RegionForm } from '../../core/chat/edits.js';
-import { actionForReaction, parseActionId } from '../../core/chat/result-actions.js';
+import { actionForReaction, actionOfClick, parseActionId } from '../../core/chat/result-actions.js';
 import { performResultAction, submitRegionForm, type ResultActionPort } from '../../core/chat/result-flow.js';
 import type { ImagineService } from '../../core/chat/service.js';
-import { errorView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { errorView, invalidButtonView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { isImagineError } from '../../core/errors.js';
 import type { Requester } from '../../core/generation.js';
 import { REGION_FIELDS, renderDiscordMessage, renderRegionModal, viewFiles } from './render.js';
@@ -57,7 +57,7 @@ export interface DiscordBot {
 const MESSAGE_LINK = /^https:\/\/(?:(?:ptb|canary)\.)?discord(?:app)?\.com\/channels\/(\d+|@me)\/(\d+)\/(\d+)$/;
 
 /** The generation a message of ours shows, read back from its button ids (so it works after a restart). */
-export function generationIdOfMessage(message: APIMessage): string | null {
+export function generationIdOfMessage(message: Pick<APIMessage, 'components'>): string | null {
   for (const row of message.components ?? []) {
     for (const component of 'components' in row ? row.components : []) {
       const action = 'custom_id' in component ? parseActionId(component.custom_id) : null;
@@ -219,8 +219,13 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
   };
 
   const onButton = async (interaction: ButtonInteraction) => {
-    const action = parseActionId(interaction.customId);
-    if (!action) return;
+    // Discord's copy of the message says which generation it shows; the click's custom id only says what to do.
+    const shown = generationIdOfMessage({ components: interaction.message.components.map((row) => row.toJSON()) as APIMessage['components'] });
+    const action = actionOfClick(interaction.customId, shown);
+    if (!action) {
+      await interaction.reply({ content: invalidButtonView().text, flags: MessageFlags.Ephemeral });
+      return;
+    }
     const source = { channelId: interaction.channelId, messageId: interaction.message.id, guildId: interaction.guildId ?? undefined };
     const actor = interactionRequester(interaction);
     if (action.action === 'vary-region') {

@@ -2,11 +2,18 @@ import { createPublicKey, verify } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { findCommand } from '../../core/chat/commands/index.js';
 import type { OptionValues } from '../../core/chat/commands/command.js';
+import { createMemoryDeliveryLog, type DeliveryLog } from '../../core/chat/deliveries.js';
 
 /**
  * Discord's alternative to the gateway: interactions POSTed to our URL. Every request must carry a valid Ed25519
- * signature over `timestamp + body`; a signature does not expire, so we also refuse old timestamps (replays).
+ * signature over `timestamp + body`; a signature does not expire, so we also refuse timestamps outside a window
+ * around now, and an interaction id seen before (a replay of a captured request inside that window).
  */
+
+/** Interaction payloads are a few kilobytes (resolved users and attachments included); refuse more before reading. */
+export const DISCORD_MAX_BODY_BYTES = 256 * 1024;
+/** How far ahead of our clock a request may be dated: clock skew, not a request prepared for later. */
+export const DISCORD_MAX_FUTURE_SKEW_SECONDS = 30;
 
 // DER prefix that turns a raw 32-byte Ed25519 public key into SubjectPublicKeyInfo (RFC 8410).
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -20,10 +27,13 @@ export interface SignedRequest {
   maxAgeSeconds: number;
 }
 
+const timestampInWindow = (timestampSeconds: number, nowMs: number, maxAgeSeconds: number) =>
+  timestampSeconds >= nowMs / 1000 - maxAgeSeconds && timestampSeconds <= nowMs / 1000 + DISCORD_MAX_FUTURE_SKEW_SECONDS;
+
 export function verifyDiscordRequest(request: SignedRequest): boolean {
   const { signatureHex, timestamp } = request;
   if (!signatureHex || !timestamp || !/^\d{1,12}$/.test(timestamp) || !/^[0-9a-f]{128}$/i.test(signatureHex)) return false;
-  if (Math.abs(request.nowMs / 1000 - Number(timestamp)) > request.maxAgeSeconds) return false;
+  if (!timestampInWindow(Number(timestamp), request.nowMs, request.maxAgeSeconds)) return false;
   try {
     const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, Buffer.from(request.publicKeyHex, 'hex')]), format: 'der', type: 'spki' });
     return verify(null, Buffer.concat([Buffer.from(timestamp), request.rawBody]), key, Buffer.from(signatureHex, 'hex'));
@@ -39,6 +49,8 @@ export interface InteractionsEndpointOptions {
   onInteraction: (interaction: any) => void;
   maxAgeSeconds?: number;
   now?: () => number;
+  /** Which interaction ids were handled already (the service shares one in Redis); in memory by default. */
+  deliveries?: DeliveryLog;
 }
 
 const PING = 1;
@@ -53,30 +65,42 @@ function topLevelOptions(options: { type: number; name: string; value?: unknown;
   return Object.fromEntries(level.map((option) => [option.name, option.value as OptionValues[string]]));
 }
 
-async function readBody(request: IncomingMessage): Promise<Buffer> {
+/** The body, or null once it grows past `maxBytes` (a chunked body has no length to refuse it by up front). */
+async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
   const chunks: Buffer[] = [];
-  for await (const chunk of request) chunks.push(chunk as Buffer);
+  let length = 0;
+  for await (const chunk of request) {
+    length += (chunk as Buffer).length;
+    if (length > maxBytes) return null;
+    chunks.push(chunk as Buffer);
+  }
   return Buffer.concat(chunks);
 }
 
 /** An HTTP server answering POST /interactions; listen on it yourself (`server.listen(port)`). */
 export function createInteractionsEndpoint(options: InteractionsEndpointOptions): Server {
   const now = options.now ?? Date.now;
+  const maxAgeSeconds = options.maxAgeSeconds ?? 300;
+  const deliveries = options.deliveries ?? createMemoryDeliveryLog();
   return createServer(async (request, response) => {
-    const send = (status: number, payload?: unknown) => {
-      response.writeHead(status, payload === undefined ? {} : { 'content-type': 'application/json' });
+    const send = (status: number, payload?: unknown, close = false) => {
+      response.writeHead(status, { ...(payload !== undefined && { 'content-type': 'application/json' }), ...(close && { connection: 'close' }) });
       response.end(payload === undefined ? undefined : JSON.stringify(payload));
     };
     if (request.method !== 'POST' || request.url !== '/interactions') return send(404);
-    const rawBody = await readBody(request);
-    const verified = verifyDiscordRequest({
-      publicKeyHex: options.publicKeyHex,
-      signatureHex: request.headers['x-signature-ed25519'] as string | undefined,
-      timestamp: request.headers['x-signature-timestamp'] as string | undefined,
-      rawBody,
-      nowMs: now(),
-      maxAgeSeconds: options.maxAgeSeconds ?? 300,
-    });
+    // Everything that needs no body is checked before a byte of it is read.
+    const signatureHex = request.headers['x-signature-ed25519'] as string | undefined;
+    const timestamp = request.headers['x-signature-timestamp'] as string | undefined;
+    if (!signatureHex || !timestamp || !/^\d{1,12}$/.test(timestamp) || !timestampInWindow(Number(timestamp), now(), maxAgeSeconds)) {
+      return send(401, { error: 'invalid request signature' }, true);
+    }
+    const declared = request.headers['content-length'];
+    if (declared !== undefined && (!/^\d+$/.test(declared) || Number(declared) > DISCORD_MAX_BODY_BYTES)) {
+      return send(413, { error: `bodies are limited to ${DISCORD_MAX_BODY_BYTES} bytes` }, true);
+    }
+    const rawBody = await readBody(request, DISCORD_MAX_BODY_BYTES);
+    if (!rawBody) return send(413, { error: `bodies are limited to ${DISCORD_MAX_BODY_BYTES} bytes` }, true);
+    const verified = verifyDiscordRequest({ publicKeyHex: options.publicKeyHex, signatureHex, timestamp, rawBody, nowMs: now(), maxAgeSeconds });
     if (!verified) return send(401, { error: 'invalid request signature' });
     let interaction: any;
     try {
@@ -85,6 +109,9 @@ export function createInteractionsEndpoint(options: InteractionsEndpointOptions)
       return send(400, { error: 'body is not JSON' });
     }
     if (interaction.type === PING) return send(200, { type: 1 });
+    if (typeof interaction.id !== 'string' || !(await deliveries.firstDelivery(`discord:interaction:${interaction.id}`))) {
+      return send(409, { error: 'this interaction was already received' });
+    }
     if (interaction.type === APPLICATION_COMMAND) {
       const command = findCommand(interaction.data?.name ?? '');
       const ephemeral = command ? command.ephemeral(topLevelOptions(interaction.data?.options)) : true;

@@ -1,14 +1,15 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { App, LogLevel, type RespondFn } from '@slack/bolt';
 import { isChatAdmin } from '../../core/chat/admin.js';
 import type { ChatConfig } from '../../core/chat/chat-config.js';
 import type { CommandContext } from '../../core/chat/commands/command.js';
 import { CHAT_COMMANDS, runCommand } from '../../core/chat/commands/index.js';
+import { createMemoryDeliveryLog, type DeliveryLog } from '../../core/chat/deliveries.js';
 import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
-import { REACTION_ACTIONS, actionForReaction, parseActionId } from '../../core/chat/result-actions.js';
+import { REACTION_ACTIONS, RESULT_ACTION_ID, actionForReaction, actionOfClick, parseActionId } from '../../core/chat/result-actions.js';
 import { performResultAction, submitRegionForm, type ResultActionPort } from '../../core/chat/result-flow.js';
 import type { ImagineService } from '../../core/chat/service.js';
-import { errorView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { errorView, invalidButtonView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { isImagineError } from '../../core/errors.js';
 import type { Requester } from '../../core/generation.js';
 import { parseCommandText } from './command-text.js';
@@ -36,6 +37,9 @@ export interface SlackBotOptions {
   onError?: (error: unknown, context: string) => void;
   /** Progress edits sent, or replaced by a newer one before they could be (metrics). */
   onEditOutcome?: (outcome: 'sent' | 'throttled') => void;
+  /** Which Events API deliveries were handled already (the service shares one in Redis); in memory by default. */
+  deliveries?: DeliveryLog;
+  now?: () => number;
 }
 
 export interface SlackBot {
@@ -45,10 +49,60 @@ export interface SlackBot {
   stop(): Promise<void>;
 }
 
+/**
+ * Slack's own payloads are a few kilobytes; a block_actions payload carries the whole message and stays far below
+ * this. A larger body is refused from its Content-Length, before a byte of it is read.
+ */
+export const SLACK_MAX_BODY_BYTES = 1024 * 1024;
+/** How far ahead of our clock a request may be dated: clock skew, not a request prepared for later. */
+export const SLACK_MAX_FUTURE_SKEW_SECONDS = 30;
+
+/**
+ * Checks what can be checked before Bolt reads and verifies the body: a declared length within the cap (Node's parser
+ * never reads past Content-Length, so a declared length bounds the body) and a timestamp not in the future (Bolt
+ * refuses only stale ones). Answers the request itself and returns false when it is refused. A chunked body has no
+ * length to check up front: its connection is cut once the bytes arriving on it pass the cap.
+ */
+function admitSlackRequest(request: IncomingMessage, response: ServerResponse, nowMs: number): boolean {
+  const refuse = (status: number, error: string) => {
+    response.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+    response.end(JSON.stringify({ error }));
+    return false;
+  };
+  const declared = request.headers['content-length'];
+  if (request.method === 'POST' && declared !== undefined && (!/^\d+$/.test(declared) || Number(declared) > SLACK_MAX_BODY_BYTES)) {
+    return refuse(413, `bodies are limited to ${SLACK_MAX_BODY_BYTES} bytes`);
+  }
+  if (request.method === 'POST' && declared === undefined) {
+    // Counting on the socket leaves the request stream to Bolt, which reads it as it is.
+    let receivedBytes = 0;
+    const count = (chunk: Buffer) => {
+      receivedBytes += chunk.length;
+      if (receivedBytes > SLACK_MAX_BODY_BYTES) request.socket.destroy();
+    };
+    request.socket.on('data', count);
+    response.once('close', () => request.socket.off('data', count));
+  }
+  const timestamp = Number(request.headers['x-slack-request-timestamp']);
+  if (Number.isFinite(timestamp) && timestamp > nowMs / 1000 + SLACK_MAX_FUTURE_SKEW_SECONDS) return refuse(401, 'request timestamp is in the future');
+  return true;
+}
+
 /** With rejectRateLimitedCalls, @slack/web-api throws this instead of sleeping, so the coalescer can drop stale edits. */
 function slackRetryAfterMs(error: unknown): number | undefined {
   const limited = error as { code?: string; retryAfter?: number };
   return limited.code === 'slack_webapi_rate_limited_error' && typeof limited.retryAfter === 'number' ? limited.retryAfter * 1000 : undefined;
+}
+
+/** The generation a message of ours shows, read back from its buttons' action ids. */
+function generationIdOfBlocks(blocks: unknown): string | null {
+  for (const block of (Array.isArray(blocks) ? blocks : []) as { elements?: { action_id?: string }[] }[]) {
+    for (const element of block.elements ?? []) {
+      const action = element.action_id ? parseActionId(element.action_id) : null;
+      if (action) return action.generationId;
+    }
+  }
+  return null;
 }
 
 const slackNameOf = (emoji: string) => REACTION_ACTIONS.find((entry) => entry.emoji === emoji)?.slackName;
@@ -74,6 +128,16 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     onError: (error, key) => onError(error, `updating message ${key}`),
   });
   let botUserId: string | undefined;
+  const deliveries = options.deliveries ?? createMemoryDeliveryLog();
+  const now = options.now ?? Date.now;
+
+  // Bolt acknowledges an Events API delivery before any middleware runs, so a repeat (Slack's retry after a slow or
+  // lost ack, X-Slack-Retry-Num 1–3, same event_id) is simply not passed on.
+  app.use(async ({ body, next }) => {
+    const eventId = (body as { event_id?: unknown }).event_id;
+    if (typeof eventId === 'string' && !(await deliveries.firstDelivery(`slack:event:${eventId}`))) return;
+    await next();
+  });
 
   /** Admin status costs an API call, so it is asked only when an answer depends on it — and then every time. */
   const requesterOf = async (teamId: string, userId: string, needsAdminCheck: boolean): Promise<Requester> => {
@@ -172,22 +236,17 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     const history = await client.conversations.history({ channel, latest: ts, inclusive: true, limit: 1 });
     const message = history.messages?.[0];
     if (!message || message.ts !== ts || (botUserId && message.user !== botUserId)) return null;
-    for (const block of (message.blocks ?? []) as { elements?: { action_id?: string }[] }[]) {
-      for (const element of block.elements ?? []) {
-        const action = element.action_id ? parseActionId(element.action_id) : null;
-        if (action) return action.generationId;
-      }
-    }
-    return null;
+    return generationIdOfBlocks(message.blocks);
   };
 
-  app.action(/^ib1:/, async ({ ack, body, action, respond }) => {
+  app.action(RESULT_ACTION_ID, async ({ ack, body, action, respond }) => {
     await ack();
-    if (body.type !== 'block_actions' || action.type !== 'button') return;
-    const parsed = parseActionId((action as { action_id?: string }).action_id ?? '');
+    if (body.type !== 'block_actions' || action.type !== 'button') return void (await tellPrivately(respond)(invalidButtonView()));
+    // Slack's copy of the message (its blocks) says which generation it shows; the action id only says what to do.
+    const parsed = actionOfClick((action as { action_id?: string }).action_id ?? '', generationIdOfBlocks(body.message?.blocks));
     const channel = body.channel?.id ?? body.container?.channel_id;
     const ts = body.message?.ts ?? body.container?.message_ts;
-    if (!parsed || !channel || !ts) return;
+    if (!parsed || !channel || !ts) return void (await tellPrivately(respond)(invalidButtonView()));
     const actor = await requesterOf(body.team?.id ?? body.user.team_id ?? 'unknown', body.user.id, parsed.action === 'delete');
     await performResultAction(parsed, actor, deps, actionPort({ channel, ts }, actor, tellPrivately(respond), body.trigger_id));
   });
@@ -208,6 +267,12 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     const source = { channel: metadata.data.channel, ts: metadata.data.ts };
     const tell = (shown: ChatView) => client.chat.postEphemeral({ channel: source.channel, user: body.user.id, ...renderSlackMessage(shown) });
     await submitRegionForm(metadata.data.formId, submission, actor, deps, actionPort(source, actor, tell));
+  });
+
+  // Any other action id is not one this bot made (or no longer makes): say so rather than leave the click unanswered.
+  app.action(/^(?!ib1:)/, async ({ ack, respond }) => {
+    await ack();
+    await tellPrivately(respond)(invalidButtonView());
   });
 
   app.event('reaction_added', async ({ event, body }) => {
@@ -248,6 +313,15 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
     const auth = await client.auth.test({ token: options.botToken });
     botUserId = auth.user_id;
     const started = connection.mode === 'socket' ? await app.start() : await app.start({ port: connection.port, host: connection.host ?? '127.0.0.1' });
+    if (connection.mode === 'http') {
+      // Bolt's receiver reads a body whole before it looks at it: put the cheap refusals in front of its listener.
+      const server = started as Server;
+      const [receive] = server.listeners('request') as ((request: IncomingMessage, response: ServerResponse) => void)[];
+      server.removeAllListeners('request');
+      server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+        if (admitSlackRequest(request, response, now())) receive(request, response);
+      });
+    }
     return {
       app,
       httpServer: connection.mode === 'http' ? (started as Server) : undefined,

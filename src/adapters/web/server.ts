@@ -8,10 +8,10 @@ import { isChatAdmin } from '../../core/chat/admin.js';
 import type { ChatConfig } from '../../core/chat/chat-config.js';
 import type { CommandContext } from '../../core/chat/commands/command.js';
 import { CHAT_COMMANDS, findCommand, runCommand } from '../../core/chat/commands/index.js';
-import { actionForReaction, parseActionId, type ResultAction } from '../../core/chat/result-actions.js';
+import { actionForReaction, actionOfClick, type ResultAction } from '../../core/chat/result-actions.js';
 import { performResultAction, submitRegionForm, type ResultActionPort } from '../../core/chat/result-flow.js';
 import type { GenerationEvent, ImagineService } from '../../core/chat/service.js';
-import { errorView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
+import { errorView, invalidButtonView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { ImagineError, invalidInput, isImagineError } from '../../core/errors.js';
 import type { Requester } from '../../core/generation.js';
 import { parseCommandLine } from './command-line.js';
@@ -197,14 +197,17 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
       case 'command':
         return runTypedCommand(session, message.text);
       case 'button': {
-        const action = parseActionId(message.customId);
+        // The transcript says which generation the clicked message shows; the button id only says what to do.
+        const action = actionOfClick(message.customId, transcripts.find(session.userId, message.messageId)?.generationId);
         if (action) await performAction(session, action, message.messageId);
+        else post(session.userId, 'bot', invalidButtonView());
         return;
       }
       case 'reaction': {
         const generationId = transcripts.find(session.userId, message.messageId)?.generationId;
         const action = generationId ? actionForReaction(message.emoji, generationId) : null;
         if (action) await performAction(session, action, message.messageId);
+        else post(session.userId, 'bot', invalidButtonView());
         return;
       }
       case 'form': {

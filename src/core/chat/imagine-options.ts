@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
 import { LIMITS, MAX_SEED } from '../../engine/limits.js';
+import { promptTextProblem } from '../../engine/prompt-text.js';
 import { SAMPLER_NAMES, type SamplerName } from '../../engine/types.js';
 import { isImagineError, invalidInput } from '../errors.js';
 import type { GenerationParams } from '../generation.js';
@@ -114,7 +115,11 @@ export function parseImagine(
 
   if (prompt.length === 0) problems.push('the prompt is empty');
   if (prompt.length > LIMITS.promptChars) problems.push(`the prompt is ${prompt.length} characters (at most ${LIMITS.promptChars})`);
+  const promptProblem = prompt.length === 0 ? undefined : promptTextProblem(prompt);
+  if (promptProblem) problems.push(`the prompt ${promptProblem}`);
   if ((raw.negative ?? '').length > LIMITS.promptChars) problems.push(`the negative prompt is longer than ${LIMITS.promptChars} characters`);
+  const negativeProblem = promptTextProblem(raw.negative ?? '', { mayBeBlank: true });
+  if (negativeProblem) problems.push(`the negative prompt ${negativeProblem}`);
 
   const size = model ? readSize(options.size, raw.aspect, model, problems) : undefined;
   const seed = raw.seed === undefined ? randomSeed() : readInteger('seed', raw.seed, LIMITS.seed.min, LIMITS.seed.max, problems);

@@ -39,6 +39,9 @@ export type ResultAction = z.infer<typeof ResultAction>;
 
 const ID_PREFIX = 'ib1';
 
+/** Matches button ids of the result actions; Slack routes every other action id to the "no longer valid" answer. */
+export const RESULT_ACTION_ID = /^ib1:/;
+
 /** At most 4 + 12 + 64 + 2 = 82 characters, under Discord's 100 and Slack's 255. */
 export function encodeActionId(action: ResultAction): string {
   return [ID_PREFIX, action.action, action.generationId, action.imageIndex].join(':');
@@ -50,6 +53,18 @@ export function parseActionId(customId: string): ResultAction | null {
   if (prefix !== ID_PREFIX || rest.length > 0 || !/^\d$/.test(imageIndex ?? '')) return null;
   const parsed = ResultAction.safeParse({ action, generationId, imageIndex: Number(imageIndex) });
   return parsed.success ? parsed.data : null;
+}
+
+/**
+ * The action a click asks for, or null when the click must be answered "this button is no longer valid": an id this
+ * bot did not make, one tampered with, or one naming another generation than the message it sits on. The adapter
+ * reads `shownGenerationId` from the platform's own copy of the clicked message (Discord's message components,
+ * Slack's message blocks, the web transcript), never from the click, so a crafted id cannot act on one generation
+ * while the check and the deletion look at another.
+ */
+export function actionOfClick(customId: string, shownGenerationId: string | null | undefined): ResultAction | null {
+  const action = parseActionId(customId);
+  return action && shownGenerationId && action.generationId === shownGenerationId ? action : null;
 }
 
 /** Emoji actions; `slackName` is how Slack names the same emoji in `reaction_added`. */
@@ -165,7 +180,8 @@ export async function planResultAction(
   const record = await findResult(action, service);
   if (action.action === 'dm') return { type: 'dm', record };
   if (action.action === 'delete') {
-    if (record.request.requester.userId !== actor.userId && !actor.isAdmin) {
+    const owner = record.request.requester;
+    if ((owner.platform !== actor.platform || owner.userId !== actor.userId) && !actor.isAdmin) {
       throw new ImagineError('forbidden', 'Only the person who asked for this image, or an admin, can delete it.');
     }
     return { type: 'delete', record };

@@ -72,7 +72,10 @@ export interface ImagineService {
   quota(requester: Requester): Promise<QuotaStatus>;
   settings(requester: Requester): Promise<UserSettings>;
   updateSettings(requester: Requester, changes: UserSettings): Promise<UserSettings>;
-  /** Deletes the requester's history, images and settings; returns how many generations were removed. */
+  /**
+   * Cancels the requester's unfinished jobs (refunded), then deletes their history, images, previews and settings;
+   * their quota use, admin-set policies and bans stay. Returns how many generations were removed.
+   */
   forgetUser(requester: Requester): Promise<number>;
 
   /** Admin actions name the admin who took them (their workspace is the one acted on; the action is recorded). */

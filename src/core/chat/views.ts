@@ -54,6 +54,9 @@ export function errorView(error: ImagineError): ChatView {
   return view(`⚠️ ${error.userMessage}`, { ephemeral: true });
 }
 
+/** The private answer to a click on a button whose id is unknown, tampered with or stale, on every platform. */
+export const invalidButtonView = (): ChatView => textView('⚠️ This button is no longer valid.');
+
 export function formatWait(etaMs: number): string {
   const seconds = Math.max(1, Math.round(etaMs / 1000));
   return seconds < 90 ? `about ${seconds} s` : `about ${Math.round(seconds / 60)} min`;

@@ -3,6 +3,7 @@ import type * as ort from 'onnxruntime-node';
 import { EngineError, invalidInput } from '../errors.js';
 import { decodedToImages, encodeWebp, makeGrid, rgbToTensor } from '../images.js';
 import { LIMITS, MAX_SEED } from '../limits.js';
+import { promptTextProblem } from '../prompt-text.js';
 import { binarize, latentMask, type Mask } from '../masks.js';
 import type { LatentRgbCoefficients } from '../model-description.js';
 import type { Component, ModelFolder } from '../model-folder.js';
@@ -129,6 +130,8 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
     if (text.length > LIMITS.promptChars) {
       throw invalidInput(`The ${label} is ${text.length} characters long; shorten it to at most ${LIMITS.promptChars}.`);
     }
+    const problem = promptTextProblem(text, { mayBeBlank: label === 'negative prompt' });
+    if (problem) throw invalidInput(`The ${label} ${problem}.`);
   }
   if (!SAMPLER_NAMES.includes(settings.sampler)) {
     throw invalidInput(`Unknown sampler '${settings.sampler}'. Use one of: ${SAMPLER_NAMES.join(', ')}.`);

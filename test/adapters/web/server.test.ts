@@ -277,9 +277,9 @@ describe('web chat live updates', () => {
 describe('web chat actions', () => {
   it('sends a U2 click to the service as an upscale of image 2 and opens a new message for it', async () => {
     const client = await connect();
-    const { request } = await finishedResult(client, 4);
+    const { request, messageId: resultId } = await finishedResult(client, 4);
     const submitted = service.nextSubmit();
-    client.send({ type: 'button', messageId: 'any', customId: encodeActionId({ action: 'upscale', generationId: request.generationId, imageIndex: 1 }) });
+    client.send({ type: 'button', messageId: resultId, customId: encodeActionId({ action: 'upscale', generationId: request.generationId, imageIndex: 1 }) });
     const upscale = await submitted;
     expect(upscale).toMatchObject({ kind: 'upscale', parent: { generationId: request.generationId, imageIndex: 1 }, params: { batch: 1, seed: 11 }, requester: { userId: client.userId } });
     const { messageId } = decodeReplyTarget(upscale.replyTarget)!;
@@ -306,9 +306,9 @@ describe('web chat actions', () => {
 
   it('shows an error instead of acting on an image that is gone', async () => {
     const client = await connect();
-    const { request } = await finishedResult(client, 1);
+    const { request, messageId } = await finishedResult(client, 1);
     service.records.delete(request.generationId);
-    client.send({ type: 'button', messageId: 'any', customId: encodeActionId({ action: 'upscale', generationId: request.generationId, imageIndex: 0 }) });
+    client.send({ type: 'button', messageId, customId: encodeActionId({ action: 'upscale', generationId: request.generationId, imageIndex: 0 }) });
     await client.waitForMessage((message) => message.text.startsWith('⚠️ That image is gone'));
     expect(service.submitted).toHaveLength(1);
   });

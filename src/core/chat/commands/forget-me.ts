@@ -12,6 +12,9 @@ export const forgetMeCommand: ChatCommand = {
   async handle({ requester, options, service }) {
     if (options.confirm !== true) return textView('Nothing deleted: set confirm to true to delete your history and images.');
     const removed = await service.forgetUser(requester);
-    return textView(`Done: ${removed} generation(s), their images and your settings are deleted.`);
+    return textView(
+      `Done: ${removed} generation(s), their prompts, images and previews and your settings are deleted; unfinished jobs were cancelled and refunded. ` +
+        'Your quota use this period, any limit an admin set and any ban stay.',
+    );
   },
 };

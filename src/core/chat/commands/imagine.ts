@@ -30,7 +30,7 @@ export const imagineCommand: ChatCommand = {
       { name: 'sampler', description: 'Sampler', type: 'string', choices: SAMPLER_NAMES },
       { name: 'model', description: 'Model name', type: 'string' },
       { name: 'batch', description: 'How many images (1-4)', type: 'integer', minValue: LIMITS.batch.min, maxValue: LIMITS.batch.max },
-      { name: 'mode', description: 'fast (uses quota) or relax (waits for idle workers)', type: 'string', choices: ['fast', 'relax'] },
+      { name: 'mode', description: 'fast, or relax: same quota cost, runs when no fast job waits', type: 'string', choices: ['fast', 'relax'] },
       { name: 'private', description: 'Only you see the result', type: 'boolean' },
     ],
   },

@@ -24,8 +24,8 @@ export * from './enums.js';
 export type Workspace = Prisma.WorkspaceModel
 /**
  * Model User
- * A person as one platform knows them. Erasing a user deletes this row: generations and balances go with it,
- * ledger rows stay with their user set to null.
+ * A person as one platform knows them. Erasing a user (/forget-me) keeps this row — a platform id, nothing they
+ * wrote — so their balances, ledger rows and admin-set policies still count; it deletes their generations and settings.
  */
 export type User = Prisma.UserModel
 /**
