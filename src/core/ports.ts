@@ -42,7 +42,13 @@ export interface GenerationHistory {
    * announcing follow the recorded outcome, so a worker that dies right after recording leaves them to the next one.
    */
   markSucceeded(result: GenerationResult): Promise<FinishedStatus | null>;
-  markFailed(generationId: string, status: 'failed' | 'cancelled', userMessage: string): Promise<FinishedStatus | null>;
+  /** `announced`: the requester has already been told (the failure was the answer to their request), so post nothing. */
+  markFailed(
+    generationId: string,
+    status: 'failed' | 'cancelled',
+    userMessage: string,
+    options?: { announced?: boolean },
+  ): Promise<FinishedStatus | null>;
 }
 
 export interface ImageStore {

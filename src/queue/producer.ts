@@ -177,7 +177,7 @@ export function createGenerationQueue(options: GenerationQueueOptions): Generati
       } catch (error) {
         const failure = isImagineError(error) ? error : queueUnavailable(error);
         await options.ledger.refund(generationId, 'not queued').catch(() => {});
-        await options.history.markFailed(generationId, 'failed', failure.userMessage).catch(() => {});
+        await options.history.markFailed(generationId, 'failed', failure.userMessage, { announced: true }).catch(() => {});
         await releaseClaim();
         throw failure;
       }

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type {
   GenerationEvent,
+  GenerationRecord,
   ImagineService,
   QuotaStatus,
   UserSettings,
@@ -15,14 +16,15 @@ import { drawnMaskKey } from '../queue/job.js';
 import type { GenerationQueue } from '../queue/producer.js';
 import { setBanned, setQuotaPolicy, updateUserSettings, userSettings, workspaceUsageToday } from '../store/admin.js';
 import type { PrismaClient } from '../store/database.js';
-import { eraseUser, findBySeed, findGeneration, recentGenerations, unfinishedGenerationsOf } from '../store/generations.js';
+import { claimAnnouncement, eraseUser, findBySeed, findGeneration, recentGenerations, unannouncedGenerations, unfinishedGenerationsOf } from '../store/generations.js';
 import type { PrismaQuotaLedger, QuotaStanding } from '../store/quota-ledger.js';
 import { redisOptions } from './redis.js';
 
 /**
  * The chat side's one door to the rest of the system: the ImagineService port (src/core/chat/service.ts) over the
  * BullMQ queue, the Prisma store and the image store. It holds no state of its own beyond event listeners; the event
- * cursors live in Redis, so a restarted bot resumes where it stopped.
+ * cursors live in Redis, so a restarted bot resumes where it stopped, and each outcome is posted once: the first to
+ * claim it in the database (Generation.announcedAt) posts it, and outcomes no event brought are found there.
  */
 export interface ImagineServiceDependencies {
   prisma: PrismaClient;
@@ -42,30 +44,84 @@ export interface RunningImagineService extends ImagineService {
   close(): Promise<void>;
 }
 
+/** How often the bot looks in the database for outcomes that no event announced (a worker died before publishing). */
+export const ANNOUNCE_SWEEP_INTERVAL_MS = 60_000;
+/** An outcome younger than this is left to its event, which normally arrives within milliseconds of the record. */
+const ANNOUNCE_SWEEP_GRACE_MS = 30_000;
+
 export function createImagineService(deps: ImagineServiceDependencies): RunningImagineService {
   const listeners = new Set<{ platform: Platform; listener: (event: GenerationEvent) => void }>();
   const following = new AbortController();
   const streams = new Map<string, Promise<void>>();
-  const cursors = new Redis(redisOptions(deps.redisUrl, 'producer'));
+  const sweptPlatforms = new Set<Platform>();
+  const sweeps = new Set<Promise<void>>();
+  // Waits for Redis like an event reader: a cursor read that failed fast at start-up used to become "newest" and lose
+  // every event published while the bot was down.
+  const cursors = new Redis(redisOptions(deps.redisUrl, 'subscriber'));
   cursors.on('error', () => {});
   const cursorKey = (model: string) => `${deps.queuePrefix}:chat-cursor:${model}`;
+
+  const hasListener = (platform: Platform) => [...listeners].some((entry) => entry.platform === platform);
+  const dispatch = (event: GenerationEvent) => {
+    for (const entry of listeners) {
+      if (entry.platform !== event.platform) continue;
+      try {
+        entry.listener(event);
+      } catch {
+        // One adapter's rendering problem must not stop the others from hearing about the event.
+      }
+    }
+  };
+
+  /** Repeats `work` through Redis or database outages until it succeeds; undefined once the service is closing. */
+  const persist = async <T>(work: () => Promise<T>): Promise<T | undefined> => {
+    for (let attempt = 0; !following.signal.aborted; attempt += 1) {
+      try {
+        return await work();
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
+      }
+    }
+    return undefined;
+  };
+
+  // An outcome reaches this process from its event, from the database sweep, or both (and other bot replicas see the
+  // same events): the database claim lets exactly one of them post it.
+  const announce = async (event: GenerationEvent) => {
+    if (!hasListener(event.platform)) return;
+    if (event.type !== 'progress' && !(await persist(() => claimAnnouncement(deps.prisma, event.generationId)))) return;
+    dispatch(event);
+  };
+
+  const sweep = async (platform: Platform, finishedBefore: Date) => {
+    const records = await unannouncedGenerations(deps.prisma, platform, { finishedBefore, limit: 500 });
+    for (const record of records) {
+      if (following.signal.aborted) return;
+      const event = eventOfRecord(record);
+      if (event) await announce(event);
+    }
+  };
+  const startSweep = (platform: Platform, finishedBefore: Date) => {
+    const running = sweep(platform, finishedBefore).catch(() => {});
+    sweeps.add(running);
+    void running.finally(() => sweeps.delete(running));
+  };
+  const sweepTimer = setInterval(() => {
+    for (const platform of sweptPlatforms) {
+      if (hasListener(platform)) startSweep(platform, new Date(Date.now() - ANNOUNCE_SWEEP_GRACE_MS));
+    }
+  }, ANNOUNCE_SWEEP_INTERVAL_MS);
+  sweepTimer.unref();
 
   const follow = (model: string) => {
     if (streams.has(model)) return;
     streams.set(
       model,
       (async () => {
-        const fromId = (await cursors.get(cursorKey(model)).catch(() => null)) ?? '$';
-        for await (const event of subscribeEvents({ redisUrl: deps.redisUrl, prefix: deps.queuePrefix, model, fromId, signal: following.signal })) {
-          const mapped = toGenerationEvent(event);
-          for (const entry of listeners) {
-            if (entry.platform !== event.platform) continue;
-            try {
-              entry.listener(mapped);
-            } catch {
-              // One adapter's rendering problem must not stop the others from hearing about the event.
-            }
-          }
+        const saved = await persist(() => cursors.get(cursorKey(model)));
+        if (saved === undefined) return;
+        for await (const event of subscribeEvents({ redisUrl: deps.redisUrl, prefix: deps.queuePrefix, model, fromId: saved ?? '$', signal: following.signal })) {
+          await announce(toGenerationEvent(event));
           await cursors.set(cursorKey(model), event.id).catch(() => {});
         }
       })().catch(() => {}),
@@ -181,15 +237,36 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
       const entry = { platform, listener };
       listeners.add(entry);
       deps.models.forEach(follow);
+      if (!sweptPlatforms.has(platform)) {
+        // Everything that finished while no bot for this platform ran, the results of the last few seconds included.
+        sweptPlatforms.add(platform);
+        startSweep(platform, new Date());
+      }
       return () => void listeners.delete(entry);
     },
 
     async close() {
       following.abort();
-      await Promise.allSettled(streams.values());
+      clearInterval(sweepTimer);
+      await Promise.allSettled([...streams.values(), ...sweeps]);
       cursors.disconnect();
     },
   };
+}
+
+/** An outcome as the database recorded it, for the sweep (a failed or cancelled generation was always refunded). */
+function eventOfRecord(record: GenerationRecord): GenerationEvent | null {
+  const base = { generationId: record.request.generationId, platform: record.request.requester.platform, replyTarget: record.request.replyTarget };
+  switch (record.status) {
+    case 'succeeded':
+      return record.result ? { ...base, type: 'succeeded', result: record.result } : null;
+    case 'failed':
+      return { ...base, type: 'failed', userMessage: record.userMessage ?? 'This image failed.', refunded: true };
+    case 'cancelled':
+      return { ...base, type: 'cancelled', refunded: true };
+    default:
+      return null;
+  }
 }
 
 /** Queue events → the chat port's events. Refunds always happen before a failed or cancelled event is published. */

@@ -136,11 +136,12 @@ export function createGenerationHistory(prisma: PrismaClient, now: () => Date = 
       return count === 1 ? 'succeeded' : recordedOutcome(prisma, result.generationId);
     },
 
-    async markFailed(generationId, status, userMessage) {
+    async markFailed(generationId, status, userMessage, options = {}) {
+      const finishedAt = now();
       const { count } = await guardDatabase(() =>
         prisma.generation.updateMany({
           where: { id: generationId, status: { in: [...UNFINISHED] } },
-          data: { status, errorMessage: userMessage, finishedAt: now() },
+          data: { status, errorMessage: userMessage, finishedAt, announcedAt: options.announced ? finishedAt : undefined },
         }),
       );
       return count === 1 ? status : recordedOutcome(prisma, generationId);
@@ -158,6 +159,36 @@ async function recordedOutcome(prisma: PrismaClient, generationId: string): Prom
 export async function findGeneration(prisma: PrismaClient, generationId: string): Promise<GenerationRecord | null> {
   const row = await guardDatabase(() => prisma.generation.findUnique({ where: { id: generationId }, include: WITH_OWNER }));
   return row ? toRecord(row) : null;
+}
+
+const FINISHED = ['succeeded', 'failed', 'cancelled'] as const;
+
+/**
+ * Takes the one right to post a generation's outcome: true for exactly one caller, however many bot processes (or
+ * restarts of one) see the outcome, from the event stream or from the database.
+ */
+export async function claimAnnouncement(prisma: PrismaClient, generationId: string, now: Date = new Date()): Promise<boolean> {
+  const { count } = await guardDatabase(() =>
+    prisma.generation.updateMany({ where: { id: generationId, status: { in: [...FINISHED] }, announcedAt: null }, data: { announcedAt: now } }),
+  );
+  return count === 1;
+}
+
+/** Finished generations made on `platform` whose outcome nobody has claimed to post (the bot was down), oldest first. */
+export async function unannouncedGenerations(
+  prisma: PrismaClient,
+  platform: string,
+  options: { finishedBefore: Date; limit: number },
+): Promise<GenerationRecord[]> {
+  const rows = await guardDatabase(() =>
+    prisma.generation.findMany({
+      where: { status: { in: [...FINISHED] }, announcedAt: null, finishedAt: { lt: options.finishedBefore }, user: { platform } },
+      orderBy: [{ finishedAt: 'asc' }, { id: 'asc' }],
+      take: options.limit,
+      include: WITH_OWNER,
+    }),
+  );
+  return rows.map(toRecord);
 }
 
 /** The adapter calls this once the result message is posted, so reactions and replies to it find the generation. */

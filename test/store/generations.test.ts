@@ -7,6 +7,7 @@ import type { GenerationHistory } from '../../src/core/ports.js';
 import {
   ancestorGenerations,
   childGenerations,
+  claimAnnouncement,
   createGenerationHistory,
   eraseUser,
   findByMessageRef,
@@ -14,6 +15,7 @@ import {
   findGeneration,
   recentGenerations,
   recordMessageRef,
+  unannouncedGenerations,
 } from '../../src/store/generations.js';
 import { createLocalImageStore, type LocalImageStore } from '../../src/store/images-local.js';
 import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
@@ -51,6 +53,28 @@ describe.each(TEST_BACKENDS)('generation history on %s', (_backend, open) => {
   afterAll(async () => {
     await database?.close();
     if (imageDir) await rm(imageDir, { recursive: true, force: true });
+  });
+
+  it('lists finished, unposted outcomes of a platform until one caller claims each, and never a refusal already answered', async () => {
+    const user = newUser();
+    const done = await generate(request(user));
+    const refused = request(user);
+    await history.recordQueued(refused);
+    await history.markFailed(refused.generationId, 'failed', 'The queue is unavailable, try again shortly.', { announced: true });
+    const waiting = request(user);
+    await history.recordQueued(waiting);
+    const unposted = async () =>
+      (await unannouncedGenerations(database.prisma, 'discord', { finishedBefore: new Date(clockMs + 1), limit: 1000 }))
+        .map((record) => record.request.generationId)
+        .filter((id) => [done, refused, waiting].some((input) => input.generationId === id));
+
+    expect(await unposted()).toEqual([done.generationId]);
+    expect(await unannouncedGenerations(database.prisma, 'slack', { finishedBefore: new Date(clockMs + 1), limit: 1000 })).toEqual([]);
+    expect(await claimAnnouncement(database.prisma, waiting.generationId)).toBe(false);
+    expect(await Promise.all([claimAnnouncement(database.prisma, done.generationId), claimAnnouncement(database.prisma, done.generationId)])).toEqual(
+      expect.arrayContaining([true, false]),
+    );
+    expect(await unposted()).toEqual([]);
   });
 
   it('keeps every parameter of a request and the result of its run', async () => {

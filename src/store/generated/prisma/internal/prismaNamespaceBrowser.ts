@@ -180,7 +180,8 @@ export const GenerationScalarFieldEnum = {
   errorMessage: 'errorMessage',
   createdAt: 'createdAt',
   startedAt: 'startedAt',
-  finishedAt: 'finishedAt'
+  finishedAt: 'finishedAt',
+  announcedAt: 'announcedAt'
 } as const
 
 export type GenerationScalarFieldEnum = (typeof GenerationScalarFieldEnum)[keyof typeof GenerationScalarFieldEnum]
