@@ -51,6 +51,14 @@ export interface GenerationHistory {
   ): Promise<FinishedStatus | null>;
 }
 
+/**
+ * Takes a request in: its quota reserved and its generation recorded as queued, both or neither (one database
+ * transaction), so the database alone says what was accepted and a crash leaves no charge without a generation.
+ */
+export interface GenerationIntake {
+  accept(request: GenerationRequest, units: number): Promise<QuotaReservation>;
+}
+
 export interface ImageStore {
   put(key: string, bytes: Buffer, contentType: string, options?: { ttlSeconds?: number }): Promise<void>;
   get(key: string): Promise<Buffer | null>;

@@ -1,9 +1,9 @@
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { ImagineError, invalidInput, isImagineError } from '../core/errors.js';
 import type { GenerationRequest, Requester } from '../core/generation.js';
-import type { GenerationHistory, QuotaLedger } from '../core/ports.js';
+import type { GenerationHistory, GenerationIntake, QuotaLedger } from '../core/ports.js';
 import { redisOptions } from '../service/redis.js';
 import { claimJobSlot, DEFAULT_JOB_CAPS, releaseJobSlot, type JobCaps } from './claims.js';
 import { publishTerminalEvent } from './events.js';
@@ -16,6 +16,8 @@ export interface GenerationQueueOptions {
   prefix?: string;
   ledger: QuotaLedger;
   history: GenerationHistory;
+  /** Reserves and records in one transaction; without it (stores that have none) the ledger reserves, then history records. */
+  intake?: GenerationIntake;
   caps?: Partial<JobCaps>;
   /** Attempts for transient failures (first run included), with exponential backoff from `retryDelayMs`. */
   attempts?: number;
@@ -50,6 +52,21 @@ export interface GenerationQueue {
   /** Where a generation stands: its 1-based place and estimated wait while waiting, else running, retrying or finished. */
   position(generationId: string): Promise<QueuePosition>;
   close(): Promise<void>;
+}
+
+/** The BullMQ options of a generation's job, the same whether the producer or the reconciler queues it. */
+export function generationJobOptions(
+  request: QueuedGeneration,
+  retry: Pick<GenerationQueueOptions, 'attempts' | 'retryDelayMs'> = {},
+): JobsOptions {
+  return {
+    jobId: request.generationId,
+    priority: priorityFor(request),
+    attempts: retry.attempts ?? 3,
+    backoff: { type: 'exponential', delay: retry.retryDelayMs ?? 2_000 },
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
 }
 
 const queueUnavailable = (cause: unknown) =>
@@ -157,22 +174,17 @@ export function createGenerationQueue(options: GenerationQueueOptions): Generati
       const releaseClaim = () => releaseJobSlot(redis, keys, request.requester, jobKey).catch(() => {});
 
       try {
-        await options.ledger.reserve(request, units);
+        if (options.intake) await options.intake.accept(request, units);
+        else await options.ledger.reserve(request, units);
       } catch (error) {
         await releaseClaim();
         throw error;
       }
       try {
-        await options.history.recordQueued(request);
+        if (!options.intake) await options.history.recordQueued(request);
+        // A crash from here until the add leaves an accepted generation that is not queued: the reconciler queues it.
         await failFast(() =>
-          queue.add('generate', request, {
-            jobId: generationId,
-            priority: priorityFor(request),
-            attempts: options.attempts ?? 3,
-            backoff: { type: 'exponential', delay: options.retryDelayMs ?? 2_000 },
-            removeOnComplete: { age: 24 * 3600, count: 10_000 },
-            removeOnFail: { age: 7 * 24 * 3600 },
-          }),
+          queue.add('generate', request, generationJobOptions(request, options)),
         );
       } catch (error) {
         const failure = isImagineError(error) ? error : queueUnavailable(error);

@@ -21,6 +21,7 @@ import { queueNameForModel } from '../queue/job.js';
 import { openDatabase } from '../store/database.js';
 import { createGenerationHistory } from '../store/generations.js';
 import { createLocalImageStore, startExpirySweep } from '../store/images-local.js';
+import { createGenerationIntake } from '../store/intake.js';
 import { PrismaQuotaLedger } from '../store/quota-ledger.js';
 import { describeConfig, loadConfig, ROLES, type Config, type Role } from './config.js';
 import { startHealthServer } from './http.js';
@@ -29,12 +30,14 @@ import { createLogger } from './logger.js';
 import { createRedisDeliveryLog } from './delivery-log.js';
 import { createRedisRateLimiter } from './rate-limit.js';
 import { bullQueueDepths, createMetrics, type Metrics } from './metrics.js';
+import { createReconciler } from './reconciler.js';
 import { redisOptions } from './redis.js';
 import { ensureRedis } from './redis-server.js';
 import { startWorker } from './worker.js';
 
 /** Previews live an hour (the worker's previewTtlSeconds); a sweep every 10 minutes keeps at most 70 minutes of them. */
 const PREVIEW_SWEEP_INTERVAL_MS = 10 * 60_000;
+const RECONCILE_INTERVAL_MS = 60_000;
 
 /**
  * `npm start` (role `all`), or `node --import tsx src/service/main.ts bot|worker`: one code base, three process roles.
@@ -64,7 +67,8 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
     const database = await openDatabase(config.database.kind === 'postgres' ? { url: config.database.url } : { dataDir: config.database.dir });
     closers.push(database.close);
     const images = createLocalImageStore(config.imageStore.dir);
-    const ledger = new PrismaQuotaLedger(database.prisma, { defaultPolicy: defaultQuotaPolicy(config.quota) });
+    const ledgerOptions = { defaultPolicy: defaultQuotaPolicy(config.quota) };
+    const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
     const history = createGenerationHistory(database.prisma);
     const description = await describeModelFolder(config.modelDir);
     // A read-only handle on the model's queue: its depth for /metrics and KEDA-style watchers, and the dashboard.
@@ -115,9 +119,15 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
       logger.info({ queue: worker.queueName, model: engine.modelName }, 'worker taking jobs');
     }
 
+    // Every role repairs what a crash or a Redis without persistence left behind, on start and then every minute.
+    const reconciler = createReconciler({ prisma: database.prisma, ledger, history, redisUrl, prefix: config.queuePrefix, logger });
+    reconciler.start(RECONCILE_INTERVAL_MS);
+    closers.push(reconciler.close);
+
     let webUrl: string | undefined;
     if (role !== 'worker') {
-      const queue = createGenerationQueue({ redisUrl, prefix: config.queuePrefix, ledger, history, caps: config.jobCaps });
+      const intake = createGenerationIntake(database.prisma, ledgerOptions);
+      const queue = createGenerationQueue({ redisUrl, prefix: config.queuePrefix, ledger, history, intake, caps: config.jobCaps });
       closers.push(queue.close);
       const limits = new Redis(redisOptions(redisUrl, 'producer'));
       limits.on('error', () => {});

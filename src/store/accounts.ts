@@ -1,5 +1,8 @@
 import type { Platform } from '../core/generation.js';
-import type { PrismaClient } from './generated/prisma/client.js';
+import type { Prisma } from './generated/prisma/client.js';
+
+/** The client or an open transaction: every function here works inside either. */
+export type DatabaseClient = Prisma.TransactionClient;
 
 /** Internal row ids of a requester's Workspace and User; every other table refers to these. */
 export interface AccountIds {
@@ -18,11 +21,11 @@ export interface PlatformIdentity {
  * Finds or creates the Workspace and User rows, each in one INSERT … ON CONFLICT, so that concurrent first requests
  * from the same person cannot race into a unique violation.
  */
-export async function ensureAccount(prisma: PrismaClient, identity: PlatformIdentity): Promise<AccountIds> {
+export async function ensureAccount(prisma: DatabaseClient, identity: PlatformIdentity): Promise<AccountIds> {
   return { workspaceId: await ensureWorkspace(prisma, identity), userId: await ensureUser(prisma, identity) };
 }
 
-export async function ensureWorkspace(prisma: PrismaClient, identity: Omit<PlatformIdentity, 'userId'>): Promise<string> {
+export async function ensureWorkspace(prisma: DatabaseClient, identity: Omit<PlatformIdentity, 'userId'>): Promise<string> {
   const [workspace] = await prisma.$queryRaw<{ id: string }[]>`
     INSERT INTO "Workspace" (id, platform, "platformWorkspaceId")
     VALUES (gen_random_uuid()::text, ${identity.platform}, ${identity.workspaceId})
@@ -31,7 +34,7 @@ export async function ensureWorkspace(prisma: PrismaClient, identity: Omit<Platf
   return workspace.id;
 }
 
-export async function ensureUser(prisma: PrismaClient, identity: Pick<PlatformIdentity, 'platform' | 'userId'>): Promise<string> {
+export async function ensureUser(prisma: DatabaseClient, identity: Pick<PlatformIdentity, 'platform' | 'userId'>): Promise<string> {
   const [user] = await prisma.$queryRaw<{ id: string }[]>`
     INSERT INTO "User" (id, platform, "platformUserId")
     VALUES (gen_random_uuid()::text, ${identity.platform}, ${identity.userId})
@@ -41,7 +44,7 @@ export async function ensureUser(prisma: PrismaClient, identity: Pick<PlatformId
 }
 
 /** The rows of a requester, or null for someone who never used the bot (or whose data was erased). */
-export async function findAccount(prisma: PrismaClient, identity: PlatformIdentity): Promise<AccountIds | null> {
+export async function findAccount(prisma: DatabaseClient, identity: PlatformIdentity): Promise<AccountIds | null> {
   const [workspace, user] = await Promise.all([
     prisma.workspace.findUnique({
       where: { platform_platformWorkspaceId: { platform: identity.platform, platformWorkspaceId: identity.workspaceId } },

@@ -2,7 +2,7 @@ import type { GenerationRecord } from '../core/chat/service.js';
 import { GenerationRequest } from '../core/generation.js';
 import type { FinishedStatus, GenerationHistory, GenerationResult, ImageStore } from '../core/ports.js';
 import { previewFolderKey } from '../queue/job.js';
-import { ensureAccount, findAccount, type PlatformIdentity } from './accounts.js';
+import { ensureAccount, findAccount, type DatabaseClient, type PlatformIdentity } from './accounts.js';
 import { guardDatabase } from './database-errors.js';
 import type { Prisma, PrismaClient } from './generated/prisma/client.js';
 
@@ -60,7 +60,7 @@ function toRecord(row: GenerationRow): GenerationRecord {
   return { request, status: row.status, result, userMessage: row.errorMessage ?? undefined, createdAt: row.createdAt };
 }
 
-export function createGenerationHistory(prisma: PrismaClient, now: () => Date = () => new Date()): GenerationHistory {
+export function createGenerationHistory(prisma: DatabaseClient, now: () => Date = () => new Date()): GenerationHistory {
   return {
     /** Idempotent: a retried enqueue finds the row already there and leaves it as it is. */
     async recordQueued(request) {
@@ -149,7 +149,7 @@ export function createGenerationHistory(prisma: PrismaClient, now: () => Date = 
   };
 }
 
-async function recordedOutcome(prisma: PrismaClient, generationId: string): Promise<FinishedStatus | null> {
+async function recordedOutcome(prisma: DatabaseClient, generationId: string): Promise<FinishedStatus | null> {
   const row = await guardDatabase(() => prisma.generation.findUnique({ where: { id: generationId }, select: { status: true } }));
   if (!row) return null;
   // Not finished after a conditional update that found it unfinished cannot happen; answer as "not ours to settle".
@@ -310,4 +310,51 @@ export async function eraseUser(prisma: PrismaClient, images: ImageStore, identi
     await prisma.user.update({ where: { id: user.id }, data: { settings: {} } });
     return { generations: rows.length, images: keys.length };
   });
+}
+
+/** Accepted generations not finished yet, accepted before `acceptedBefore`, oldest first: what the queue should hold. */
+export async function unfinishedGenerations(prisma: PrismaClient, options: { acceptedBefore: Date; limit: number }): Promise<GenerationRecord[]> {
+  const rows = await guardDatabase(() =>
+    prisma.generation.findMany({
+      where: { status: { in: [...UNFINISHED] }, createdAt: { lt: options.acceptedBefore } },
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      take: options.limit,
+      include: WITH_OWNER,
+    }),
+  );
+  return rows.map(toRecord);
+}
+
+/**
+ * Reservations that nothing settled and no generation explains (reserved before `reservedBefore`): a producer died
+ * between reserving and recording, or the generation was erased with its user while it waited.
+ */
+export async function reservationsWithoutGeneration(prisma: PrismaClient, options: { reservedBefore: Date; limit: number }): Promise<string[]> {
+  const rows = await guardDatabase(
+    () => prisma.$queryRaw<{ generationId: string }[]>`
+      SELECT reserve."generationId" FROM "UsageLedger" AS reserve
+      WHERE reserve.kind = 'reserve'::"LedgerKind" AND reserve."createdAt" < ${options.reservedBefore}::timestamp(3)
+        AND NOT EXISTS (SELECT 1 FROM "UsageLedger" AS settled WHERE settled.settles = reserve."generationId")
+        AND NOT EXISTS (SELECT 1 FROM "Generation" AS generation WHERE generation.id = reserve."generationId")
+      ORDER BY reserve.id
+      LIMIT ${options.limit}`,
+  );
+  return rows.map((row) => row.generationId);
+}
+
+/** Finished generations whose reservation is still open: the worker died, or its database write failed, before settling. */
+export async function unsettledOutcomes(
+  prisma: PrismaClient,
+  options: { finishedBefore: Date; limit: number },
+): Promise<{ generationId: string; status: FinishedStatus }[]> {
+  const rows = await guardDatabase(
+    () => prisma.$queryRaw<{ id: string; status: FinishedStatus }[]>`
+      SELECT generation.id, generation.status::text AS status FROM "Generation" AS generation
+      JOIN "UsageLedger" AS reserve ON reserve."generationId" = generation.id AND reserve.kind = 'reserve'::"LedgerKind"
+      WHERE generation.status IN ('succeeded', 'failed', 'cancelled') AND generation."finishedAt" < ${options.finishedBefore}::timestamp(3)
+        AND NOT EXISTS (SELECT 1 FROM "UsageLedger" AS settled WHERE settled.settles = generation.id)
+      ORDER BY generation."finishedAt"
+      LIMIT ${options.limit}`,
+  );
+  return rows.map((row) => ({ generationId: row.id, status: row.status }));
 }

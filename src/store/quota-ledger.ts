@@ -10,9 +10,8 @@ import {
   type QuotaPolicy,
   type QuotaPolicyOverride,
 } from '../core/quota.js';
-import { ensureAccount, findAccount, type AccountIds, type PlatformIdentity } from './accounts.js';
+import { ensureAccount, findAccount, type AccountIds, type DatabaseClient, type PlatformIdentity } from './accounts.js';
 import { guardDatabase, isUniqueViolation } from './database-errors.js';
-import type { PrismaClient } from './generated/prisma/client.js';
 
 /**
  * The quota ledger over Prisma. Every change is an append to UsageLedger plus, where the balance moves, one conditional
@@ -42,7 +41,7 @@ export class PrismaQuotaLedger implements QuotaLedger {
   private readonly now: () => Date;
 
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly prisma: DatabaseClient,
     private readonly options: QuotaLedgerOptions,
   ) {
     this.now = options.now ?? (() => new Date());

@@ -12,6 +12,7 @@ import { createImagineService, type RunningImagineService } from '../../src/serv
 import { startWorker, type RunningWorker } from '../../src/service/worker.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createGenerationHistory, findGeneration } from '../../src/store/generations.js';
+import { createGenerationIntake } from '../../src/store/intake.js';
 import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
 import { createDirImageStore } from '../support/dir-image-store.js';
 import { imagineRequest } from '../support/generation-requests.js';
@@ -37,10 +38,11 @@ beforeEach(async () => {
   prefix = testPrefix('announce');
   imageDir = await mkdtemp(join(tmpdir(), 'imagine-announce-'));
   database = await openDatabase({ dataDir: 'memory://' });
-  const ledger = new PrismaQuotaLedger(database.prisma, { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) });
+  const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
+  const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
   const history = createGenerationHistory(database.prisma);
   const images = createDirImageStore(imageDir);
-  queue = createGenerationQueue({ redisUrl, prefix, ledger, history });
+  queue = createGenerationQueue({ redisUrl, prefix, ledger, history, intake: createGenerationIntake(database.prisma, ledgerOptions) });
   worker = await startWorker({ redisUrl, prefix, engine: createTestEngine({ stepDelayMs: 10 }), ledger, history, images, previewIntervalMs: 0 });
 });
 

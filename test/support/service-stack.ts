@@ -18,6 +18,7 @@ import { startWorker } from '../../src/service/worker.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createGenerationHistory } from '../../src/store/generations.js';
 import { createLocalImageStore } from '../../src/store/images-local.js';
+import { createGenerationIntake } from '../../src/store/intake.js';
 import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
 import { openTestPostgres, type TestDatabase } from './postgres.js';
 import { deletePrefix, freePort, sharedRedisUrl, testPrefix } from './redis.js';
@@ -89,9 +90,8 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
     const database: TestDatabase = options.database === 'postgres' ? await openTestPostgres() : await openDatabase({ dataDir: 'memory://' });
     closers.push(database.close);
     const images = createLocalImageStore(imageDir);
-    const ledger = new PrismaQuotaLedger(database.prisma, {
-      defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: options.quotaUnitsPerPeriod ?? null, period: 'day' }),
-    });
+    const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: options.quotaUnitsPerPeriod ?? null, period: 'day' }) };
+    const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
     const history = createGenerationHistory(database.prisma);
     const modelDir = options.modelDir ?? TINY_SD_DIR;
     const description = await describeModelFolder(modelDir);
@@ -123,7 +123,8 @@ export async function startServiceStack(options: ServiceStackOptions = {}): Prom
       closers.push(worker.stop);
     }
 
-    const queue = createGenerationQueue({ redisUrl, prefix, ledger, history, caps: options.jobCaps });
+    const intake = createGenerationIntake(database.prisma, ledgerOptions);
+    const queue = createGenerationQueue({ redisUrl, prefix, ledger, history, intake, caps: options.jobCaps });
     closers.push(queue.close);
     const service = createImagineService({ prisma: database.prisma, ledger, history, queue, images, redisUrl, queuePrefix: prefix, models: [description.name] });
     closers.push(service.close);
