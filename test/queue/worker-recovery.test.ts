@@ -68,6 +68,34 @@ describe('worker processes', () => {
     }
   });
 
+  it('hands a SIGKILLed worker\'s job to another worker within 15 s with the default lock settings', async () => {
+    const queue = createGenerationQueue({ redisUrl, prefix, ledger: ports.ledger, history: ports.history });
+    // No lock settings: the worker's defaults are what is under test.
+    const config = { redisUrl, prefix, portsRedisUrl: redisUrl, imageDir, stepDelayMs: 200 };
+    try {
+      const doomed = await spawnWorkerProcess(config);
+      children.push(doomed);
+      const request = imagineRequest({ steps: 150 });
+      await queue.enqueue(request, { units: 1 });
+      const before = await eventsUntil({ redisUrl, prefix }, running);
+      children.push(await spawnWorkerProcess(config));
+      doomed.kill('SIGKILL');
+      const killedAtMs = Date.now();
+      await exitOf(doomed);
+
+      const restarted = await eventsUntil(
+        { redisUrl, prefix, fromId: before.at(-1)!.id },
+        (events) => events.some((event) => event.generationId === request.generationId && event.type === 'progress' && event.step === 1),
+      );
+      const takeoverMs = Date.now() - killedAtMs;
+      expect(restarted.length).toBeGreaterThan(0);
+      // lockDuration 8 s + up to two stall checks 3 s apart: at most 14 s, 11 s on average.
+      expect(takeoverMs).toBeLessThan(15_000);
+    } finally {
+      await queue.close();
+    }
+  });
+
   it('fails and refunds a job whose worker dies more often than allowed, telling the user', async () => {
     const queue = createGenerationQueue({ redisUrl, prefix, ledger: ports.ledger, history: ports.history });
     const config = { redisUrl, prefix, portsRedisUrl: redisUrl, imageDir, stepDelayMs: 20, lockDurationMs: 1_000, stalledIntervalMs: 500, maxStalledCount: 0 };
