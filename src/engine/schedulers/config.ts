@@ -28,7 +28,8 @@ const schedulerConfigSchema = z.object({
   timestep_type: z.enum(['discrete', 'continuous']).optional(),
   final_sigmas_type: z.enum(['zero', 'sigma_min']).optional(),
   lower_order_final: z.boolean().optional(),
-  lambda_min_clipped: z.number().optional(),
+  // -Infinity (diffusers' default, written by Python's json) means no clipping.
+  lambda_min_clipped: z.union([z.number(), z.literal(Number.NEGATIVE_INFINITY)]).optional(),
   original_inference_steps: z.number().int().positive().optional(),
   timestep_scaling: z.number().positive().optional(),
 });

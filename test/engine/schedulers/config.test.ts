@@ -1,4 +1,9 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parsePythonJson, readJson } from '../../../src/engine/json-files.js';
+import { createScheduler } from '../../../src/engine/schedulers/index.js';
 import { EngineError } from '../../../src/engine/errors.js';
 import {
   DDPM_NOISE_DEFAULTS,
@@ -42,6 +47,28 @@ describe('parseSchedulerConfig', () => {
       steps_offset: 1,
       trained_betas: null,
     });
+  });
+
+  it('loads a DPM++ config that Python\'s json wrote with "lambda_min_clipped": -Infinity, as no clipping', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'imagine-scheduler-'));
+    try {
+      const path = join(dir, 'scheduler_config.json');
+      // Byte for byte what diffusers' save_config writes for DPMSolverMultistepScheduler (json.dumps allows -Infinity).
+      await writeFile(path, '{\n  "_class_name": "DPMSolverMultistepScheduler",\n  "beta_schedule": "scaled_linear",\n  "lambda_min_clipped": -Infinity,\n  "variance_type": null\n}\n');
+      const config = parseSchedulerConfig(await readJson(path));
+      expect(config.lambda_min_clipped).toBe(Number.NEGATIVE_INFINITY);
+      const unclipped = createScheduler('dpmpp-2m', { beta_schedule: 'scaled_linear' });
+      const clippedAtMinusInfinity = createScheduler('dpmpp-2m', config);
+      unclipped.setTimesteps(20);
+      clippedAtMinusInfinity.setTimesteps(20);
+      expect([...clippedAtMinusInfinity.timesteps]).toEqual([...unclipped.timesteps]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('still refuses NaN where a number must be finite, naming the key', () => {
+    expect(refusal(parsePythonJson('{"beta_start": NaN}')).message).toMatch(/"beta_start"/);
   });
 
   it('leaves absent keys absent, so each scheduler applies its own class defaults', () => {
