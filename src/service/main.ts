@@ -115,7 +115,10 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
       // Previews are stored with a TTL (an hour); whoever writes them also deletes them once it has passed.
       const stopSweep = startExpirySweep(images, PREVIEW_SWEEP_INTERVAL_MS, (error) => logger.warn({ err: error }, 'preview sweep failed'));
       closers.push(async () => stopSweep());
-      readiness.model = async () => true;
+      readiness.model = async () => {
+        // A dead engine thread is being replaced (or could not be): take no traffic meanwhile; 'failed' stays not ready.
+        if (engine.health() !== 'ready') throw new Error(`the engine is ${engine.health()}`);
+      };
       logger.info({ queue: worker.queueName, model: engine.modelName }, 'worker taking jobs');
     }
 

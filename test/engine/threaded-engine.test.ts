@@ -64,6 +64,29 @@ describe('engine on a worker thread', () => {
     await expect(run).rejects.toMatchObject({ kind: 'cancelled' });
   });
 
+  it('hands back a job past its timeout as transient, says it is hung until the thread lets go, then serves the next job', async () => {
+    const engine = await startThreadedEngine(TINY_SD, { intraOpNumThreads: 1 }, { jobTimeoutMs: 3_000 });
+    try {
+      let preview: Promise<Buffer> | undefined;
+      // Far longer than the timeout: 150 steps of a 128×128 batch of 4.
+      const slow = engine.generate(request({ width: 128, height: 128, batch: 4, steps: 150 }), {
+        onStep: (event) => {
+          if (event.step === 1) preview = event.preview();
+        },
+      });
+      await expect(slow).rejects.toMatchObject({ kind: 'transient', userMessage: expect.stringContaining('longer than 3 s') });
+      expect(engine.health()).toBe('hung');
+      expect((await preview!).subarray(8, 12).toString('latin1')).toBe('WEBP');
+
+      const next = await engine.generate(request({ batch: 1, steps: 2 }), {});
+      expect(next.images).toHaveLength(1);
+      expect(engine.health()).toBe('ready');
+      expect(engine.restarts).toBe(0);
+    } finally {
+      await engine.release();
+    }
+  });
+
   it('fails to start with the loader’s error for a broken folder', async () => {
     await expect(startThreadedEngine('no/such/model')).rejects.toMatchObject({ kind: 'model_failure', userMessage: expect.stringContaining('does not exist') });
   });
