@@ -14,31 +14,39 @@ import type { GenerationRequest } from '../core/generation.js';
 import type { ImageEngine } from '../core/ports.js';
 import { defaultQuotaPolicy } from '../core/quota.js';
 import { createGenerationQueue } from '../queue/producer.js';
-import { QueueEventBody } from '../queue/events.js';
-import { imagineKeys, queueNameForModel } from '../queue/job.js';
-import { redisOptions } from '../service/redis.js';
+import { queueNameForModel } from '../queue/job.js';
+import { createImagineService } from '../service/imagine-service.js';
+import { createReconciler } from '../service/reconciler.js';
 import { redisAnswers } from '../service/redis-server.js';
 import { startWorker } from '../service/worker.js';
 import { openDatabase, parseDatabaseUrl } from '../store/database.js';
 import { createGenerationHistory } from '../store/generations.js';
 import { createLocalImageStore } from '../store/images-local.js';
+import { createGenerationIntake } from '../store/intake.js';
 import { PrismaQuotaLedger } from '../store/quota-ledger.js';
 import { appendBenchmarkRow, machineDescription } from './report.js';
 
 /**
- * `npm run soak:faults -- [--jobs N] [--workers N] [--deadline-s S] [--database URL] [--json]`
+ * `npm run soak:faults -- [--jobs N] [--workers N] [--redis-aof yes|no] [--deadline-s S] [--database URL] [--json]`
  * Submits N jobs through the real producer, quota ledger (PostgreSQL, a schema of its own) and local image store to
- * worker child processes that are SIGKILLed at random moments and started again, while a private append-only Redis is
- * SIGKILLed and restarted once mid-run. Then counts what every user would have seen: completed, failed with a message,
- * lost (neither), charged twice (more than one commit, or a commit and a refund) and posted twice (more than one
- * terminal event in the events stream). The targets are lost = doubleCharged = doublePosted = 0. recoveredAfterKill
- * counts the jobs BullMQ took back from a killed worker, showing the kills landed mid-job.
+ * worker child processes that are SIGKILLed at random moments and started again, while a private Redis (append-only,
+ * or with no persistence at all) is SIGKILLed and restarted once mid-run, and the chat side's ImagineService (the bot)
+ * is stopped for a few seconds and started again. The reconciler runs as in every role. Then counts what every user
+ * would have seen, from what the bot was given to post and from the ledger:
+ * - completed / failedWithMessage: the outcome on record, posted exactly once; lost: anything else;
+ * - postedTwice: generations whose outcome the bot was given more than once;
+ * - doubleCharged: generations charged more than their cost or charged with no image delivered (reserve − refunds, per
+ *   ledger row), plus each unit by which a user's balance exceeds the cost of the images they received;
+ * - uncharged: images delivered with no charge standing.
+ * The targets are lost = doubleCharged = postedTwice = uncharged = 0. recoveredAfterKill counts the jobs BullMQ took
+ * back from a killed worker (with AOF only: without it Redis forgets the count), showing the kills landed mid-job.
  * The same file is the worker child (`--worker`), configured by the SOAK_WORKER JSON.
  */
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '100' },
     workers: { type: 'string', default: '3' },
+    'redis-aof': { type: 'string', default: 'yes' },
     'deadline-s': { type: 'string', default: '240' },
     database: { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test' },
     json: { type: 'boolean', default: false },
@@ -56,6 +64,11 @@ const STALLED_INTERVAL_MS = 1_500;
 const FAILING_EVERY = 20;
 const FAILING_PROMPT = 'soak: model failure';
 const ANNOUNCE_GRACE_MS = 15_000;
+const UNITS_PER_JOB = 1;
+// The reconciler's and the bot's database sweep's timings, shortened from a minute to fit a soak run.
+const RECONCILE_GRACE_MS = 5_000;
+const RECONCILE_INTERVAL_MS = 3_000;
+const BOT_DOWN_MS = 3_000;
 
 interface WorkerConfig {
   redisUrl: string;
@@ -138,15 +151,18 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** redis-server on its own loopback port, fsyncing every write to an append-only file so a SIGKILL loses no job. */
-async function startSoakRedis(dir: string) {
+/**
+ * redis-server on its own loopback port: fsyncing every write to an append-only file so a SIGKILL loses no job, or
+ * keeping nothing (as the Redis `npm start` may find), so a SIGKILL loses every job and event.
+ */
+async function startSoakRedis(dir: string, appendOnly: boolean) {
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
   let server: ChildProcess | undefined;
   const start = async () => {
     server = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'],
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...(appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])],
       { stdio: 'ignore' },
     );
     for (let attempt = 0; attempt < 100 && !(await redisAnswers(url, 200)); attempt += 1) {
@@ -170,6 +186,8 @@ async function runSoak(): Promise<void> {
   const jobCount = Number(values.jobs);
   const workerCount = Number(values.workers);
   const deadlineMs = Number(values['deadline-s']) * 1_000;
+  if (values['redis-aof'] !== 'yes' && values['redis-aof'] !== 'no') throw new Error(`--redis-aof takes yes or no, got ${values['redis-aof']}`);
+  const appendOnly = values['redis-aof'] === 'yes';
   const startedAtMs = Date.now();
   const schema = `soak_${randomBytes(6).toString('hex')}`;
   const schemaUrl = new URL(values.database);
@@ -183,20 +201,44 @@ async function runSoak(): Promise<void> {
   let stopping = false;
   let workerKills = 0;
   let redisRestarts = 0;
-  const redis = await startSoakRedis(scratchDir);
+  let botRestarts = 0;
+  const redis = await startSoakRedis(scratchDir, appendOnly);
   const database = await openDatabase({ url: databaseUrl, poolSize: 4 });
-  const ledger = new PrismaQuotaLedger(database.prisma, { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) });
+  const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
+  const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
   const history = createGenerationHistory(database.prisma);
   const queue = createGenerationQueue({
     redisUrl: redis.url,
     prefix,
     ledger,
     history,
+    intake: createGenerationIntake(database.prisma, ledgerOptions),
     caps: { perUser: jobCount + 1, perWorkspace: jobCount + 1 },
     retryDelayMs: 500,
   });
-  const watcher = new Redis(redisOptions(redis.url, 'worker'));
-  watcher.on('error', () => {});
+  const reconciler = createReconciler({ prisma: database.prisma, ledger, history, redisUrl: redis.url, prefix, graceMs: RECONCILE_GRACE_MS });
+  reconciler.start(RECONCILE_INTERVAL_MS);
+
+  // The bot: what it is given to post, per generation, across its restart.
+  const posted = new Map<string, string[]>();
+  const startBot = () => {
+    const service = createImagineService({
+      prisma: database.prisma,
+      ledger,
+      history,
+      queue,
+      images: createLocalImageStore(imageDir),
+      redisUrl: redis.url,
+      queuePrefix: prefix,
+      models: [MODEL_NAME],
+      announceSweep: { intervalMs: RECONCILE_INTERVAL_MS, graceMs: RECONCILE_GRACE_MS },
+    });
+    service.subscribe('cli', (event) => {
+      if (event.type !== 'progress') posted.set(event.generationId, [...(posted.get(event.generationId) ?? []), event.type]);
+    });
+    return service;
+  };
+  let bot = startBot();
   const workerConfig: WorkerConfig = { redisUrl: redis.url, prefix, databaseUrl, imageDir };
 
   const startChild = async () => {
@@ -224,7 +266,16 @@ async function runSoak(): Promise<void> {
     const submitted: string[] = [];
     const submitEveryMs = 150;
     let redisKilled = false;
+    let botStopped = false;
     for (let index = 0; index < jobCount; index += 1) {
+      if (!botStopped && index >= jobCount / 4) {
+        // Results finishing while the bot is away must be posted when it is back, once.
+        botStopped = true;
+        await bot.close();
+        await sleep(BOT_DOWN_MS);
+        bot = startBot();
+        botRestarts += 1;
+      }
       if (!redisKilled && index >= jobCount / 2) {
         redisKilled = true;
         await redis.kill();
@@ -269,8 +320,7 @@ async function runSoak(): Promise<void> {
 
     const endedInHistory = async () =>
       database.prisma.generation.count({ where: { id: { in: submitted }, status: { in: ['succeeded', 'failed', 'cancelled'] } } });
-    const terminalKeys = submitted.map((generationId) => imagineKeys(prefix).terminalEvent(generationId));
-    const announced = () => watcher.exists(...terminalKeys).catch(() => 0);
+    const announced = async () => submitted.filter((generationId) => posted.has(generationId)).length;
     // Done when every generation was announced. A generation whose history ended but that was never announced is
     // what this run looks for, so once history is complete the announcements get a grace period, not the whole deadline.
     let historyCompleteAtMs: number | undefined;
@@ -282,12 +332,14 @@ async function runSoak(): Promise<void> {
     stopping = true;
     await killLoop;
 
-    const figures = await countOutcomes({ redisUrl: redis.url, prefix, databaseUrl: values.database, schema, submitted });
+    const figures = await countOutcomes({ redisUrl: redis.url, prefix, databaseUrl: values.database, schema, submitted, posted });
     const row = {
+      redisAof: appendOnly ? 'yes' : 'no',
       ...figures,
       workers: workerCount,
       workerKills,
       redisRestarts,
+      botRestarts,
       seconds: Math.round((Date.now() - startedAtMs) / 1_000),
       machine: machineDescription(),
       date: new Date().toISOString().slice(0, 10),
@@ -297,8 +349,9 @@ async function runSoak(): Promise<void> {
   } finally {
     stopping = true;
     await Promise.all([...children].map((child) => killAndWait(child, 'SIGKILL')));
+    await bot.close();
+    await reconciler.close();
     await queue.close();
-    watcher.disconnect();
     await database.close();
     await redis.kill();
     await dropSchema(values.database, schema);
@@ -306,20 +359,19 @@ async function runSoak(): Promise<void> {
   }
 }
 
-async function countOutcomes(options: { redisUrl: string; prefix: string; databaseUrl: string; schema: string; submitted: string[] }) {
-  const keys = imagineKeys(options.prefix);
+async function countOutcomes(options: {
+  redisUrl: string;
+  prefix: string;
+  databaseUrl: string;
+  schema: string;
+  submitted: string[];
+  posted: ReadonlyMap<string, string[]>;
+}) {
   const client = new Redis(options.redisUrl);
-  const terminalEvents = new Map<string, QueueEventBody[]>();
   let recoveredAfterKill = 0;
   const jobStates = new Map<string, Record<string, string | null>>();
   try {
     const queueName = queueNameForModel(MODEL_NAME);
-    const entries = await client.xrange(keys.events(queueName), '-', '+');
-    for (const [, fields] of entries) {
-      const parsed = QueueEventBody.safeParse(JSON.parse(fields[fields.indexOf('event') + 1] ?? 'null'));
-      if (!parsed.success || parsed.data.type === 'progress') continue;
-      terminalEvents.set(parsed.data.generationId, [...(terminalEvents.get(parsed.data.generationId) ?? []), parsed.data]);
-    }
     // BullMQ counts in the job hash ("stc") how often it took a job back from a worker that stopped renewing its lock.
     for (const generationId of options.submitted) {
       const [stalledCount, attemptsMade, finishedOn, failedReason] = await client.hmget(
@@ -338,49 +390,70 @@ async function countOutcomes(options: { redisUrl: string; prefix: string; databa
 
   const sql = new pg.Client({ connectionString: parseDatabaseUrl(options.databaseUrl).connectionString, options: `-c search_path="${options.schema}"` });
   await sql.connect();
-  let ledgerRows: { generationId: string; commits: number; refunds: number }[];
+  let ledgerRows: { generationId: string; reserved: number; refunded: number; commits: number; refunds: number }[];
   let historyRows: { id: string; status: string; errorMessage: string | null }[];
+  let balances: { userId: string; usedUnits: number }[];
+  let deliveredByUser: { userId: string; units: number }[];
   try {
+    // Summed, not looked up by kind: if a retry ever wrote a second reservation or a refund landed twice, this shows it.
     ledgerRows = (
       await sql.query(
-        `SELECT "generationId", count(*) FILTER (WHERE kind = 'commit')::int AS commits, count(*) FILTER (WHERE kind = 'refund')::int AS refunds
+        `SELECT "generationId",
+                coalesce(sum(units) FILTER (WHERE kind = 'reserve'), 0)::int AS reserved,
+                coalesce(sum(units) FILTER (WHERE kind = 'refund'), 0)::int AS refunded,
+                count(*) FILTER (WHERE kind = 'commit')::int AS commits,
+                count(*) FILTER (WHERE kind = 'refund')::int AS refunds
          FROM "UsageLedger" WHERE "generationId" = ANY($1) GROUP BY "generationId"`,
         [options.submitted],
       )
     ).rows;
     historyRows = (await sql.query(`SELECT id, status::text, "errorMessage" FROM "Generation" WHERE id = ANY($1)`, [options.submitted])).rows;
+    balances = (await sql.query(`SELECT "userId", sum("usedUnits")::int AS "usedUnits" FROM "QuotaBalance" GROUP BY "userId"`)).rows;
+    deliveredByUser = (
+      await sql.query(
+        `SELECT "userId", (count(*) * ${UNITS_PER_JOB})::int AS units FROM "Generation" WHERE id = ANY($1) AND status = 'succeeded' GROUP BY "userId"`,
+        [options.submitted],
+      )
+    ).rows;
   } finally {
     await sql.end();
   }
 
   const statusOf = new Map(historyRows.map((row) => [row.id, row]));
+  const ledgerOf = new Map(ledgerRows.map((row) => [row.generationId, row]));
   let completed = 0;
   let failedWithMessage = 0;
+  let postedTwice = 0;
+  let doubleCharged = 0;
+  let uncharged = 0;
   for (const generationId of options.submitted) {
-    const events = terminalEvents.get(generationId) ?? [];
+    const outcomes = options.posted.get(generationId) ?? [];
+    if (outcomes.length > 1) postedTwice += 1;
     const record = statusOf.get(generationId);
-    if (record?.status === 'succeeded' && events.some((event) => event.type === 'completed')) completed += 1;
-    else if (
-      record?.status === 'failed' &&
-      record.errorMessage &&
-      events.some((event) => event.type === 'failed' && event.userMessage.length > 0)
-    ) {
-      failedWithMessage += 1;
-    } else {
+    const ledger = ledgerOf.get(generationId);
+    const delivered = record?.status === 'succeeded';
+    const charged = (ledger?.reserved ?? 0) - (ledger?.refunded ?? 0);
+    const settledTwice = (ledger?.commits ?? 0) > 1 || ((ledger?.commits ?? 0) > 0 && (ledger?.refunds ?? 0) > 0);
+    if (charged > (delivered ? UNITS_PER_JOB : 0) || settledTwice) doubleCharged += 1;
+    if (delivered && charged < UNITS_PER_JOB) uncharged += 1;
+    if (delivered && outcomes.length === 1 && outcomes[0] === 'succeeded') completed += 1;
+    else if (record?.status === 'failed' && record.errorMessage && outcomes.length === 1 && outcomes[0] === 'failed') failedWithMessage += 1;
+    else {
       // What a lost generation looked like in each store, for whoever has to find out why.
-      const ledger = ledgerRows.find((row) => row.generationId === generationId);
-      process.stderr.write(
-        `lost ${JSON.stringify({ generationId, history: record ?? null, ledger: ledger ?? null, terminalEvents: events, job: jobStates.get(generationId) })}\n`,
-      );
+      process.stderr.write(`lost ${JSON.stringify({ generationId, history: record ?? null, ledger: ledger ?? null, posted: outcomes, job: jobStates.get(generationId) })}\n`);
     }
   }
+  // Per user: the balance the ledger keeps against the images the user received.
+  const deliveredUnits = new Map(deliveredByUser.map((row) => [row.userId, row.units]));
+  const overchargedUnits = balances.reduce((sum, row) => sum + Math.max(0, row.usedUnits - (deliveredUnits.get(row.userId) ?? 0)), 0);
   return {
     submitted: options.submitted.length,
     completed,
     failedWithMessage,
     lost: options.submitted.length - completed - failedWithMessage,
-    doubleCharged: ledgerRows.filter((row) => row.commits > 1 || (row.commits > 0 && row.refunds > 0)).length,
-    doublePosted: [...terminalEvents.values()].filter((events) => events.length > 1).length,
+    doubleCharged: doubleCharged + overchargedUnits,
+    postedTwice,
+    uncharged,
     recoveredAfterKill,
   };
 }

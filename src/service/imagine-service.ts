@@ -38,16 +38,20 @@ export interface ImagineServiceDependencies {
   models: readonly string[];
   /** How long /forget-me waits for running jobs it signalled to stop before refunding them itself (default 30 s). */
   eraseWaitMs?: number;
+  /** How often to look for unposted outcomes, and how old an outcome must be to be taken from there (default 60 s, 30 s). */
+  announceSweep?: { intervalMs: number; graceMs: number };
 }
 
 export interface RunningImagineService extends ImagineService {
   close(): Promise<void>;
 }
 
-/** How often the bot looks in the database for outcomes that no event announced (a worker died before publishing). */
-export const ANNOUNCE_SWEEP_INTERVAL_MS = 60_000;
-/** An outcome younger than this is left to its event, which normally arrives within milliseconds of the record. */
-const ANNOUNCE_SWEEP_GRACE_MS = 30_000;
+/**
+ * How often the bot looks in the database for outcomes that no event announced (a worker died before publishing, or
+ * Redis lost the stream). An outcome younger than the grace is left to its event, which normally comes within
+ * milliseconds of the record.
+ */
+const DEFAULT_ANNOUNCE_SWEEP = { intervalMs: 60_000, graceMs: 30_000 };
 
 export function createImagineService(deps: ImagineServiceDependencies): RunningImagineService {
   const listeners = new Set<{ platform: Platform; listener: (event: GenerationEvent) => void }>();
@@ -106,11 +110,12 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
     sweeps.add(running);
     void running.finally(() => sweeps.delete(running));
   };
+  const announceSweep = deps.announceSweep ?? DEFAULT_ANNOUNCE_SWEEP;
   const sweepTimer = setInterval(() => {
     for (const platform of sweptPlatforms) {
-      if (hasListener(platform)) startSweep(platform, new Date(Date.now() - ANNOUNCE_SWEEP_GRACE_MS));
+      if (hasListener(platform)) startSweep(platform, new Date(Date.now() - announceSweep.graceMs));
     }
-  }, ANNOUNCE_SWEEP_INTERVAL_MS);
+  }, announceSweep.intervalMs);
   sweepTimer.unref();
 
   const follow = (model: string) => {
