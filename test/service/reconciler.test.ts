@@ -1,11 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { UnrecoverableError, Worker, type ConnectionOptions } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GenerationRequest } from '../../src/core/generation.js';
 import { defaultQuotaPolicy } from '../../src/core/quota.js';
+import { queueNameForModel } from '../../src/queue/job.js';
 import { createGenerationQueue, type GenerationQueue } from '../../src/queue/producer.js';
 import { createReconciler, type Reconciler } from '../../src/service/reconciler.js';
+import { redisOptions } from '../../src/service/redis.js';
 import { startWorker } from '../../src/service/worker.js';
 import { createGenerationHistory, findGeneration } from '../../src/store/generations.js';
 import { createGenerationIntake } from '../../src/store/intake.js';
@@ -113,6 +116,23 @@ describe.each(TEST_BACKENDS)('the reconciler on %s', (_backend, open) => {
     expect(await usedUnits(failed)).toBe(0);
     expect(await ledger.settlement(succeeded.generationId)).toBe('committed');
     expect(await usedUnits(succeeded)).toBe(2);
+  });
+
+  it('records as failed and refunds a job BullMQ gave up on while the database still had it unfinished', async () => {
+    const abandoned = request();
+    await queue.enqueue(abandoned, { units: 2 });
+    // A processor that fails the job for good without recording anything: a worker that died between the two.
+    const careless = new Worker(queueNameForModel('test-model'), async () => {
+      throw new UnrecoverableError('lost between failing and recording');
+    }, { connection: redisOptions(redisUrl, 'worker') as ConnectionOptions, prefix });
+    closers.push(() => careless.close());
+    await new Promise((resolve) => careless.once('failed', resolve));
+
+    const report = await later().run();
+    expect(report.failed).toEqual([abandoned.generationId]);
+    expect((await findGeneration(database.prisma, abandoned.generationId))?.status).toBe('failed');
+    expect(await ledger.settlement(abandoned.generationId)).toBe('refunded');
+    expect(await usedUnits(abandoned)).toBe(0);
   });
 
   it('reserves and records in one transaction: a generation the database refuses leaves no charge behind', async () => {
