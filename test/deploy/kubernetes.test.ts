@@ -5,6 +5,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
 import { renderKustomization, type KubernetesObject } from '../../scripts/render-kustomize.js';
+import { describeModelFolder } from '../../src/engine/model-description.js';
 import { queueNameForModel } from '../../src/queue/job.js';
 import { loadConfig, type Role } from '../../src/service/config.js';
 
@@ -125,11 +126,14 @@ describe.each(TARGETS)('kubernetes manifests rendered from %s', (target) => {
     }
   });
 
-  it('scales workers from zero on the queue’s wait list, prioritized set and active list', async () => {
+  it('scales workers from zero on the shipped model’s queue: its wait list, prioritized set and active list', async () => {
     const objects = await renderKustomization(target);
     const scaledObject = find(objects, 'ScaledObject', 'imagine-worker');
-    const prefix = find(objects, 'ConfigMap', 'imagine-config').data.QUEUE_PREFIX;
-    const queue = `${prefix}:${queueNameForModel('default')}`;
+    const config = find(objects, 'ConfigMap', 'imagine-config').data;
+    // The worker image ships models/default at MODEL_DIR; its queue is named after the model inside, not the folder.
+    expect(config.MODEL_DIR).toBe('/app/models/default');
+    const { name } = await describeModelFolder('models/default');
+    const queue = `${config.QUEUE_PREFIX}:${queueNameForModel(name)}`;
     expect(scaledObject.spec.minReplicaCount).toBe(0);
     expect(scaledObject.spec.triggers.map((trigger: Any) => [trigger.type, trigger.metadata.listName])).toEqual([
       ['redis', `${queue}:wait`],
