@@ -103,8 +103,12 @@ const ConfigEnv = z.object({
   TENSORRT_FP16: z.preprocess((value) => (value === '' ? undefined : value), z.stringbool({ error: 'must be true or false' }).optional()),
   WORKER_CONCURRENCY: positiveInt(1, 'a whole number of jobs, at least 1'),
   PREVIEW_INTERVAL_MS: withDefault(z.coerce.number({ error: 'must be milliseconds' }).int('must be whole milliseconds').min(0), 1500),
+  /** Where every server of the process listens: loopback for `npm start`, `0.0.0.0` in a container (the images set it). */
+  HOST: withDefault(z.string().regex(/^[0-9A-Za-z.:-]+$/, 'must be an IP address or host name, e.g. 127.0.0.1 or 0.0.0.0'), '127.0.0.1'),
   HTTP_PORT: port(9090),
   WEB_PORT: port(3000),
+  /** Slack's Events API over HTTP (SLACK_SIGNING_SECRET without SLACK_APP_TOKEN). */
+  SLACK_PORT: port(3001),
   DISCORD_TOKEN: optionalText(),
   DISCORD_APP_ID: optionalText(),
   DISCORD_PUBLIC_KEY: optionalText(),
@@ -166,8 +170,11 @@ export interface Config {
   gpuProviderOptions: GpuProviderOptions;
   workerConcurrency: number;
   previewIntervalMs: number;
+  /** The address every server binds. */
+  host: string;
   httpPort: number;
   webPort: number;
+  slackPort: number;
   discord: { token: string; appId: string; publicKey: string | undefined } | undefined;
   slack: { botToken: string; appToken: string | undefined; signingSecret: string | undefined } | undefined;
   /** Undefined disables the queue dashboard rather than serving it unprotected. */
@@ -233,8 +240,10 @@ function crossChecks(env: ConfigEnv, role: Role): Problem[] {
   if (firstS3) {
     for (const name of s3) needs(firstS3, name, env[name]);
   }
-  if (env.HTTP_PORT !== 0 && env.HTTP_PORT === env.WEB_PORT && role !== 'worker') {
-    problems.push({ variable: 'HTTP_PORT', message: `must differ from WEB_PORT (both are ${env.HTTP_PORT})` });
+  const listeners = listenersOf(toConfig(env, role));
+  for (const [index, listener] of listeners.entries()) {
+    const earlier = listeners.slice(0, index).find((other) => other.port === listener.port && listener.port !== 0);
+    if (earlier) problems.push({ variable: earlier.variable, message: `must differ from ${listener.variable} (both are ${listener.port})` });
   }
   return problems;
 }
@@ -264,8 +273,10 @@ function toConfig(env: ConfigEnv, role: Role): Config {
     gpuProviderOptions: gpuProviderOptions(env),
     workerConcurrency: env.WORKER_CONCURRENCY,
     previewIntervalMs: env.PREVIEW_INTERVAL_MS,
+    host: env.HOST,
     httpPort: env.HTTP_PORT,
     webPort: env.WEB_PORT,
+    slackPort: env.SLACK_PORT,
     discord: env.DISCORD_TOKEN && env.DISCORD_APP_ID ? { token: env.DISCORD_TOKEN, appId: env.DISCORD_APP_ID, publicKey: env.DISCORD_PUBLIC_KEY } : undefined,
     slack: env.SLACK_BOT_TOKEN
       ? { botToken: env.SLACK_BOT_TOKEN, appToken: env.SLACK_APP_TOKEN, signingSecret: env.SLACK_SIGNING_SECRET }
@@ -281,6 +292,25 @@ function toConfig(env: ConfigEnv, role: Role): Config {
     chatAdmins: { userIds: env.CHAT_ADMIN_USER_IDS, discordRoleIds: env.DISCORD_ADMIN_ROLE_IDS },
     web: { sessionSecret: env.WEB_SESSION_SECRET, adminToken: env.WEB_ADMIN_TOKEN },
   };
+}
+
+/** A port a role listens on, named as the Compose file and the Kubernetes Services name it. */
+export interface Listener {
+  name: 'http' | 'web' | 'slack';
+  variable: string;
+  port: number;
+}
+
+/**
+ * Every port a process of this configuration listens on (all on `host`): health for every role, the web chat for the
+ * chat roles, Slack's HTTP receiver when Slack runs without Socket Mode. startService opens exactly these.
+ */
+export function listenersOf(config: Config): Listener[] {
+  const listeners: Listener[] = [{ name: 'http', variable: 'HTTP_PORT', port: config.httpPort }];
+  if (config.role === 'worker') return listeners;
+  listeners.push({ name: 'web', variable: 'WEB_PORT', port: config.webPort });
+  if (config.slack && !config.slack.appToken) listeners.push({ name: 'slack', variable: 'SLACK_PORT', port: config.slackPort });
+  return listeners;
 }
 
 function describeReceived(variable: string, value: unknown): string {
@@ -363,8 +393,10 @@ export function describeConfig(config: Config): Record<string, string | number |
     gpuDeviceId: config.gpuProviderOptions.deviceId ?? '(provider default)',
     workerConcurrency: config.workerConcurrency,
     previewIntervalMs: config.previewIntervalMs,
+    host: config.host,
     httpPort: config.httpPort,
     webPort: config.webPort,
+    slackPort: config.slackPort,
     discordAppId: config.discord?.appId ?? '(not set)',
     discordToken: secret(config.discord?.token),
     discordPublicKey: secret(config.discord?.publicKey),

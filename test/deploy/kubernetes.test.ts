@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { renderKustomization, type KubernetesObject } from '../../scripts/render-kustomize.js';
 import { describeModelFolder } from '../../src/engine/model-description.js';
 import { queueNameForModel } from '../../src/queue/job.js';
-import { loadConfig, type Role } from '../../src/service/config.js';
+import { listenersOf, loadConfig, type Role } from '../../src/service/config.js';
 
 /** The model class that validates each kind the manifests use; a new kind must be added here to pass CI. */
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
@@ -26,8 +26,9 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
 
 const TARGETS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/cpu', 'deploy/kubernetes/overlays/gpu'];
 
-// What an operator fills into secret.yaml before the bot can start (the committed file leaves chat tokens empty).
-const OPERATOR_SECRETS = { DISCORD_TOKEN: 'operator-token', DISCORD_APP_ID: '1234567890' };
+// What an operator fills into secret.yaml before the bot can start (the committed file leaves chat tokens empty):
+// Slack over HTTP, so that every listener the bot can have is open.
+const OPERATOR_SECRETS = { DISCORD_TOKEN: 'operator-token', DISCORD_APP_ID: '1234567890', SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 'signing' };
 
 // Rendered manifests are plain parsed YAML: the schema checks above are what types them.
 type Any = any;
@@ -115,6 +116,20 @@ describe.each(TARGETS)('kubernetes manifests rendered from %s', (target) => {
       const httpPort = container.ports.find((port: Any) => port.name === 'http').containerPort;
       expect(httpPort).toBe(config.httpPort);
     }
+  });
+
+  it('declares every port each role listens on, bound to all addresses, and the bot’s Service exposes each of them', async () => {
+    const objects = await renderKustomization(target);
+    for (const name of ['imagine-bot', 'imagine-worker']) {
+      const container = containerOf(objects, name);
+      const config = loadConfig(containerEnv(objects, container), container.args[0] as Role);
+      expect(config.host, name).toBe('0.0.0.0');
+      const declared = Object.fromEntries(container.ports.map((port: Any) => [port.name, port.containerPort]));
+      expect(declared, name).toEqual(Object.fromEntries(listenersOf(config).map((listener) => [listener.name, listener.port])));
+    }
+    const service = find(objects, 'Service', 'imagine-bot');
+    const declared = containerOf(objects, 'imagine-bot').ports.map((port: Any) => port.name);
+    expect(service.spec.ports.map((port: Any) => port.targetPort)).toEqual(declared);
   });
 
   it('probes liveness on /healthz and readiness on /readyz of the health port', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isImagineError } from '../../src/core/errors.js';
-import { describeConfig, loadConfig } from '../../src/service/config.js';
+import { describeConfig, listenersOf, loadConfig } from '../../src/service/config.js';
 
 function configError(run: () => unknown): string {
   try {
@@ -26,6 +26,7 @@ describe('loadConfig', () => {
     expect(config.ortThreads).toBeUndefined();
     expect(config.previewIntervalMs).toBe(1500);
     expect(config.webPort).toBe(3000);
+    expect(config.host, 'npm start listens on loopback only').toBe('127.0.0.1');
     expect(config.workerConcurrency).toBe(1);
     expect(config.admin).toBeUndefined();
     expect(config.discord).toBeUndefined();
@@ -171,6 +172,18 @@ describe('loadConfig', () => {
   it('refuses one port for both the health server and the web chat, except on a worker that has no web chat', () => {
     expect(configError(() => loadConfig({ HTTP_PORT: '3000' }, 'all'))).toContain('HTTP_PORT must differ from WEB_PORT (both are 3000)');
     expect(loadConfig({ HTTP_PORT: '3000' }, 'worker').httpPort).toBe(3000);
+  });
+
+  it('listens for Slack over HTTP on SLACK_PORT, which must differ from the other ports, and not at all in Socket Mode', () => {
+    const slackHttp = { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 'signing' };
+    expect(listenersOf(loadConfig({ ...slackHttp, SLACK_PORT: '4000', HOST: '0.0.0.0' }, 'bot'))).toEqual([
+      { name: 'http', variable: 'HTTP_PORT', port: 9090 },
+      { name: 'web', variable: 'WEB_PORT', port: 3000 },
+      { name: 'slack', variable: 'SLACK_PORT', port: 4000 },
+    ]);
+    expect(configError(() => loadConfig({ ...slackHttp, SLACK_PORT: '3000' }, 'bot'))).toContain('WEB_PORT must differ from SLACK_PORT (both are 3000)');
+    const socketMode = loadConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', SLACK_PORT: '3000' }, 'bot');
+    expect(listenersOf(socketMode).map((listener) => listener.name)).toEqual(['http', 'web']);
   });
 
   it('refuses an unknown role', () => {
