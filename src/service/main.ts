@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import type { ChatConfig, ModelLimits } from '../core/chat/chat-config.js';
 import type { ImagineService } from '../core/chat/service.js';
 import type { GenerationRequest } from '../core/generation.js';
+import type { ImageStore } from '../core/ports.js';
 import { isImagineError } from '../core/errors.js';
 import { defaultQuotaPolicy } from '../core/quota.js';
 import { withSafety } from '../core/safety.js';
@@ -20,7 +21,8 @@ import { createGenerationQueue } from '../queue/producer.js';
 import { queueNameForModel } from '../queue/job.js';
 import { openDatabase } from '../store/database.js';
 import { createGenerationHistory } from '../store/generations.js';
-import { createLocalImageStore, startExpirySweep } from '../store/images-local.js';
+import { createLocalImageStore, startExpirySweep, type LocalImageStore } from '../store/images-local.js';
+import { createS3ImageStore } from '../store/images-s3.js';
 import { createGenerationIntake } from '../store/intake.js';
 import { PrismaQuotaLedger } from '../store/quota-ledger.js';
 import { describeConfig, loadConfig, ROLES, type Config, type Role } from './config.js';
@@ -53,9 +55,6 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
   };
 
   try {
-    if (config.imageStore.kind !== 'local') {
-      throw new Error('The S3 image store is not available yet: unset the S3_* variables to keep images under IMAGE_DIR.');
-    }
     if (role !== 'all' && config.database.kind === 'pglite') {
       throw new Error(`The ${role} role needs DATABASE_URL (PostgreSQL): the embedded database opens in one process only. Run the all-in-one role (npm start) to use it.`);
     }
@@ -66,7 +65,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
 
     const database = await openDatabase(config.database.kind === 'postgres' ? { url: config.database.url } : { dataDir: config.database.dir });
     closers.push(database.close);
-    const images = createLocalImageStore(config.imageStore.dir);
+    const images = openImageStore(config.imageStore);
     const ledgerOptions = { defaultPolicy: defaultQuotaPolicy(config.quota) };
     const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
     const history = createGenerationHistory(database.prisma);
@@ -112,9 +111,12 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         provider: config.ortProviders.join(','),
       });
       closers.push(worker.stop);
-      // Previews are stored with a TTL (an hour); whoever writes them also deletes them once it has passed.
-      const stopSweep = startExpirySweep(images, PREVIEW_SWEEP_INTERVAL_MS, (error) => logger.warn({ err: error }, 'preview sweep failed'));
-      closers.push(async () => stopSweep());
+      // Previews are stored with a TTL (an hour); whoever writes them also deletes them once it has passed. A bucket
+      // deletes them itself by a lifecycle rule (docs/DEPLOY.md), and hides them from readers at once.
+      if ('sweepExpired' in images) {
+        const stopSweep = startExpirySweep(images, PREVIEW_SWEEP_INTERVAL_MS, (error) => logger.warn({ err: error }, 'preview sweep failed'));
+        closers.push(async () => stopSweep());
+      }
       readiness.model = async () => {
         // A dead engine thread is being replaced (or could not be): take no traffic meanwhile; 'failed' stays not ready.
         if (engine.health() !== 'ready') throw new Error(`the engine is ${engine.health()}`);
@@ -204,6 +206,12 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
     await stop();
     throw error;
   }
+}
+
+function openImageStore(store: Config['imageStore']): ImageStore | LocalImageStore {
+  if (store.kind === 'local') return createLocalImageStore(store.dir);
+  const { endpoint, bucket, region, accessKeyId, secretAccessKey } = store;
+  return createS3ImageStore({ endpoint, bucket, region, accessKeyId, secretAccessKey });
 }
 
 /**
