@@ -111,7 +111,12 @@ const ConfigEnv = z.object({
   SLACK_PORT: port(3001),
   DISCORD_TOKEN: optionalText(),
   DISCORD_APP_ID: optionalText(),
-  DISCORD_PUBLIC_KEY: optionalText(),
+  DISCORD_PUBLIC_KEY: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z.string().regex(/^[0-9a-fA-F]{64}$/, "must be the application's public key from the developer portal (64 hex characters)").optional(),
+  ),
+  /** Discord's interactions endpoint (with DISCORD_PUBLIC_KEY), instead of the gateway. */
+  DISCORD_INTERACTIONS_PORT: port(3002),
   SLACK_BOT_TOKEN: optionalText(),
   SLACK_APP_TOKEN: optionalText(),
   SLACK_SIGNING_SECRET: optionalText(),
@@ -175,6 +180,7 @@ export interface Config {
   httpPort: number;
   webPort: number;
   slackPort: number;
+  discordInteractionsPort: number;
   discord: { token: string; appId: string; publicKey: string | undefined } | undefined;
   slack: { botToken: string; appToken: string | undefined; signingSecret: string | undefined } | undefined;
   /** Undefined disables the queue dashboard rather than serving it unprotected. */
@@ -277,6 +283,7 @@ function toConfig(env: ConfigEnv, role: Role): Config {
     httpPort: env.HTTP_PORT,
     webPort: env.WEB_PORT,
     slackPort: env.SLACK_PORT,
+    discordInteractionsPort: env.DISCORD_INTERACTIONS_PORT,
     discord: env.DISCORD_TOKEN && env.DISCORD_APP_ID ? { token: env.DISCORD_TOKEN, appId: env.DISCORD_APP_ID, publicKey: env.DISCORD_PUBLIC_KEY } : undefined,
     slack: env.SLACK_BOT_TOKEN
       ? { botToken: env.SLACK_BOT_TOKEN, appToken: env.SLACK_APP_TOKEN, signingSecret: env.SLACK_SIGNING_SECRET }
@@ -296,20 +303,22 @@ function toConfig(env: ConfigEnv, role: Role): Config {
 
 /** A port a role listens on, named as the Compose file and the Kubernetes Services name it. */
 export interface Listener {
-  name: 'http' | 'web' | 'slack';
+  name: 'http' | 'web' | 'slack' | 'discord';
   variable: string;
   port: number;
 }
 
 /**
  * Every port a process of this configuration listens on (all on `host`): health for every role, the web chat for the
- * chat roles, Slack's HTTP receiver when Slack runs without Socket Mode. startService opens exactly these.
+ * chat roles, Slack's HTTP receiver when Slack runs without Socket Mode, Discord's interactions endpoint when the
+ * application's public key is set (instead of the gateway). startService opens exactly these.
  */
 export function listenersOf(config: Config): Listener[] {
   const listeners: Listener[] = [{ name: 'http', variable: 'HTTP_PORT', port: config.httpPort }];
   if (config.role === 'worker') return listeners;
   listeners.push({ name: 'web', variable: 'WEB_PORT', port: config.webPort });
   if (config.slack && !config.slack.appToken) listeners.push({ name: 'slack', variable: 'SLACK_PORT', port: config.slackPort });
+  if (config.discord?.publicKey) listeners.push({ name: 'discord', variable: 'DISCORD_INTERACTIONS_PORT', port: config.discordInteractionsPort });
   return listeners;
 }
 
@@ -397,6 +406,7 @@ export function describeConfig(config: Config): Record<string, string | number |
     httpPort: config.httpPort,
     webPort: config.webPort,
     slackPort: config.slackPort,
+    discordInteractionsPort: config.discordInteractionsPort,
     discordAppId: config.discord?.appId ?? '(not set)',
     discordToken: secret(config.discord?.token),
     discordPublicKey: secret(config.discord?.publicKey),

@@ -175,15 +175,17 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
       });
       closers.push(web.close);
       webUrl = web.url;
+      const deliveries = createRedisDeliveryLog(limits, `${config.queuePrefix}:deliveries`);
       if (config.discord) {
-        const discord = await startDiscordBot({ token: config.discord.token, service, config: chatConfig, ...adapterHooks('discord') });
+        const { token, publicKey } = config.discord;
+        const interactions = publicKey ? { publicKeyHex: publicKey, port: config.discordInteractionsPort, host: config.host, deliveries } : undefined;
+        const discord = await startDiscordBot({ token, service, config: chatConfig, interactions, ...adapterHooks('discord') });
         closers.push(discord.stop);
       }
       if (config.slack) {
         const connection = config.slack.appToken
           ? ({ mode: 'socket', appToken: config.slack.appToken } as const)
           : ({ mode: 'http', signingSecret: config.slack.signingSecret!, port: config.slackPort, host: config.host } as const);
-        const deliveries = createRedisDeliveryLog(limits, `${config.queuePrefix}:deliveries`);
         const slack = await startSlackBot({ botToken: config.slack.botToken, connection, service, config: chatConfig, deliveries, ...adapterHooks('slack') });
         closers.push(slack.stop);
       }

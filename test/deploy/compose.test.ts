@@ -107,13 +107,13 @@ describe('deploy/compose.yaml', () => {
     expect(compose.services[service].command).toEqual([role]);
   });
 
-  it('publishes every port the bot listens on (Slack over HTTP included), on all of the container’s addresses', () => {
-    const operator = { DISCORD_TOKEN: 'operator-token', DISCORD_APP_ID: '42', SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 'signing' };
+  it('publishes every port the bot listens on (Slack and Discord over HTTP included), on all of the container’s addresses', () => {
+    const operator = { DISCORD_TOKEN: 'operator-token', DISCORD_APP_ID: '42', DISCORD_PUBLIC_KEY: 'abababababababababababababababababababababababababababababababab', SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 'signing' };
     const config = loadConfig(serviceEnv('bot', operator), 'bot');
     expect(config.host).toBe('0.0.0.0');
     const published = (compose.services.bot.ports as string[]).map((mapping) => Number(mapping.split(':').at(-1)));
     expect(published.sort((a, b) => a - b)).toEqual(listenersOf(config).map((listener) => listener.port).sort((a, b) => a - b));
-    expect(listenersOf(config).map((listener) => listener.name).sort()).toEqual(['http', 'slack', 'web']);
+    expect(listenersOf(config).map((listener) => listener.name).sort()).toEqual(['discord', 'http', 'slack', 'web']);
   });
 
   it.each(['worker', 'worker-cpu'])('runs the %s service’s health server on all addresses, for its in-container health check only', (service) => {

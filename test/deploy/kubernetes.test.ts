@@ -27,8 +27,14 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
 const TARGETS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/cpu', 'deploy/kubernetes/overlays/gpu'];
 
 // What an operator fills into secret.yaml before the bot can start (the committed file leaves chat tokens empty):
-// Slack over HTTP, so that every listener the bot can have is open.
-const OPERATOR_SECRETS = { DISCORD_TOKEN: 'operator-token', DISCORD_APP_ID: '1234567890', SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 'signing' };
+// Slack and Discord over HTTP, so that every listener the bot can have is open.
+const OPERATOR_SECRETS = {
+  DISCORD_TOKEN: 'operator-token',
+  DISCORD_APP_ID: '1234567890',
+  DISCORD_PUBLIC_KEY: 'abababababababababababababababababababababababababababababababab',
+  SLACK_BOT_TOKEN: 'xoxb-1',
+  SLACK_SIGNING_SECRET: 'signing',
+};
 
 // Rendered manifests are plain parsed YAML: the schema checks above are what types them.
 type Any = any;

@@ -186,6 +186,16 @@ describe('loadConfig', () => {
     expect(listenersOf(socketMode).map((listener) => listener.name)).toEqual(['http', 'web']);
   });
 
+  it('takes Discord interactions over HTTP on DISCORD_INTERACTIONS_PORT only with a well-formed public key', () => {
+    const discord = { DISCORD_TOKEN: 'discord-token', DISCORD_APP_ID: '1234' };
+    expect(listenersOf(loadConfig(discord, 'bot')).map((listener) => listener.name), 'the gateway needs no port').toEqual(['http', 'web']);
+    const http = loadConfig({ ...discord, DISCORD_PUBLIC_KEY: 'ab'.repeat(32), DISCORD_INTERACTIONS_PORT: '4002' }, 'bot');
+    expect(listenersOf(http).at(-1)).toEqual({ name: 'discord', variable: 'DISCORD_INTERACTIONS_PORT', port: 4002 });
+    expect(configError(() => loadConfig({ ...discord, DISCORD_PUBLIC_KEY: 'not-a-key' }, 'bot'))).toContain(
+      "DISCORD_PUBLIC_KEY must be the application's public key from the developer portal (64 hex characters) (value hidden)",
+    );
+  });
+
   it('refuses an unknown role', () => {
     expect(configError(() => loadConfig({}, 'gpu' as never))).toContain('Unknown role "gpu"');
   });

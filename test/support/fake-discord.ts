@@ -162,9 +162,38 @@ export class FakeDiscord {
   }
 
   private dispatchInteraction(fields: Record<string, unknown>, member: FakeMember): { id: string; token: string } {
+    const payload = this.interactionPayload(fields, member);
+    this.dispatch('INTERACTION_CREATE', payload);
+    return { id: payload.id, token: payload.token };
+  }
+
+  // --- interactions over HTTP (an application with an Interactions Endpoint URL) ---
+
+  /** The payload Discord sends for a slash command, over the gateway or POSTed to the endpoint. */
+  slashCommandPayload(name: string, options: any[], member: FakeMember = { userId: '940000000000000001' }) {
+    return this.interactionPayload({ type: 2, data: { id: this.snowflake(), name, type: 1, options } }, member);
+  }
+
+  /** The payload Discord sends for a click on a button of `messageId`. */
+  buttonPayload(messageId: string, customId: string, member: FakeMember = { userId: '940000000000000001' }) {
+    return this.interactionPayload({ type: 3, data: { custom_id: customId, component_type: 2 }, message: this.messages.get(messageId) }, member);
+  }
+
+  /**
+   * What Discord does with the endpoint's HTTP answer to an interaction: a deferred or immediate message answer
+   * becomes the interaction's @original message, as the callback route does for gateway interactions.
+   */
+  acceptHttpAnswer(interactionToken: string, answer: { type: number; data?: any }): void {
+    if (answer.type === 4 || answer.type === 5) {
+      const message = this.createMessage(answer.type === 4 ? answer.data : { content: '', flags: answer.data?.flags }, this.channelId);
+      this.originals.set(interactionToken, message.id);
+    }
+  }
+
+  private interactionPayload(fields: Record<string, unknown>, member: FakeMember) {
     const id = this.snowflake();
     const token = `interaction-token-${id}`;
-    this.dispatch('INTERACTION_CREATE', {
+    return {
       id,
       application_id: this.applicationId,
       token,
@@ -181,8 +210,7 @@ export class FakeDiscord {
       context: 0,
       attachment_size_limit: 10 * 1024 * 1024,
       ...fields,
-    });
-    return { id, token };
+    };
   }
 
   private userPayload(id: string, username: string, bot = false) {

@@ -1,6 +1,9 @@
 import { once } from 'node:events';
+import type { Server } from 'node:http';
 import {
   ApplicationCommandOptionType,
+  ButtonInteraction,
+  ChatInputCommandInteraction,
   Client,
   Events,
   GatewayIntentBits,
@@ -10,10 +13,9 @@ import {
   Routes,
   type APIChannel,
   type APIMessage,
-  type ButtonInteraction,
-  type ChatInputCommandInteraction,
+  type BaseInteraction,
   type CommandInteractionOption,
-  type ModalSubmitInteraction,
+  ModalSubmitInteraction,
   type MessageReaction,
   type PartialMessageReaction,
   type PartialUser,
@@ -23,6 +25,7 @@ import { isChatAdmin, type AdminFacts } from '../../core/chat/admin.js';
 import type { ChatConfig } from '../../core/chat/chat-config.js';
 import type { CommandContext, OptionValues } from '../../core/chat/commands/command.js';
 import { findCommand, runCommand } from '../../core/chat/commands/index.js';
+import type { DeliveryLog } from '../../core/chat/deliveries.js';
 import { createEditCoalescer } from '../../core/chat/edit-coalescer.js';
 import type { RegionForm } from '../../core/chat/edits.js';
 import { actionForReaction, actionOfClick, parseActionId } from '../../core/chat/result-actions.js';
@@ -31,6 +34,7 @@ import type { ImagineService } from '../../core/chat/service.js';
 import { errorView, invalidButtonView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { isImagineError } from '../../core/errors.js';
 import type { Requester } from '../../core/generation.js';
+import { createInteractionsEndpoint } from './interactions-endpoint.js';
 import { REGION_FIELDS, renderDiscordMessage, renderRegionModal, viewFiles } from './render.js';
 import { decodeReplyTarget, encodeReplyTarget, type DiscordReplyTarget } from './reply-target.js';
 
@@ -47,11 +51,34 @@ export interface DiscordBotOptions {
   onError?: (error: unknown, context: string) => void;
   /** Progress edits sent, or replaced by a newer one before they could be (metrics). */
   onEditOutcome?: (outcome: 'sent' | 'throttled') => void;
+  /**
+   * Discord's alternative to the gateway: interactions POSTed to `http://host:port/interactions`, checked against the
+   * application's public key. Without a gateway there are no reaction events: 🔄 and friends need the gateway mode.
+   */
+  interactions?: { publicKeyHex: string; port: number; host: string; deliveries?: DeliveryLog };
 }
 
 export interface DiscordBot {
   client: Client;
+  /** The interactions endpoint's server in HTTP mode (to learn the bound port). */
+  interactionsServer?: Server;
   stop(): Promise<void>;
+}
+
+// discord.js builds these from gateway payloads; an HTTP interaction carries the same payload. Their constructors are
+// not in the typings, but take (client, data) as the gateway path calls them.
+type InteractionClass = new (client: Client, data: unknown) => BaseInteraction;
+
+function interactionOfPayload(client: Client, data: any): BaseInteraction | null {
+  const Class =
+    data.type === 2 && data.data?.type === 1
+      ? ChatInputCommandInteraction
+      : data.type === 3 && data.data?.component_type === 2
+        ? ButtonInteraction
+        : data.type === 5
+          ? ModalSubmitInteraction
+          : null;
+  return Class && new (Class as unknown as InteractionClass)(client, data);
 }
 
 const MESSAGE_LINK = /^https:\/\/(?:(?:ptb|canary)\.)?discord(?:app)?\.com\/channels\/(\d+|@me)\/(\d+)\/(\d+)$/;
@@ -168,10 +195,19 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
 
   const deps = { service, config };
 
+  /** A private answer, whether or not the interaction was acknowledged already (the HTTP endpoint acknowledges on receipt). */
+  const answerPrivately = async (interaction: ChatInputCommandInteraction | ButtonInteraction, content: string) => {
+    if (!interaction.deferred && !interaction.replied) return void (await interaction.reply({ content, flags: MessageFlags.Ephemeral }));
+    if (interaction.ephemeral) return void (await interaction.editReply({ content }));
+    // A public "thinking…" cannot become private: replace it with a private follow-up. A button's message stays.
+    if (interaction.isChatInputCommand()) await interaction.deleteReply();
+    await interaction.followUp({ content, flags: MessageFlags.Ephemeral });
+  };
+
   const onCommand = async (interaction: ChatInputCommandInteraction) => {
     const command = findCommand(interaction.commandName);
     if (!command) {
-      await interaction.reply({ content: 'I do not know that command; ask an admin to register the commands again.', flags: MessageFlags.Ephemeral });
+      await answerPrivately(interaction, 'I do not know that command; ask an admin to register the commands again.');
       return;
     }
     const { subcommand, options } = readOptions(interaction.options.data);
@@ -179,12 +215,12 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
       command.check?.(options, config);
     } catch (error) {
       if (!isImagineError(error)) throw error;
-      await interaction.reply({ content: errorView(error).text, flags: MessageFlags.Ephemeral });
+      await answerPrivately(interaction, errorView(error).text);
       return;
     }
     // Discord drops an interaction not answered within 3 s; everything slow happens after this.
     const ephemeral = command.ephemeral(options);
-    await interaction.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
+    if (!interaction.deferred) await interaction.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
     const original: DiscordReplyTarget = {
       channelId: interaction.channelId,
       messageId: '@original',
@@ -223,7 +259,7 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     const shown = generationIdOfMessage({ components: interaction.message.components.map((row) => row.toJSON()) as APIMessage['components'] });
     const action = actionOfClick(interaction.customId, shown);
     if (!action) {
-      await interaction.reply({ content: invalidButtonView().text, flags: MessageFlags.Ephemeral });
+      await answerPrivately(interaction, invalidButtonView().text);
       return;
     }
     const source = { channelId: interaction.channelId, messageId: interaction.message.id, guildId: interaction.guildId ?? undefined };
@@ -233,18 +269,21 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
       const port = actionPort(
         source,
         actor,
-        (view) => interaction.reply({ content: view.text, flags: MessageFlags.Ephemeral }),
-        (form) => interaction.showModal(renderRegionModal(form)),
+        (view) => answerPrivately(interaction, view.text),
+        (form) =>
+          interaction.deferred
+            ? answerPrivately(interaction, 'Vary (Region) opens a form, which this bot can only show when connected to the gateway; ask an admin.')
+            : interaction.showModal(renderRegionModal(form)),
       );
       return performResultAction(action, actor, deps, port);
     }
-    await interaction.deferUpdate();
+    if (!interaction.deferred) await interaction.deferUpdate();
     await performResultAction(action, actor, deps, actionPort(source, actor, (view) => interaction.followUp({ content: view.text, flags: MessageFlags.Ephemeral })));
   };
 
   const onModalSubmit = async (interaction: ModalSubmitInteraction) => {
     if (!parseActionId(interaction.customId) || !interaction.isFromMessage()) return;
-    await interaction.deferUpdate();
+    if (!interaction.deferred) await interaction.deferUpdate();
     const source = { channelId: interaction.channelId ?? interaction.message.channelId, messageId: interaction.message.id, guildId: interaction.guildId ?? undefined };
     const actor = interactionRequester(interaction);
     const field = (name: string) => interaction.fields.fields.get(name) && interaction.fields.getTextInputValue(name);
@@ -272,7 +311,7 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     await performResultAction(action, actor, deps, port);
   };
 
-  client.on(Events.InteractionCreate, (interaction) => {
+  const onInteraction = (interaction: BaseInteraction) => {
     const work = interaction.isChatInputCommand()
       ? onCommand(interaction)
       : interaction.isButton()
@@ -286,7 +325,8 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
         await interaction.followUp({ content: textView('Something went wrong on my side; please try again.').text, flags: MessageFlags.Ephemeral }).catch(() => undefined);
       }
     });
-  });
+  };
+  client.on(Events.InteractionCreate, onInteraction);
   client.on(Events.MessageReactionAdd, (reaction, user) => {
     onReaction(reaction, user).catch((error: unknown) => onError(error, `reaction on ${reaction.message.id}`));
   });
@@ -307,6 +347,50 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     };
     coalescer.schedule(target.messageId, render, { final: event.type !== 'progress' });
   });
+
+  if (options.interactions) {
+    const { publicKeyHex, port, host, deliveries } = options.interactions;
+    // No gateway: REST calls (channel messages, DMs) still need the bot token; webhook calls use the interaction's.
+    client.rest.setToken(options.token);
+    const server = createInteractionsEndpoint({
+      publicKeyHex,
+      deliveries,
+      onInteraction: (payload) => {
+        const interaction = interactionOfPayload(client, payload);
+        if (!interaction) return;
+        // The endpoint's HTTP answer was the acknowledgement, with the same flags onCommand would have chosen.
+        if (interaction.isChatInputCommand()) {
+          interaction.deferred = true;
+          interaction.ephemeral = findCommand(interaction.commandName)?.ephemeral(readOptions(interaction.options.data).options) ?? true;
+        } else if (interaction.isButton() || interaction.isModalSubmit()) {
+          interaction.deferred = true;
+        }
+        onInteraction(interaction);
+      },
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+    } catch (error) {
+      unsubscribe();
+      coalescer.close();
+      await client.destroy();
+      throw error;
+    }
+    return {
+      client,
+      interactionsServer: server,
+      async stop() {
+        unsubscribe();
+        coalescer.close();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await client.destroy();
+      },
+    };
+  }
 
   const ready = once(client, Events.ClientReady);
   try {
