@@ -17,8 +17,9 @@ the U-Net work per step on top of the fewer steps.
   the target is the teacher's step itself (f ≈ x̂0 there, c_skip ≈ 0).
 - Checkpoints every --checkpoint-minutes to state-lcm/ (float16 weights and EMA, step, log), resumable with --resume.
 
-Writes state-lcm/{unet.pt, ema_unet.pt, progress.json, train_log.jsonl}. export_lcm.py turns the EMA student into an
-ONNX U-Net folder.
+Writes state-lcm/{unet.pt, ema_unet.pt, progress.json, train_log.jsonl}. `export.py --unet-weights
+state-lcm/ema_unet.pt --out DIR` turns the EMA student into a model folder; `npm run bench:fast -- --student DIR`
+measures it against the teacher.
 """
 
 from __future__ import annotations

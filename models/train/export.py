@@ -1,6 +1,7 @@
 """Export the trained networks to models/default/ in the Hugging Face Optimum ONNX layout.
 
     /usr/bin/python3 export.py [--state-dir state] [--out ../default] [--guidance 5] [--steps 20]
+    /usr/bin/python3 export.py --unet-weights state-lcm/ema_unet.pt --out /tmp/student   # the few-step student
 
 Reads the compact training state (state/: EMA U-Net, text encoder, VAE, tokenizer) and, when present,
 work/upscaler.pt; work/sprites.u8 and work/scenes.json give the plain scenes the latent→RGB preview map is fitted on.
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--out", default="../default")
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--unet-weights", help="export these U-Net weights instead of state/ema_unet.pt "
+                        "(the LCM student: distill_lcm.py's state-lcm/ema_unet.pt)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = args.out
@@ -126,7 +129,7 @@ def main() -> None:
     width = text_saved["text_width"]
     scaling_factor = progress["scaling_factor"]
     unet = UNet(width, tuple(progress["unet_channels"]), attention_levels=tuple(progress["attention_levels"]))
-    unet.load_state_dict(full(torch.load(f"{args.state_dir}/ema_unet.pt")))
+    unet.load_state_dict(full(torch.load(args.unet_weights or f"{args.state_dir}/ema_unet.pt")))
     unet.eval()
 
     write_vocab_merges(f"{out}/tokenizer", vocab, merges, max_length=max_length)
