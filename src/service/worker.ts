@@ -42,6 +42,8 @@ export interface RunningWorker {
   readonly queueName: string;
   /** Stops taking jobs, lets the running ones finish within the deadline, hands back the rest, closes connections. */
   stop(): Promise<void>;
+  /** Hands the running jobs back to the queue now, as stop() does once its deadline passes. */
+  handBackRunningJobs(): void;
 }
 
 type JobResult = { imageKeys: string[]; gridKey?: string; seeds: number[] } | { cancelled: true };
@@ -246,12 +248,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   await worker.waitUntilReady();
   log('info', 'worker started', { queueName, concurrency: worker.concurrency });
 
+  const handBackRunningJobs = () => {
+    for (const controller of running.values()) controller.abort(SHUTDOWN);
+  };
   return {
     queueName,
+    handBackRunningJobs,
     async stop() {
-      const deadline = setTimeout(() => {
-        for (const controller of running.values()) controller.abort(SHUTDOWN);
-      }, options.shutdownDeadlineMs ?? 30_000);
+      const deadline = setTimeout(handBackRunningJobs, options.shutdownDeadlineMs ?? 30_000);
       try {
         await worker.close();
       } finally {
