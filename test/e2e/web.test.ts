@@ -36,6 +36,9 @@ const loadedWidth = (image: Locator) =>
     return element.complete ? element.naturalWidth : 0;
   });
 
+/** Every job the model's queue holds in any state: a refused command adds none. */
+const jobsEverQueued = async () => Object.values(await stack.modelQueue.getJobCounts()).reduce((sum, count) => sum + count, 0);
+
 describe('the web chat on the real stack', () => {
   it('turns a typed /imagine into a grid from the default model, and U1 into a 4× upscale', async () => {
     browser = await launchChromium({ width: 900, height: 1000 });
@@ -65,4 +68,23 @@ describe('the web chat on the real stack', () => {
     await mkdir('docs/screenshots', { recursive: true });
     await page.screenshot({ path: SCREENSHOT_PATH });
   }, 3 * GENERATION_TIMEOUT_MS);
+
+  it('shows only options the model honours under the chat box, and refuses --ar 16:9 on a 64×64-only model before queueing', async () => {
+    browser ??= await launchChromium({ width: 900, height: 1000 });
+    const page = await browser.context.newPage();
+    await page.goto(chat.url);
+    await page.locator('#status[data-state="open"]').waitFor();
+    const line = page.getByLabel('Message');
+    await expect.poll(() => page.locator('#hint').textContent()).toContain('--steps 1–');
+    expect(await line.getAttribute('placeholder')).toBe('/imagine a fox in the snow');
+    expect(await page.locator('#hint').textContent()).not.toContain('--ar');
+
+    const queuedBefore = await jobsEverQueued();
+    await line.fill('/imagine a fox in the snow --ar 16:9');
+    await line.press('Enter');
+    const refusal = page.locator('li.message.bot').last();
+    await expect.poll(() => refusal.textContent()).toContain('imagine-emoji-64 makes 64×64 only — remove `--ar 16:9`, or pick a model that supports it');
+    expect(await jobsEverQueued()).toBe(queuedBefore);
+    await page.close();
+  }, GENERATION_TIMEOUT_MS);
 });

@@ -63,4 +63,6 @@ export type ServerMessage =
   | { type: 'upsert'; message: WebMessage }
   | { type: 'remove'; messageId: string }
   /** Open the Vary (Region) editor over the picture of message `messageId`. */
-  | { type: 'form'; messageId: string; form: RegionForm & { imageUrl: string } };
+  | { type: 'form'; messageId: string; form: RegionForm & { imageUrl: string } }
+  /** The chat box's example line and command summary, for the user's model (sent on connect and after /settings). */
+  | { type: 'composer'; example: string; help: string };

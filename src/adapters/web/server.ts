@@ -11,6 +11,7 @@ import { CHAT_COMMANDS, findCommand, runCommand } from '../../core/chat/commands
 import { actionForReaction, actionOfClick, type ResultAction } from '../../core/chat/result-actions.js';
 import { performResultAction, submitRegionForm, type ResultActionPort } from '../../core/chat/result-flow.js';
 import type { GenerationEvent, ImagineService } from '../../core/chat/service.js';
+import { composerHints } from '../../core/chat/imagine-options.js';
 import { errorView, invalidButtonView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { ImagineError, invalidInput, isImagineError } from '../../core/errors.js';
 import type { Requester } from '../../core/generation.js';
@@ -100,6 +101,12 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     for (const socket of socketsByUser.get(userId) ?? []) socket.send(frame);
   };
 
+  /** The example and help under the chat box follow the user's model: nothing there may fail when typed. */
+  const sendComposerHints = async (session: WebSession) => {
+    const settings = await service.settings(requesterOf(session));
+    send(session.userId, { type: 'composer', ...composerHints(config, settings) });
+  };
+
   const show = (userId: string, entry: TranscriptEntry) => send(userId, { type: 'upsert', message: entry.message });
 
   const post = (userId: string, author: WebMessage['author'], view: ChatView, generationId?: string): TranscriptEntry => {
@@ -168,6 +175,7 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     const view = await runCommand(command, context);
     if (generationEntry) answer(userId, generationEntry, view);
     else post(userId, 'bot', view);
+    if (command.definition.name === 'settings') await sendComposerHints(session);
   };
 
   const deps = { service, config };
@@ -346,6 +354,7 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
       if (userSockets.size === 0 && socketsByUser.get(userId) === userSockets) socketsByUser.delete(userId);
     });
     socket.on('error', (error) => onError(error, `socket of ${userId}`));
+    sendComposerHints(session).catch((error: unknown) => onError(error, `composer hints of ${userId}`));
     socket.on('message', (data, isBinary) => {
       const parsed = isBinary ? null : ClientMessage.safeParse(safeJson(data.toString()));
       if (!parsed?.success) return void post(userId, 'bot', errorView(invalidInput('The page sent something I could not read; reload it.')));
