@@ -87,4 +87,29 @@ describe('the web chat on the real stack', () => {
     expect(await jobsEverQueued()).toBe(queuedBefore);
     await page.close();
   }, GENERATION_TIMEOUT_MS);
+
+  it('labels an upscale with its real size, and varies the picture it came from on Vary (subtle)', async () => {
+    browser ??= await launchChromium({ width: 900, height: 1000 });
+    const page = await browser.context.newPage();
+    await page.goto(chat.url);
+    await page.locator('#status[data-state="open"]').waitFor();
+    await page.getByLabel('Message').fill('/imagine green pear --seed 2');
+    await page.getByLabel('Message').press('Enter');
+    const generation = page.locator('li.message.bot').last();
+    await generation.getByRole('button', { name: 'U1', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+    await expect.poll(() => generation.textContent()).toContain('64×64');
+
+    await generation.getByRole('button', { name: 'U1', exact: true }).click();
+    const upscale = page.locator('li.message.bot').last();
+    await upscale.getByRole('button', { name: 'Vary (subtle)', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+    expect(await upscale.textContent()).toContain('upscaled 256×256 (4× of 64×64)');
+
+    await upscale.getByRole('button', { name: 'Vary (subtle)', exact: true }).click();
+    const variation = page.locator('li.message.bot').last();
+    await variation.getByRole('button', { name: 'V1', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+    expect(await variation.textContent()).not.toContain('failed');
+    // Four variations of the 64×64 picture the upscale came from, in a 2×2 grid.
+    await expect.poll(() => loadedWidth(variation.getByRole('img'))).toBe(128);
+    await page.close();
+  }, 3 * GENERATION_TIMEOUT_MS);
 });
