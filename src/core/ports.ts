@@ -90,3 +90,24 @@ export interface ImageEngine {
     hooks: { signal?: AbortSignal; parentImage?: Buffer; maskImage?: Buffer; blendImages?: Buffer[]; onStep?: (event: EngineStepEvent) => void },
   ): Promise<EngineOutput>;
 }
+
+/** One stored message of a chat transcript; `message` is the adapter's own rendering, kept as JSON. */
+export interface StoredChatMessage {
+  id: string;
+  message: unknown;
+  generationId?: string;
+  stage: string;
+  lastStep: number;
+}
+
+/**
+ * Where a chat that keeps its own conversation (the web chat) keeps it, beside the rest of the user's data: it outlives
+ * a restart, and erasing the user (/forget-me) erases it.
+ */
+export interface ChatTranscriptStore {
+  /** The user's messages, oldest first, at most `limit` (the newest). */
+  load(userId: string, limit: number): Promise<StoredChatMessage[]>;
+  /** Inserts or replaces a message; a new one beyond `keep` messages drops the user's oldest. */
+  save(userId: string, entry: StoredChatMessage, keep: number): Promise<void>;
+  remove(userId: string, messageId: string): Promise<void>;
+}

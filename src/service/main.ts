@@ -22,6 +22,7 @@ import { openDatabase } from '../store/database.js';
 import { createGenerationHistory } from '../store/generations.js';
 import { createLocalImageStore, startExpirySweep } from '../store/images-local.js';
 import { PrismaQuotaLedger } from '../store/quota-ledger.js';
+import { createWebTranscriptStore } from '../store/web-transcripts.js';
 import { describeConfig, loadConfig, ROLES, type Config, type Role } from './config.js';
 import { startHealthServer } from './http.js';
 import { createImagineService } from './imagine-service.js';
@@ -164,6 +165,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         config: chatConfig,
         port: config.webPort,
         session: { secret: await webSessionSecret(config), adminToken: config.web.adminToken },
+        transcriptStore: createWebTranscriptStore(database.prisma),
         onError: adapterHooks('web').onError,
       });
       closers.push(web.close);

@@ -276,6 +276,7 @@ export async function eraseUser(prisma: PrismaClient, images: ImageStore, identi
     for (const key of keys) await images.delete(key);
     for (const row of rows) await images.deletePrefix(previewFolderKey(row.id));
     await prisma.generation.deleteMany({ where: { userId: user.id } });
+    await prisma.webChatMessage.deleteMany({ where: { userId: user.id } });
     await prisma.user.update({ where: { id: user.id }, data: { settings: {} } });
     return { generations: rows.length, images: keys.length };
   });

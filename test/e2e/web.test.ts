@@ -3,6 +3,7 @@ import type { Locator } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { startWebChat, type WebChat } from '../../src/adapters/web/server.js';
+import { createWebTranscriptStore } from '../../src/store/web-transcripts.js';
 import { SESSION_COOKIE, sessionValue } from '../../src/adapters/web/session.js';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.js';
 import { GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
@@ -112,4 +113,41 @@ describe('the web chat on the real stack', () => {
     await expect.poll(() => loadedWidth(variation.getByRole('img'))).toBe(128);
     await page.close();
   }, 3 * GENERATION_TIMEOUT_MS);
+
+  it('keeps the conversation across a restart of the web chat, and /forget-me erases it', async () => {
+    const userId = 'web-00000000000000000000000000000002';
+    const transcriptStore = createWebTranscriptStore(stack.database.prisma);
+    let restartable = await startWebChat({ service: stack.service, config: stack.chatConfig, port: 0, session: SESSION_KEYS, transcriptStore });
+    const port = Number(new URL(restartable.url).port);
+    try {
+      browser ??= await launchChromium({ width: 900, height: 1000 });
+      await browser.context.addCookies([{ name: SESSION_COOKIE, value: sessionValue(SESSION_KEYS, userId), url: restartable.url }]);
+      const page = await browser.context.newPage();
+      await page.goto(restartable.url);
+      await page.locator('#status[data-state="open"]').waitFor();
+      await page.getByLabel('Message').fill('/quota');
+      await page.getByLabel('Message').press('Enter');
+      await expect.poll(() => page.locator('li.message').count()).toBe(2);
+
+      // The process goes away and comes back on the same port; the open page reconnects by itself.
+      await restartable.close();
+      await page.locator('#status[data-state="closed"]').waitFor();
+      restartable = await startWebChat({ service: stack.service, config: stack.chatConfig, port, session: SESSION_KEYS, transcriptStore });
+      await page.locator('#status[data-state="open"]').waitFor({ timeout: 30_000 });
+      await expect.poll(() => page.locator('li.message').count()).toBe(2);
+      expect(await page.locator('li.message').first().textContent()).toContain('/quota');
+
+      await page.getByLabel('Message').fill('/forget-me yes');
+      await page.getByLabel('Message').press('Enter');
+      await expect.poll(() => page.locator('li.message').count()).toBe(1);
+      expect(await page.locator('li.message').textContent()).toContain('Done:');
+      await page.reload();
+      await page.locator('#status[data-state="open"]').waitFor();
+      await expect.poll(() => page.locator('li.message').count()).toBe(0);
+      expect(await stack.database.prisma.webChatMessage.count({ where: { user: { platformUserId: userId } } })).toBe(0);
+      await page.close();
+    } finally {
+      await restartable.close();
+    }
+  }, GENERATION_TIMEOUT_MS);
 });

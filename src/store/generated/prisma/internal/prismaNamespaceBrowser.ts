@@ -58,7 +58,8 @@ export const ModelName = {
   UsageLedger: 'UsageLedger',
   Generation: 'Generation',
   Ban: 'Ban',
-  AdminAction: 'AdminAction'
+  AdminAction: 'AdminAction',
+  WebChatMessage: 'WebChatMessage'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -212,6 +213,20 @@ export const AdminActionScalarFieldEnum = {
 } as const
 
 export type AdminActionScalarFieldEnum = (typeof AdminActionScalarFieldEnum)[keyof typeof AdminActionScalarFieldEnum]
+
+
+export const WebChatMessageScalarFieldEnum = {
+  id: 'id',
+  userId: 'userId',
+  message: 'message',
+  generationId: 'generationId',
+  stage: 'stage',
+  lastStep: 'lastStep',
+  position: 'position',
+  createdAt: 'createdAt'
+} as const
+
+export type WebChatMessageScalarFieldEnum = (typeof WebChatMessageScalarFieldEnum)[keyof typeof WebChatMessageScalarFieldEnum]
 
 
 export const SortOrder = {
