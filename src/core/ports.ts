@@ -31,6 +31,8 @@ export interface GenerationResult {
   timingsMs: Record<string, number>;
   /** Edits: image store key of the mask of what was repainted, at the result's size (white = repainted). */
   maskKey?: string;
+  /** Told to the user with the result (the part of a prompt past the model's token limit). */
+  warnings?: string[];
 }
 
 export interface GenerationHistory {
@@ -76,6 +78,7 @@ export interface EngineOutput {
   timingsMs: Record<string, number>;
   /** Edits (vary-region, zoom-out, pan, blend): what was done, and the mask PNG of what was repainted. */
   edit?: { description: string; mask?: Buffer };
+  warnings?: string[];
 }
 
 /** The diffusion engine as the worker sees it; src/engine implements it for a model folder. */

@@ -202,7 +202,14 @@ function toGenerationEvent(event: QueueEvent): GenerationEvent {
       return {
         ...base,
         type: 'succeeded',
-        result: { generationId: event.generationId, imageKeys: event.imageKeys, gridKey: event.gridKey, seeds: event.seeds, timingsMs: event.timingsMs },
+        result: {
+          generationId: event.generationId,
+          imageKeys: event.imageKeys,
+          gridKey: event.gridKey,
+          seeds: event.seeds,
+          timingsMs: event.timingsMs,
+          ...(event.warnings && { warnings: event.warnings }),
+        },
       };
     case 'failed':
       return { ...base, type: 'failed', userMessage: event.userMessage, refunded: true };

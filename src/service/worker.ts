@@ -174,7 +174,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (output.grid && gridKey) await images.put(gridKey, output.grid, 'image/png');
       const maskKey = output.edit?.mask ? editMaskKey(generationId) : undefined;
       if (output.edit?.mask && maskKey) await images.put(maskKey, output.edit.mask, 'image/png');
-      const result: GenerationResult = { generationId, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs, ...(maskKey && { maskKey }) };
+      const warnings = output.warnings && output.warnings.length > 0 ? { warnings: output.warnings } : {};
+      const result: GenerationResult = {
+        generationId,
+        imageKeys,
+        gridKey,
+        seeds: output.seeds,
+        timingsMs: output.timingsMs,
+        ...(maskKey && { maskKey }),
+        ...warnings,
+      };
       metrics?.runTime.observe({ queue: queueName, kind: request.kind }, runTimeMs / 1_000);
       if (request.kind !== 'upscale' && runTimeMs > 0) {
         metrics?.stepsPerSecond.set({ queue: queueName, provider: options.provider ?? 'cpu' }, (request.params.steps * 1_000) / runTimeMs);
@@ -186,7 +195,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         countJob(request.kind, 'completed');
         await settle(() => ledger.commit(generationId));
         await settle(() =>
-          publishTerminalEvent(redis, keys, queueName, { type: 'completed', ...target, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs }),
+          publishTerminalEvent(redis, keys, queueName, { type: 'completed', ...target, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs, ...warnings }),
         );
       }
       await Promise.all([recordRunTime(redis, keys, queueName, runTimeMs), releaseSlot(request, jobKey)]).catch((error: unknown) =>

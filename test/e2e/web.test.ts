@@ -150,4 +150,32 @@ describe('the web chat on the real stack', () => {
       await restartable.close();
     }
   }, GENERATION_TIMEOUT_MS);
+
+  it('tells in the chat which whole words of a prompt past the token limit were ignored', async () => {
+    browser ??= await launchChromium({ width: 900, height: 1000 });
+    const page = await browser.context.newPage();
+    await page.goto(chat.url);
+    await page.locator('#status[data-state="open"]').waitFor();
+    const filler = Array.from({ length: 80 }, () => 'apple').join(' ');
+    await page.getByLabel('Message').fill(`/imagine ${filler} snowflakes glitter --seed 3`);
+    await page.getByLabel('Message').press('Enter');
+    const generation = page.locator('li.message.bot').last();
+    await generation.getByRole('button', { name: 'U1', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+    const text = (await generation.textContent()) ?? '';
+    expect(text).toMatch(/The prompt is longer than the model reads \(\d+ tokens\); this part was ignored: "(apple )*apple snowflakes glitter"/);
+    await page.close();
+  }, 2 * GENERATION_TIMEOUT_MS);
+
+  it('takes a long line whole in the chat box, and the server names the prompt limit it enforces', async () => {
+    browser ??= await launchChromium({ width: 900, height: 1000 });
+    const page = await browser.context.newPage();
+    await page.goto(chat.url);
+    await page.locator('#status[data-state="open"]').waitFor();
+    const prompt = 'a'.repeat(4_500);
+    await page.getByLabel('Message').fill(`/imagine ${prompt}`);
+    expect(await page.getByLabel('Message').inputValue()).toHaveLength(prompt.length + 9);
+    await page.getByLabel('Message').press('Enter');
+    await expect.poll(() => page.locator('li.message.bot').last().textContent()).toContain('the prompt is 4500 characters (at most 2000)');
+    await page.close();
+  }, GENERATION_TIMEOUT_MS);
 });

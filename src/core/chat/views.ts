@@ -80,7 +80,8 @@ export function doneView(request: GenerationRequest, result: GenerationResult): 
   const shown = result.gridKey ?? result.imageKeys[0];
   const { width, height } = resultSize(request);
   const upscaled = request.kind === 'upscale' ? `upscaled ${width}×${height} (4× of ${params.width}×${params.height})` : `${width}×${height}`;
-  return view(`${quoted(params)} — ${upscaled}, seed ${result.seeds[0] ?? params.seed}`, {
+  const warnings = (result.warnings ?? []).map((warning) => `\n⚠️ ${warning}`).join('');
+  return view(`${quoted(params)} — ${upscaled}, seed ${result.seeds[0] ?? params.seed}${warnings}`, {
     images: shown ? [{ key: shown, fileName: `${request.generationId}.png` }] : [],
     buttonRows: resultButtonRows(request.generationId, batch, request.kind, canUpscale(request)),
     reactions: resultReactions(batch, canUpscale(request)),
