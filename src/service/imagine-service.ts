@@ -15,7 +15,7 @@ import { drawnMaskKey } from '../queue/job.js';
 import type { GenerationQueue } from '../queue/producer.js';
 import { setBanned, setQuotaPolicy, updateUserSettings, userSettings, workspaceUsageToday } from '../store/admin.js';
 import type { PrismaClient } from '../store/database.js';
-import { eraseUser, findBySeed, findGeneration, recentGenerations, unfinishedGenerationsOf } from '../store/generations.js';
+import { deleteGenerationImages, eraseUser, findBySeed, findGeneration, recentGenerations, unfinishedGenerationsOf } from '../store/generations.js';
 import type { PrismaQuotaLedger, QuotaStanding } from '../store/quota-ledger.js';
 import { redisOptions } from './redis.js';
 
@@ -157,6 +157,8 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
       if (!bytes) throw new ImagineError('not_found', 'That image is no longer stored.');
       return bytes;
     },
+
+    deleteGeneration: (generationId) => deleteGenerationImages(deps.prisma, deps.images, generationId),
 
     quota: async (requester) => standingToStatus(await deps.ledger.standing(identity(requester))),
     settings: (requester): Promise<UserSettings> => userSettings(deps.prisma, identity(requester)),

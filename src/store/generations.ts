@@ -57,7 +57,14 @@ function toRecord(row: GenerationRow): GenerationRecord {
           ...(row.maskKey && { maskKey: row.maskKey }),
         }
       : undefined;
-  return { request, status: row.status, result, userMessage: row.errorMessage ?? undefined, createdAt: row.createdAt };
+  return {
+    request,
+    status: row.status,
+    result,
+    userMessage: row.errorMessage ?? undefined,
+    createdAt: row.createdAt,
+    ...(row.deletedAt && { deletedAt: row.deletedAt }),
+  };
 }
 
 export function createGenerationHistory(prisma: PrismaClient, now: () => Date = () => new Date()): GenerationHistory {
@@ -258,6 +265,21 @@ export async function unfinishedGenerationsOf(prisma: PrismaClient, identity: Pi
     });
     return rows.map((row) => row.id);
   });
+}
+
+/**
+ * ❌ on a result: its pictures (every image, the grid, the masks and every preview) leave the image store, then the
+ * row is marked deleted with no image keys, so lineage stays readable and no later action reaches for a missing file.
+ * Images go first, so that a failure part-way can simply be retried.
+ */
+export async function deleteGenerationImages(prisma: PrismaClient, images: ImageStore, generationId: string, now: Date = new Date()): Promise<void> {
+  const row = await guardDatabase(() =>
+    prisma.generation.findUnique({ where: { id: generationId }, select: { imageKeys: true, gridKey: true, maskKey: true, drawnMaskKey: true } }),
+  );
+  if (!row) return;
+  for (const key of [...row.imageKeys, ...[row.gridKey, row.maskKey, row.drawnMaskKey].filter((key) => key !== null)]) await images.delete(key);
+  await images.deletePrefix(previewFolderKey(generationId));
+  await guardDatabase(() => prisma.generation.update({ where: { id: generationId }, data: { deletedAt: now, imageKeys: [], gridKey: null, maskKey: null } }));
 }
 
 /**

@@ -178,4 +178,30 @@ describe('the web chat on the real stack', () => {
     await expect.poll(() => page.locator('li.message.bot').last().textContent()).toContain('the prompt is 4500 characters (at most 2000)');
     await page.close();
   }, GENERATION_TIMEOUT_MS);
+
+  it('deletes the result’s images and previews from the store on ❌, and marks its record deleted', async () => {
+    browser ??= await launchChromium({ width: 900, height: 1000 });
+    const page = await browser.context.newPage();
+    await page.goto(chat.url);
+    await page.locator('#status[data-state="open"]').waitFor();
+    await page.getByLabel('Message').fill('/imagine blue plum --seed 4');
+    await page.getByLabel('Message').press('Enter');
+    const generation = page.locator('li.message.bot').last();
+    await generation.getByRole('button', { name: 'U1', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+    const gridUrl = new URL((await generation.getByRole('img').getAttribute('src'))!, chat.url).href;
+    expect((await page.request.get(gridUrl)).status()).toBe(200);
+    const [record] = await stack.database.prisma.generation.findMany({ where: { prompt: 'blue plum' } });
+    const storedKeys = [...record.imageKeys, record.gridKey!, `previews/${record.id}/1.webp`];
+    for (const key of storedKeys.slice(0, -1)) expect(await stack.service.readImage(key)).toBeInstanceOf(Buffer);
+
+    const messages = await page.locator('li.message').count();
+    await generation.getByRole('button', { name: 'Delete', exact: true }).click();
+    await expect.poll(() => page.locator('li.message').count()).toBe(messages - 1);
+
+    expect((await page.request.get(gridUrl)).status()).toBe(404);
+    for (const key of storedKeys) await expect(stack.service.readImage(key)).rejects.toThrow('no longer stored');
+    const deleted = await stack.database.prisma.generation.findUniqueOrThrow({ where: { id: record.id } });
+    expect(deleted).toMatchObject({ deletedAt: expect.any(Date), imageKeys: [], gridKey: null });
+    await page.close();
+  }, 2 * GENERATION_TIMEOUT_MS);
 });

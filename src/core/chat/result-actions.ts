@@ -200,8 +200,11 @@ export async function planResultAction(
     if ((owner.platform !== actor.platform || owner.userId !== actor.userId) && !actor.isAdmin) {
       throw new ImagineError('forbidden', 'Only the person who asked for this image, or an admin, can delete it.');
     }
+    // What ❌ does is decided here, once for every platform: the pictures leave the store; the adapter removes the message.
+    await service.deleteGeneration(record.request.generationId);
     return { type: 'delete', record };
   }
+  if (record.deletedAt) throw new ImagineError('not_found', 'That image was deleted.');
   const kind = KIND_OF_ACTION[action.action]!;
   if (REDRAWN_FROM_SOURCE.includes(kind) && record.request.kind === 'upscale') {
     // An upscale is the picture it came from, enlarged: varying or rerolling it works on that picture, at the size the

@@ -1233,7 +1233,8 @@ export const GenerationScalarFieldEnum = {
   errorMessage: 'errorMessage',
   createdAt: 'createdAt',
   startedAt: 'startedAt',
-  finishedAt: 'finishedAt'
+  finishedAt: 'finishedAt',
+  deletedAt: 'deletedAt'
 } as const
 
 export type GenerationScalarFieldEnum = (typeof GenerationScalarFieldEnum)[keyof typeof GenerationScalarFieldEnum]

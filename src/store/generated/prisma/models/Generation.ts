@@ -93,6 +93,7 @@ export type GenerationMinAggregateOutputType = {
   createdAt: Date | null
   startedAt: Date | null
   finishedAt: Date | null
+  deletedAt: Date | null
 }
 
 export type GenerationMaxAggregateOutputType = {
@@ -130,6 +131,7 @@ export type GenerationMaxAggregateOutputType = {
   createdAt: Date | null
   startedAt: Date | null
   finishedAt: Date | null
+  deletedAt: Date | null
 }
 
 export type GenerationCountAggregateOutputType = {
@@ -171,6 +173,7 @@ export type GenerationCountAggregateOutputType = {
   createdAt: number
   startedAt: number
   finishedAt: number
+  deletedAt: number
   _all: number
 }
 
@@ -242,6 +245,7 @@ export type GenerationMinAggregateInputType = {
   createdAt?: true
   startedAt?: true
   finishedAt?: true
+  deletedAt?: true
 }
 
 export type GenerationMaxAggregateInputType = {
@@ -279,6 +283,7 @@ export type GenerationMaxAggregateInputType = {
   createdAt?: true
   startedAt?: true
   finishedAt?: true
+  deletedAt?: true
 }
 
 export type GenerationCountAggregateInputType = {
@@ -320,6 +325,7 @@ export type GenerationCountAggregateInputType = {
   createdAt?: true
   startedAt?: true
   finishedAt?: true
+  deletedAt?: true
   _all?: true
 }
 
@@ -448,6 +454,7 @@ export type GenerationGroupByOutputType = {
   createdAt: Date
   startedAt: Date | null
   finishedAt: Date | null
+  deletedAt: Date | null
   _count: GenerationCountAggregateOutputType | null
   _avg: GenerationAvgAggregateOutputType | null
   _sum: GenerationSumAggregateOutputType | null
@@ -512,6 +519,7 @@ export type GenerationWhereInput = {
   createdAt?: Prisma.DateTimeFilter<"Generation"> | Date | string
   startedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   workspace?: Prisma.XOR<Prisma.WorkspaceScalarRelationFilter, Prisma.WorkspaceWhereInput>
   user?: Prisma.XOR<Prisma.UserScalarRelationFilter, Prisma.UserWhereInput>
   parent?: Prisma.XOR<Prisma.GenerationNullableScalarRelationFilter, Prisma.GenerationWhereInput> | null
@@ -557,6 +565,7 @@ export type GenerationOrderByWithRelationInput = {
   createdAt?: Prisma.SortOrder
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   workspace?: Prisma.WorkspaceOrderByWithRelationInput
   user?: Prisma.UserOrderByWithRelationInput
   parent?: Prisma.GenerationOrderByWithRelationInput
@@ -605,6 +614,7 @@ export type GenerationWhereUniqueInput = Prisma.AtLeast<{
   createdAt?: Prisma.DateTimeFilter<"Generation"> | Date | string
   startedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   workspace?: Prisma.XOR<Prisma.WorkspaceScalarRelationFilter, Prisma.WorkspaceWhereInput>
   user?: Prisma.XOR<Prisma.UserScalarRelationFilter, Prisma.UserWhereInput>
   parent?: Prisma.XOR<Prisma.GenerationNullableScalarRelationFilter, Prisma.GenerationWhereInput> | null
@@ -650,6 +660,7 @@ export type GenerationOrderByWithAggregationInput = {
   createdAt?: Prisma.SortOrder
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.GenerationCountOrderByAggregateInput
   _avg?: Prisma.GenerationAvgOrderByAggregateInput
   _max?: Prisma.GenerationMaxOrderByAggregateInput
@@ -699,6 +710,7 @@ export type GenerationScalarWhereWithAggregatesInput = {
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Generation"> | Date | string
   startedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
 }
 
 export type GenerationCreateInput = {
@@ -737,6 +749,7 @@ export type GenerationCreateInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
@@ -782,6 +795,7 @@ export type GenerationUncheckedCreateInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -821,6 +835,7 @@ export type GenerationUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
@@ -866,6 +881,7 @@ export type GenerationUncheckedUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -908,6 +924,7 @@ export type GenerationCreateManyInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationUpdateManyMutationInput = {
@@ -946,6 +963,7 @@ export type GenerationUpdateManyMutationInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationUncheckedUpdateManyInput = {
@@ -987,6 +1005,7 @@ export type GenerationUncheckedUpdateManyInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationListRelationFilter = {
@@ -1051,6 +1070,7 @@ export type GenerationCountOrderByAggregateInput = {
   createdAt?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
+  deletedAt?: Prisma.SortOrder
 }
 
 export type GenerationAvgOrderByAggregateInput = {
@@ -1104,6 +1124,7 @@ export type GenerationMaxOrderByAggregateInput = {
   createdAt?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
+  deletedAt?: Prisma.SortOrder
 }
 
 export type GenerationMinOrderByAggregateInput = {
@@ -1141,6 +1162,7 @@ export type GenerationMinOrderByAggregateInput = {
   createdAt?: Prisma.SortOrder
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
+  deletedAt?: Prisma.SortOrder
 }
 
 export type GenerationSumOrderByAggregateInput = {
@@ -1387,6 +1409,7 @@ export type GenerationCreateWithoutWorkspaceInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
   children?: Prisma.GenerationCreateNestedManyWithoutParentInput
@@ -1430,6 +1453,7 @@ export type GenerationUncheckedCreateWithoutWorkspaceInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -1501,6 +1525,7 @@ export type GenerationScalarWhereInput = {
   createdAt?: Prisma.DateTimeFilter<"Generation"> | Date | string
   startedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
 }
 
 export type GenerationCreateWithoutUserInput = {
@@ -1539,6 +1564,7 @@ export type GenerationCreateWithoutUserInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
   children?: Prisma.GenerationCreateNestedManyWithoutParentInput
@@ -1582,6 +1608,7 @@ export type GenerationUncheckedCreateWithoutUserInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -1647,6 +1674,7 @@ export type GenerationCreateWithoutChildrenInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
@@ -1691,6 +1719,7 @@ export type GenerationUncheckedCreateWithoutChildrenInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationCreateOrConnectWithoutChildrenInput = {
@@ -1734,6 +1763,7 @@ export type GenerationCreateWithoutParentInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   children?: Prisma.GenerationCreateNestedManyWithoutParentInput
@@ -1777,6 +1807,7 @@ export type GenerationUncheckedCreateWithoutParentInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -1837,6 +1868,7 @@ export type GenerationUpdateWithoutChildrenInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
@@ -1881,6 +1913,7 @@ export type GenerationUncheckedUpdateWithoutChildrenInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationUpsertWithWhereUniqueWithoutParentInput = {
@@ -1937,6 +1970,7 @@ export type GenerationCreateManyWorkspaceInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationUpdateWithoutWorkspaceInput = {
@@ -1975,6 +2009,7 @@ export type GenerationUpdateWithoutWorkspaceInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
   children?: Prisma.GenerationUpdateManyWithoutParentNestedInput
@@ -2018,6 +2053,7 @@ export type GenerationUncheckedUpdateWithoutWorkspaceInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -2059,6 +2095,7 @@ export type GenerationUncheckedUpdateManyWithoutWorkspaceInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationCreateManyUserInput = {
@@ -2099,6 +2136,7 @@ export type GenerationCreateManyUserInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationUpdateWithoutUserInput = {
@@ -2137,6 +2175,7 @@ export type GenerationUpdateWithoutUserInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
   children?: Prisma.GenerationUpdateManyWithoutParentNestedInput
@@ -2180,6 +2219,7 @@ export type GenerationUncheckedUpdateWithoutUserInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -2221,6 +2261,7 @@ export type GenerationUncheckedUpdateManyWithoutUserInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationCreateManyParentInput = {
@@ -2261,6 +2302,7 @@ export type GenerationCreateManyParentInput = {
   createdAt?: Date | string
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationUpdateWithoutParentInput = {
@@ -2299,6 +2341,7 @@ export type GenerationUpdateWithoutParentInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   children?: Prisma.GenerationUpdateManyWithoutParentNestedInput
@@ -2342,6 +2385,7 @@ export type GenerationUncheckedUpdateWithoutParentInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -2383,6 +2427,7 @@ export type GenerationUncheckedUpdateManyWithoutParentInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 
@@ -2455,6 +2500,7 @@ export type GenerationSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   createdAt?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  deletedAt?: boolean
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
   parent?: boolean | Prisma.Generation$parentArgs<ExtArgs>
@@ -2501,6 +2547,7 @@ export type GenerationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   createdAt?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  deletedAt?: boolean
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
   parent?: boolean | Prisma.Generation$parentArgs<ExtArgs>
@@ -2545,6 +2592,7 @@ export type GenerationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   createdAt?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  deletedAt?: boolean
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
   parent?: boolean | Prisma.Generation$parentArgs<ExtArgs>
@@ -2589,9 +2637,10 @@ export type GenerationSelectScalar = {
   createdAt?: boolean
   startedAt?: boolean
   finishedAt?: boolean
+  deletedAt?: boolean
 }
 
-export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt", ExtArgs["result"]["generation"]>
+export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt" | "deletedAt", ExtArgs["result"]["generation"]>
 export type GenerationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
@@ -2681,6 +2730,10 @@ export type $GenerationPayload<ExtArgs extends runtime.Types.Extensions.Internal
     createdAt: Date
     startedAt: Date | null
     finishedAt: Date | null
+    /**
+     * Set by ❌ (Delete): its images and previews are gone from the image store; the row stays for the lineage.
+     */
+    deletedAt: Date | null
   }, ExtArgs["result"]["generation"]>
   composites: {}
 }
@@ -3146,6 +3199,7 @@ export interface GenerationFieldRefs {
   readonly createdAt: Prisma.FieldRef<"Generation", 'DateTime'>
   readonly startedAt: Prisma.FieldRef<"Generation", 'DateTime'>
   readonly finishedAt: Prisma.FieldRef<"Generation", 'DateTime'>
+  readonly deletedAt: Prisma.FieldRef<"Generation", 'DateTime'>
 }
     
 
