@@ -204,4 +204,19 @@ describe('the web chat on the real stack', () => {
     expect(deleted).toMatchObject({ deletedAt: expect.any(Date), imageKeys: [], gridKey: null });
     await page.close();
   }, 2 * GENERATION_TIMEOUT_MS);
+
+  it('takes /settings relax, and names the option when one is wrong', async () => {
+    browser ??= await launchChromium({ width: 900, height: 1000 });
+    const page = await browser.context.newPage();
+    await page.goto(chat.url);
+    await page.locator('#status[data-state="open"]').waitFor();
+    const lastBotMessage = () => page.locator('li.message.bot').last().textContent();
+    await page.getByLabel('Message').fill('/settings relax');
+    await page.getByLabel('Message').press('Enter');
+    await expect.poll(lastBotMessage).toContain('Saved. Your defaults: model imagine-emoji-64, mode relax.');
+    await page.getByLabel('Message').fill('/settings model=sdxl fast');
+    await page.getByLabel('Message').press('Enter');
+    await expect.poll(lastBotMessage).toContain('Model "sdxl" is not one of imagine-emoji-64');
+    await page.close();
+  }, GENERATION_TIMEOUT_MS);
 });
