@@ -11,6 +11,12 @@ describe.each(DOCKERFILES)('%s', (path) => {
     expect(validate(text).map((diagnostic) => `${diagnostic.range.start.line + 1}: ${diagnostic.message}`)).toEqual([]);
   });
 
+  it('says whether onnxruntime-node downloads its CUDA libraries before npm ci (an environment variable: npm warns about package keys in .npmrc)', () => {
+    const install = text.search(/^ENV ONNXRUNTIME_NODE_INSTALL=(skip|cuda12)$/m);
+    expect(install).toBeGreaterThan(0);
+    expect(text.indexOf('RUN npm ci')).toBeGreaterThan(install);
+  });
+
   it('builds from pinned base images', () => {
     const images = [...text.matchAll(/^ARG \w+_IMAGE=(\S+)$/gm)].map((match) => match[1]);
     expect(images.length).toBeGreaterThan(0);
@@ -37,10 +43,17 @@ describe('the Dockerfile validator', () => {
   });
 });
 
+describe('the repository .npmrc', () => {
+  it('holds only settings npm itself knows, so no npm command warns about an unknown project config', () => {
+    const keys = readFileSync('.npmrc', 'utf8').split('\n').filter((line) => line.trim() && !line.startsWith('#')).map((line) => line.split('=')[0].trim());
+    expect(keys).toEqual(['save-exact']);
+  });
+});
+
 describe('the CUDA worker image', () => {
   const text = readFileSync('deploy/Dockerfile.worker-cuda', 'utf8');
 
-  it('lets onnxruntime-node download its CUDA 12 provider, overriding the skip in .npmrc', () => {
+  it('lets onnxruntime-node download its CUDA 12 provider', () => {
     const install = text.indexOf('ENV ONNXRUNTIME_NODE_INSTALL=cuda12');
     expect(install).toBeGreaterThan(0);
     expect(text.indexOf('RUN npm ci')).toBeGreaterThan(install);
