@@ -333,6 +333,8 @@ export function loadConfig(env: Record<string, string | undefined>, role: Role):
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined) merged[name] = value;
   }
+  // PORT is what hosting platforms and habit reach for; WEB_PORT, when also set, says which port the chat is on.
+  if ((merged.WEB_PORT === undefined || merged.WEB_PORT === '') && merged.PORT) merged.WEB_PORT = merged.PORT;
   const parsed = ConfigEnv.safeParse(merged);
   const problems: Problem[] = parsed.success
     ? crossChecks(parsed.data, role)

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import type { ChatConfig, ModelLimits } from '../core/chat/chat-config.js';
 import type { ImagineService } from '../core/chat/service.js';
 import type { GenerationRequest } from '../core/generation.js';
-import { isImagineError } from '../core/errors.js';
+import { ImagineError, isImagineError } from '../core/errors.js';
 import { defaultQuotaPolicy } from '../core/quota.js';
 import { withSafety } from '../core/safety.js';
 import { startDiscordBot } from '../adapters/discord/bot.js';
@@ -167,7 +167,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         session: { secret: await webSessionSecret(config), adminToken: config.web.adminToken },
         transcriptStore: createWebTranscriptStore(database.prisma),
         onError: adapterHooks('web').onError,
-      });
+      }).catch(portInUse('WEB_PORT', config.webPort));
       closers.push(web.close);
       webUrl = web.url;
       if (config.discord) {
@@ -191,7 +191,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
       metrics,
       dashboard: config.admin ? { admin: config.admin, queues: [modelQueue] } : undefined,
       logger,
-    });
+    }).catch(portInUse('HTTP_PORT', config.httpPort));
     closers.push(health.close);
 
     logger.info({ webUrl, healthUrl: health.url }, 'ready');
@@ -216,6 +216,15 @@ async function webSessionSecret(config: Config): Promise<Buffer> {
   await mkdir(config.dataDir, { recursive: true });
   await writeFile(path, secret.toString('hex'), { mode: 0o600 });
   return secret;
+}
+
+/** A port another program holds: one line that names the variable to change, instead of Node's EADDRINUSE. */
+function portInUse(variable: 'WEB_PORT' | 'HTTP_PORT', port: number) {
+  return (error: unknown): never => {
+    if ((error as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE') throw error;
+    const alias = variable === 'WEB_PORT' ? ' (or PORT)' : '';
+    throw new ImagineError('invalid_input', `Port ${port} is already in use: set ${variable}${alias} to a free port, or to 0 to pick one.`, { variable });
+  };
 }
 
 /** Counts what the chat side refused before queueing (quota, bans, caps, rate limits) by reason, for /metrics. */

@@ -85,6 +85,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ RATE_LIMIT_USER_PER_MINUTE: '4', MAX_JOBS_PER_USER: '2' }, 'all')).toMatchObject({ rateLimits: { userPerMinute: 4 }, jobCaps: { perUser: 2 } });
   });
 
+  it('takes PORT for the web chat when WEB_PORT is not set, and WEB_PORT when both are', () => {
+    expect(loadConfig({ PORT: '8080' }, 'all').webPort).toBe(8080);
+    expect(loadConfig({ PORT: '8080', WEB_PORT: '3001' }, 'all').webPort).toBe(3001);
+    expect(loadConfig({}, 'all').webPort).toBe(3000);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', WORKER_CONCURRENCY: '', DISCORD_TOKEN: '' }, 'worker').database.kind).toBe('pglite');
   });
