@@ -129,6 +129,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     running.set(generationId, controller);
     let stage: 'engine' | 'bookkeeping' = 'bookkeeping';
     let previews: Promise<void> = Promise.resolve();
+    const takenAtMs = Date.now();
+    // One line per finished job, whatever its outcome: what an operator greps for when a user asks "where is my image".
+    const logFinished = (outcome: 'succeeded' | 'failed' | 'cancelled', fields: Record<string, unknown> = {}) =>
+      log('info', 'job finished', {
+        generationId,
+        kind: request.kind,
+        user: `${request.requester.platform}:${request.requester.userId}`,
+        seconds: Math.round((Date.now() - takenAtMs) / 100) / 10,
+        outcome,
+        ...fields,
+      });
     metrics?.waitTime.observe({ queue: queueName }, Math.max(0, Date.now() - request.enqueuedAt) / 1_000);
     try {
       if (await redis.exists(keys.cancelRequested(generationId))) controller.abort(CANCELLED);
@@ -193,6 +204,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       // claim), so a worker that died right after recording success leaves them to the next one, not to nobody.
       if ((await history.markSucceeded(result)) === 'succeeded') {
         countJob(request.kind, 'completed');
+        logFinished('succeeded');
         await settle(() => ledger.commit(generationId));
         await settle(() =>
           publishTerminalEvent(redis, keys, queueName, { type: 'completed', ...target, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs, ...warnings }),
@@ -211,6 +223,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (controller.signal.aborted && controller.signal.reason === CANCELLED) {
         await endGeneration(request, 'cancelled', { kind: 'cancelled', userMessage: 'Cancelled.' }, jobKey);
         countJob(request.kind, 'cancelled');
+        logFinished('cancelled');
         return { cancelled: true };
       }
       const verdict: FailureVerdict =
@@ -227,6 +240,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       log('warn', 'generation failed', { generationId, kind: verdict.kind, error: String(error) });
       await endGeneration(request, 'failed', verdict, jobKey);
       countJob(request.kind, 'failed');
+      logFinished('failed', { errorKind: verdict.kind });
       throw new UnrecoverableError(verdict.userMessage);
     } finally {
       running.delete(generationId);
