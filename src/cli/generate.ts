@@ -12,6 +12,7 @@ import { EXECUTION_PROVIDERS, loadModelFolder } from '../engine/model-folder.js'
 import { generate, type GenerateOptions, type GenerateResult } from '../engine/pipeline.js';
 import { randomSeed } from '../engine/random.js';
 import { SAMPLER_NAMES } from '../engine/types.js';
+import { formatHelp, joinNegativeValues, wantsHelp, type CliOption } from './help.js';
 
 export const DEFAULT_MODEL_DIR = 'models/default';
 const MAX_INIT_BYTES = LIMITS.imageFileBytes;
@@ -23,6 +24,39 @@ const USAGE = `Usage: npm run cli -- generate "<prompt>" [--model DIR] [--negati
   [--zoom-out ${LIMITS.zoomOut.min}-${LIMITS.zoomOut.max} --from FILE] [--pan ${PAN_DIRECTIONS.join('|')} --from FILE] [--blend A.png,B.png[,C.png[,D.png]]]
   [--upscale FILE] [--previews DIR] [--out FILE] [--provider cpu|cuda|tensorrt|coreml|dml|webgpu] [--threads N] [--json]
   Edits (--mask/--region, --zoom-out, --pan, --blend) take the picture's own prompt when none is given.`;
+
+/** Every option of `generate`, with what --help says about it; the parser is built from the same table. */
+export const GENERATE_OPTIONS: readonly CliOption[] = [
+  { name: 'model', value: 'DIR', description: 'Model folder (Optimum ONNX layout)', default: DEFAULT_MODEL_DIR },
+  { name: 'negative', value: 'TEXT', description: 'What to keep out of the image', default: 'none' },
+  { name: 'seed', value: 'N', description: `Seed, ${LIMITS.seed.min}–${MAX_SEED}, for a repeatable image`, default: 'random' },
+  { name: 'steps', value: 'N', description: `Denoising steps, ${LIMITS.steps.min}–${LIMITS.steps.max}`, default: "the model's (imagine.json)" },
+  { name: 'guidance', value: 'F', description: `How closely to follow the prompt (cfg), ${LIMITS.guidance.min}–${LIMITS.guidance.max}`, default: "the model's" },
+  { name: 'sampler', value: SAMPLER_NAMES.join('|'), description: 'Sampler', default: "the model's" },
+  { name: 'size', value: 'WxH', description: 'Image size in pixels', default: "the model's trained size" },
+  { name: 'batch', value: 'N', description: `Images at once, ${LIMITS.batch.min}–${LIMITS.batch.max} (a grid is written too)`, default: '1' },
+  { name: 'init', value: 'FILE', description: 'Start from this picture (image-to-image; with --mask/--region: inpaint)' },
+  { name: 'strength', value: 'F', description: 'How much of --init (or --from) to redraw, above 0 up to 1; required with --init alone' },
+  { name: 'vary', value: 'subtle|strong', description: 'A variation of --from', default: `strength ${VARIATION_STRENGTH.subtle} / ${VARIATION_STRENGTH.strong}` },
+  { name: 'from', value: 'FILE', description: 'The picture --vary, --zoom-out and --pan act on' },
+  { name: 'variation-seed', value: 'N', description: 'A second seed blended in (A1111 seed variation)' },
+  { name: 'variation-strength', value: 'F', description: 'How much of --variation-seed, 0–1 (give both or neither)' },
+  { name: 'mask', value: 'FILE', description: 'What to repaint in --init (white = repaint)' },
+  { name: 'region', value: `${REGION_PRESETS.join('|')}|x,y,w,h`, description: 'What to repaint in --init, without a mask file' },
+  { name: 'mask-blur', value: 'N', description: `Soft mask edge in pixels, ${LIMITS.maskBlurPx.min}–${LIMITS.maskBlurPx.max}`, default: 'the edit\'s own' },
+  { name: 'zoom-out', value: 'F', description: `Zoom --from out by ${LIMITS.zoomOut.min}–${LIMITS.zoomOut.max} and fill the border` },
+  { name: 'pan', value: PAN_DIRECTIONS.join('|'), description: 'Extend --from on one side' },
+  { name: 'blend', value: 'A.png,B.png[,…]', description: `Blend ${LIMITS.blendImages.min}–${LIMITS.blendImages.max} pictures` },
+  { name: 'upscale', value: 'FILE', description: 'Upscale this picture 4× (no prompt needed)' },
+  { name: 'previews', value: 'DIR', description: 'Write a preview per step here' },
+  { name: 'out', value: 'FILE', description: 'Where to write the image', default: 'out/<seed>.png' },
+  { name: 'provider', value: 'cpu|cuda|tensorrt|coreml|dml|webgpu', description: 'ONNX Runtime execution providers, comma-separated', default: 'cpu' },
+  { name: 'threads', value: 'N', description: 'CPU threads for ONNX Runtime', default: "onnxruntime's" },
+  { name: 'json', description: 'Print one JSON report instead of lines', default: 'off' },
+];
+const VALUE_OPTIONS = GENERATE_OPTIONS.filter((option) => option.value).map((option) => option.name);
+
+export const GENERATE_HELP = formatHelp(USAGE, GENERATE_OPTIONS);
 
 const numberFlag = (flag: string, integer = false) =>
   z
@@ -97,6 +131,10 @@ const GenerateFlags = z.object({
 type GenerateFlags = z.infer<typeof GenerateFlags>;
 
 export async function generateCommand(args: string[]): Promise<number> {
+  if (wantsHelp(args)) {
+    process.stdout.write(GENERATE_HELP);
+    return 0;
+  }
   let json = args.includes('--json');
   try {
     const flags = parseFlags(args);
@@ -125,37 +163,10 @@ function parseFlags(args: string[]): GenerateFlags {
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: joinNegativeValues(args, VALUE_OPTIONS),
       allowPositionals: true,
       strict: true,
-      options: {
-        model: { type: 'string' },
-        negative: { type: 'string' },
-        seed: { type: 'string' },
-        steps: { type: 'string' },
-        guidance: { type: 'string' },
-        sampler: { type: 'string' },
-        size: { type: 'string' },
-        batch: { type: 'string' },
-        init: { type: 'string' },
-        strength: { type: 'string' },
-        vary: { type: 'string' },
-        from: { type: 'string' },
-        'variation-seed': { type: 'string' },
-        'variation-strength': { type: 'string' },
-        mask: { type: 'string' },
-        region: { type: 'string' },
-        'mask-blur': { type: 'string' },
-        'zoom-out': { type: 'string' },
-        pan: { type: 'string' },
-        blend: { type: 'string' },
-        upscale: { type: 'string' },
-        previews: { type: 'string' },
-        out: { type: 'string' },
-        provider: { type: 'string' },
-        threads: { type: 'string' },
-        json: { type: 'boolean' },
-      },
+      options: Object.fromEntries(GENERATE_OPTIONS.map((option) => [option.name, { type: option.value ? ('string' as const) : ('boolean' as const) }])),
     });
   } catch (error) {
     throw invalidInput(`${(error as Error).message}\n${USAGE}`);

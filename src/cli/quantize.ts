@@ -3,12 +3,23 @@ import { z } from 'zod';
 import { invalidInput, isImagineError } from '../core/errors.js';
 import { DEFAULT_CALIBRATION_IMAGES, quantizeFolder, type QuantizeReport } from '../engine/quantize/quantize-folder.js';
 import { DEFAULT_MODEL_DIR } from './generate.js';
+import { formatHelp, wantsHelp } from './help.js';
 
 const USAGE = `Usage: npm run cli -- quantize --model DIR --out DIR [--calibration-images N] [--calibration-steps N] [--reduce-range] [--threads N] [--json]
   Writes an int8 copy of the folder (UNet and text encoder) to --out, a folder that must not exist yet.
   --calibration-images  images drawn through the pipeline to measure the UNet's activation ranges (default ${DEFAULT_CALIBRATION_IMAGES})
   --calibration-steps   sampling steps per calibration image (default: the folder's default steps); fewer is quicker for a large model
   --reduce-range        7-bit weights, for CPUs without VNNI (before Intel Cascade Lake / AMD Zen 4) if the int8 copy draws worse`;
+
+export const QUANTIZE_HELP = formatHelp('Usage: npm run cli -- quantize --model DIR --out DIR [options]\nWrites an int8 copy of the folder (UNet and text encoder) to --out, a folder that must not exist yet.', [
+  { name: 'model', value: 'DIR', description: 'The model folder to copy', default: DEFAULT_MODEL_DIR },
+  { name: 'out', value: 'DIR', description: 'Where to write the int8 copy (required; must not exist)' },
+  { name: 'calibration-images', value: 'N', description: "Images drawn through the pipeline to measure the UNet's activation ranges", default: String(DEFAULT_CALIBRATION_IMAGES) },
+  { name: 'calibration-steps', value: 'N', description: 'Sampling steps per calibration image; fewer is quicker for a large model', default: "the folder's default steps" },
+  { name: 'reduce-range', description: '7-bit weights, for CPUs without VNNI (before Intel Cascade Lake / AMD Zen 4)', default: 'off' },
+  { name: 'threads', value: 'N', description: 'CPU threads for ONNX Runtime', default: "onnxruntime's" },
+  { name: 'json', description: 'Print one JSON report', default: 'off' },
+]);
 
 const wholeNumber = (flag: string) =>
   z
@@ -36,6 +47,10 @@ const QuantizeFlags = z.object({
 type QuantizeFlags = z.infer<typeof QuantizeFlags>;
 
 export async function quantizeCommand(args: string[]): Promise<number> {
+  if (wantsHelp(args)) {
+    process.stdout.write(QUANTIZE_HELP);
+    return 0;
+  }
   let json = args.includes('--json');
   try {
     const flags = parseFlags(args);

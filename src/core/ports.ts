@@ -31,6 +31,8 @@ export interface GenerationResult {
   timingsMs: Record<string, number>;
   /** Edits: image store key of the mask of what was repainted, at the result's size (white = repainted). */
   maskKey?: string;
+  /** Told to the user with the result (the part of a prompt past the model's token limit). */
+  warnings?: string[];
 }
 
 export interface GenerationHistory {
@@ -90,6 +92,7 @@ export interface EngineOutput {
   timingsMs: Record<string, number>;
   /** Edits (vary-region, zoom-out, pan, blend): what was done, and the mask PNG of what was repainted. */
   edit?: { description: string; mask?: Buffer };
+  warnings?: string[];
 }
 
 /** The diffusion engine as the worker sees it; src/engine implements it for a model folder. */
@@ -103,4 +106,25 @@ export interface ImageEngine {
     request: GenerationRequest,
     hooks: { signal?: AbortSignal; parentImage?: Buffer; maskImage?: Buffer; blendImages?: Buffer[]; onStep?: (event: EngineStepEvent) => void },
   ): Promise<EngineOutput>;
+}
+
+/** One stored message of a chat transcript; `message` is the adapter's own rendering, kept as JSON. */
+export interface StoredChatMessage {
+  id: string;
+  message: unknown;
+  generationId?: string;
+  stage: string;
+  lastStep: number;
+}
+
+/**
+ * Where a chat that keeps its own conversation (the web chat) keeps it, beside the rest of the user's data: it outlives
+ * a restart, and erasing the user (/forget-me) erases it.
+ */
+export interface ChatTranscriptStore {
+  /** The user's messages, oldest first, at most `limit` (the newest). */
+  load(userId: string, limit: number): Promise<StoredChatMessage[]>;
+  /** Inserts or replaces a message; a new one beyond `keep` messages drops the user's oldest. */
+  save(userId: string, entry: StoredChatMessage, keep: number): Promise<void>;
+  remove(userId: string, messageId: string): Promise<void>;
 }

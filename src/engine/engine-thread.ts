@@ -46,7 +46,7 @@ try {
               const mask = output.edit?.mask ? new Uint8Array(output.edit.mask) : undefined;
               const edit = output.edit && { ...output.edit, mask };
               post(
-                { type: 'done', id: message.id, output: { images, grid, seeds: output.seeds, timingsMs: output.timingsMs, edit } },
+                { type: 'done', id: message.id, output: { images, grid, seeds: output.seeds, timingsMs: output.timingsMs, warnings: output.warnings, edit } },
                 [...images, ...(grid ? [grid] : []), ...(mask ? [mask] : [])].map((bytes) => bytes.buffer as ArrayBuffer),
               );
             },

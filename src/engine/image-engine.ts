@@ -30,6 +30,8 @@ export interface EngineOutput {
   grid?: Buffer;
   seeds: number[];
   timingsMs: Record<string, number>;
+  /** What the user should know about how the request was read (a prompt cut at the token limit). */
+  warnings?: string[];
   /** Edits: what was done to what, and the mask PNG to store beside the result. */
   edit?: EditLineage;
 }
@@ -108,7 +110,14 @@ export function createImageEngine(model: ModelFolder): ImageEngine {
           break;
       }
       const pngs = await resultToPngs(result);
-      return { images: pngs.images, grid: pngs.grid, seeds: result.seeds, timingsMs: { ...result.timingsMs }, ...(result.edit && { edit: result.edit }) };
+      return {
+        images: pngs.images,
+        grid: pngs.grid,
+        seeds: result.seeds,
+        timingsMs: { ...result.timingsMs },
+        ...(result.warnings.length > 0 && { warnings: result.warnings }),
+        ...(result.edit && { edit: result.edit }),
+      };
     },
   };
 }

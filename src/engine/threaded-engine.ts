@@ -34,7 +34,7 @@ export type FromEngineThread =
   | { type: 'load-failed'; error: SerialisedError }
   | { type: 'step'; id: string; step: number; totalSteps: number }
   | { type: 'preview'; id: string; requestId: string; webp?: Uint8Array; error?: SerialisedError }
-  | { type: 'done'; id: string; output: { images: Uint8Array[]; grid?: Uint8Array; seeds: number[]; timingsMs: Record<string, number>; edit?: ThreadEditLineage } }
+  | { type: 'done'; id: string; output: { images: Uint8Array[]; grid?: Uint8Array; seeds: number[]; timingsMs: Record<string, number>; warnings?: string[]; edit?: ThreadEditLineage } }
   | { type: 'failed'; id: string; error: SerialisedError }
   | { type: 'released' };
 
@@ -147,12 +147,13 @@ export async function startThreadedEngine(modelDir: string, runtime: RuntimeOpti
             const job = jobs.get(message.id);
             jobs.delete(message.id);
             if (job) clearTimeout(job.timer);
-            const { images, grid, seeds, timingsMs, edit } = message.output;
+            const { images, grid, seeds, timingsMs, warnings, edit } = message.output;
             job?.resolve({
               images: images.map((bytes) => Buffer.from(bytes)),
               grid: grid && Buffer.from(grid),
               seeds,
               timingsMs,
+              ...(warnings && { warnings }),
               ...(edit && { edit: { ...edit, mask: edit.mask && Buffer.from(edit.mask) } }),
             });
             break;

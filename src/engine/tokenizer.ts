@@ -9,7 +9,7 @@ import { readJson, readJsonIfPresent } from './json-files.js';
 export interface EncodedPrompt {
   /** Exactly `maxLength` ids: BOS, content, EOS, then padding. */
   ids: number[];
-  /** Content tokens that did not fit; EOS is always kept as the last real token (CLIP semantics). */
+  /** Content tokens that did not fit (from the first whole word that did not); EOS is always kept as the last real token. */
   droppedTokens: number;
   /** The dropped part of the prompt, decoded, so a user can be told what was ignored. */
   droppedText: string;
@@ -52,13 +52,26 @@ export async function loadTokenizer(dir: string, fallbackMaxLength: number): Pro
   // Tokenizer configs often say 1e30 ("no limit"); the text encoder's position table is the real limit then.
   const maxLength = Number.isInteger(declaredMax) && declaredMax >= 3 && declaredMax <= 4096 ? declaredMax : fallbackMaxLength;
 
+  /**
+   * Where to cut a prompt too long for the encoder: after the last whole word that fits, so that no half word reaches
+   * the model and the user is told of whole words. CLIP's BPE marks a word's last token with `</w>`; a vocabulary
+   * without such marks is cut at the token limit.
+   */
+  const wordBoundaryBefore = (content: number[], room: number): number => {
+    for (let end = room; end > 0; end--) {
+      if (tokenizer.id_to_token(content[end - 1])?.endsWith('</w>')) return end;
+    }
+    return room;
+  };
+
   return {
     maxLength,
     encode(text: string): EncodedPrompt {
       const content = tokenizer.encode(text, { add_special_tokens: false }).ids;
       const room = maxLength - 2;
-      const kept = content.slice(0, room);
-      const dropped = content.slice(room);
+      const cut = content.length > room ? wordBoundaryBefore(content, room) : content.length;
+      const kept = content.slice(0, cut);
+      const dropped = content.slice(cut);
       const ids = [bosId, ...kept, eosId];
       while (ids.length < maxLength) ids.push(padId);
       return {

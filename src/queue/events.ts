@@ -28,6 +28,7 @@ export const QueueEventBody = z.discriminatedUnion('type', [
     gridKey: z.string().optional(),
     seeds: z.array(z.number()),
     timingsMs: z.record(z.string(), z.number()),
+    warnings: z.array(z.string()).optional(),
   }),
   EventBase.extend({ type: z.literal('failed'), errorKind: z.string(), userMessage: z.string() }),
   EventBase.extend({ type: z.literal('cancelled'), userMessage: z.string() }),

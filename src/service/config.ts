@@ -47,6 +47,20 @@ const port = (fallback: number) =>
 const positiveInt = (fallback: number, what: string) =>
   withDefault(z.coerce.number({ error: `must be ${what}` }).int(`must be ${what}`).positive(`must be ${what}`), fallback);
 
+/** Unset stays undefined: the default depends on who the service is for (see perUserDefaults). */
+const optionalPositiveInt = (what: string) =>
+  withDefault(z.coerce.number({ error: `must be ${what}` }).int(`must be ${what}`).positive(`must be ${what}`).optional(), undefined);
+
+/**
+ * Per-user limits when the variables are unset. The all-in-one role with no Discord or Slack token serves one person
+ * at the local web chat, who clicks U1–U4 and V1–V4 in a burst: the multi-user limits would stop them within a minute.
+ * Anything that faces several users keeps the strict ones. (docs/DEPLOY.md)
+ */
+export const PER_USER_DEFAULTS = {
+  local: { commandsPerMinute: 60, jobsAtOnce: 10 },
+  shared: { commandsPerMinute: 6, jobsAtOnce: 3 },
+} as const;
+
 const flag = (fallback: boolean) => withDefault(z.stringbool({ error: 'must be true or false' }), String(fallback));
 
 const commaList = z.preprocess(
@@ -130,7 +144,7 @@ const ConfigEnv = z.object({
   PROMPT_BLOCKLIST: withDefault(commaList, ''),
   QUOTA_UNITS_PER_PERIOD: withDefault(z.union([z.literal('unlimited'), z.coerce.number({ error: 'must be a number of units or "unlimited"' }).positive('must be more than 0')]), 100),
   QUOTA_PERIOD: withDefault(z.enum(['day', 'week', 'month'], { error: 'must be day, week or month' }), 'day'),
-  MAX_JOBS_PER_USER: positiveInt(3, 'a whole number of jobs, at least 1'),
+  MAX_JOBS_PER_USER: optionalPositiveInt('a whole number of jobs, at least 1'),
   MAX_JOBS_PER_WORKSPACE: positiveInt(20, 'a whole number of jobs, at least 1'),
   WORKER_SHUTDOWN_DEADLINE_MS: withDefault(z.coerce.number({ error: 'must be milliseconds' }).int('must be whole milliseconds').min(0), 240_000),
   CHAT_ADMIN_USER_IDS: withDefault(
@@ -148,7 +162,7 @@ const ConfigEnv = z.object({
   /** Typed once in the web chat as `/admin login <token>`; without it the web chat has no admins but those listed as web:… */
   WEB_ADMIN_TOKEN: z.preprocess((value) => (value === '' ? undefined : value), z.string().min(16, 'must be at least 16 characters long').optional()),
   DISCORD_ADMIN_ROLE_IDS: withDefault(commaList, ''),
-  RATE_LIMIT_USER_PER_MINUTE: positiveInt(6, 'a whole number of requests, at least 1'),
+  RATE_LIMIT_USER_PER_MINUTE: optionalPositiveInt('a whole number of requests, at least 1'),
   RATE_LIMIT_WORKSPACE_PER_MINUTE: positiveInt(60, 'a whole number of requests, at least 1'),
   S3_ENDPOINT: z.preprocess((value) => (value === '' ? undefined : value), urlWithProtocols(['http:', 'https:']).optional()),
   S3_BUCKET: optionalText(),
@@ -255,6 +269,7 @@ function crossChecks(env: ConfigEnv, role: Role): Problem[] {
 }
 
 function toConfig(env: ConfigEnv, role: Role): Config {
+  const perUser = role === 'all' && !env.DISCORD_TOKEN && !env.SLACK_BOT_TOKEN ? PER_USER_DEFAULTS.local : PER_USER_DEFAULTS.shared;
   const s3 =
     env.S3_ENDPOINT && env.S3_BUCKET && env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY
       ? {
@@ -292,9 +307,9 @@ function toConfig(env: ConfigEnv, role: Role): Config {
     logLevel: env.LOG_LEVEL,
     logRedactPrompts: env.LOG_REDACT_PROMPTS,
     promptBlocklist: env.PROMPT_BLOCKLIST,
-    rateLimits: { userPerMinute: env.RATE_LIMIT_USER_PER_MINUTE, workspacePerMinute: env.RATE_LIMIT_WORKSPACE_PER_MINUTE },
+    rateLimits: { userPerMinute: env.RATE_LIMIT_USER_PER_MINUTE ?? perUser.commandsPerMinute, workspacePerMinute: env.RATE_LIMIT_WORKSPACE_PER_MINUTE },
     quota: { unitsPerPeriod: env.QUOTA_UNITS_PER_PERIOD === 'unlimited' ? null : env.QUOTA_UNITS_PER_PERIOD, period: env.QUOTA_PERIOD },
-    jobCaps: { perUser: env.MAX_JOBS_PER_USER, perWorkspace: env.MAX_JOBS_PER_WORKSPACE },
+    jobCaps: { perUser: env.MAX_JOBS_PER_USER ?? perUser.jobsAtOnce, perWorkspace: env.MAX_JOBS_PER_WORKSPACE },
     workerShutdownDeadlineMs: env.WORKER_SHUTDOWN_DEADLINE_MS,
     chatAdmins: { userIds: env.CHAT_ADMIN_USER_IDS, discordRoleIds: env.DISCORD_ADMIN_ROLE_IDS },
     web: { sessionSecret: env.WEB_SESSION_SECRET, adminToken: env.WEB_ADMIN_TOKEN },
@@ -357,6 +372,8 @@ export function loadConfig(env: Record<string, string | undefined>, role: Role):
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined) merged[name] = value;
   }
+  // PORT is what hosting platforms and habit reach for; WEB_PORT, when also set, says which port the chat is on.
+  if ((merged.WEB_PORT === undefined || merged.WEB_PORT === '') && merged.PORT) merged.WEB_PORT = merged.PORT;
   const parsed = ConfigEnv.safeParse(merged);
   const problems: Problem[] = parsed.success
     ? crossChecks(parsed.data, role)

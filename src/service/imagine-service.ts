@@ -16,7 +16,7 @@ import { drawnMaskKey } from '../queue/job.js';
 import type { GenerationQueue } from '../queue/producer.js';
 import { setBanned, setQuotaPolicy, updateUserSettings, userSettings, workspaceUsageToday } from '../store/admin.js';
 import type { PrismaClient } from '../store/database.js';
-import { claimAnnouncement, eraseUser, findBySeed, findGeneration, recentGenerations, unannouncedGenerations, unfinishedGenerationsOf } from '../store/generations.js';
+import { claimAnnouncement, deleteGenerationImages, eraseUser, findBySeed, findGeneration, recentGenerations, unannouncedGenerations, unfinishedGenerationsOf } from '../store/generations.js';
 import type { PrismaQuotaLedger, QuotaStanding } from '../store/quota-ledger.js';
 import { redisOptions } from './redis.js';
 
@@ -219,6 +219,8 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
       return bytes;
     },
 
+    deleteGeneration: (generationId) => deleteGenerationImages(deps.prisma, deps.images, generationId),
+
     quota: async (requester) => standingToStatus(await deps.ledger.standing(identity(requester))),
     settings: (requester): Promise<UserSettings> => userSettings(deps.prisma, identity(requester)),
     updateSettings: (requester, changes) => updateUserSettings(deps.prisma, identity(requester), changes),
@@ -284,7 +286,14 @@ function toGenerationEvent(event: QueueEvent): GenerationEvent {
       return {
         ...base,
         type: 'succeeded',
-        result: { generationId: event.generationId, imageKeys: event.imageKeys, gridKey: event.gridKey, seeds: event.seeds, timingsMs: event.timingsMs },
+        result: {
+          generationId: event.generationId,
+          imageKeys: event.imageKeys,
+          gridKey: event.gridKey,
+          seeds: event.seeds,
+          timingsMs: event.timingsMs,
+          ...(event.warnings && { warnings: event.warnings }),
+        },
       };
     case 'failed':
       return { ...base, type: 'failed', userMessage: event.userMessage, refunded: true };

@@ -8,7 +8,7 @@ import type { ChatConfig, ModelLimits } from '../core/chat/chat-config.js';
 import type { ImagineService } from '../core/chat/service.js';
 import type { GenerationRequest } from '../core/generation.js';
 import type { ImageStore } from '../core/ports.js';
-import { isImagineError } from '../core/errors.js';
+import { ImagineError, isImagineError } from '../core/errors.js';
 import { defaultQuotaPolicy } from '../core/quota.js';
 import { withSafety } from '../core/safety.js';
 import { startDiscordBot } from '../adapters/discord/bot.js';
@@ -25,6 +25,7 @@ import { createLocalImageStore, startExpirySweep, type LocalImageStore } from '.
 import { createS3ImageStore } from '../store/images-s3.js';
 import { createGenerationIntake } from '../store/intake.js';
 import { PrismaQuotaLedger } from '../store/quota-ledger.js';
+import { createWebTranscriptStore } from '../store/web-transcripts.js';
 import { describeConfig, loadConfig, ROLES, type Config, type Role } from './config.js';
 import { startHealthServer } from './http.js';
 import { createImagineService } from './imagine-service.js';
@@ -45,11 +46,19 @@ const RECONCILE_INTERVAL_MS = 60_000;
  * `npm start` (role `all`), or `node --import tsx src/service/main.ts bot|worker`: one code base, three process roles.
  * Everything a role needs is opened here, in dependency order, and closed in reverse on SIGTERM / SIGINT.
  */
-export async function startService(role: Role, env: NodeJS.ProcessEnv = process.env): Promise<{ stop(): Promise<void> }> {
+export interface RunningService {
+  /** Stops in reverse start order; a running job finishes within WORKER_SHUTDOWN_DEADLINE_MS, else is handed back. */
+  stop(): Promise<void>;
+  /** Hands the running jobs back to the queue now (a second Ctrl-C), without waiting for the deadline. */
+  handBackRunningJobs(): void;
+}
+
+export async function startService(role: Role, env: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
   const config = loadConfig(env, role);
   const logger = createLogger(config);
   logger.info({ config: describeConfig(config) }, `starting imagine-bot (${role})`);
   const closers: (() => Promise<unknown>)[] = [];
+  let handBackRunningJobs = () => {};
   const stop = async () => {
     for (const close of closers.reverse()) await close().catch((error) => logger.error({ err: error }, 'error while stopping'));
   };
@@ -121,6 +130,7 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         // A dead engine thread is being replaced (or could not be): take no traffic meanwhile; 'failed' stays not ready.
         if (engine.health() !== 'ready') throw new Error(`the engine is ${engine.health()}`);
       };
+      handBackRunningJobs = worker.handBackRunningJobs;
       logger.info({ queue: worker.queueName, model: engine.modelName }, 'worker taking jobs');
     }
 
@@ -171,8 +181,9 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
         port: config.webPort,
         host: config.host,
         session: { secret: await webSessionSecret(config), adminToken: config.web.adminToken },
+        transcriptStore: createWebTranscriptStore(database.prisma),
         onError: adapterHooks('web').onError,
-      });
+      }).catch(portInUse('WEB_PORT', config.webPort));
       closers.push(web.close);
       webUrl = web.url;
       const deliveries = createRedisDeliveryLog(limits, `${config.queuePrefix}:deliveries`);
@@ -198,12 +209,12 @@ export async function startService(role: Role, env: NodeJS.ProcessEnv = process.
       metrics,
       dashboard: config.admin ? { admin: config.admin, queues: [modelQueue] } : undefined,
       logger,
-    });
+    }).catch(portInUse('HTTP_PORT', config.httpPort));
     closers.push(health.close);
 
     logger.info({ webUrl, healthUrl: health.url }, 'ready');
     if (webUrl) process.stdout.write(`\nimagine-bot is running: open ${webUrl} and type /imagine a red apple\n\n`);
-    return { stop };
+    return { stop, handBackRunningJobs: () => handBackRunningJobs() };
   } catch (error) {
     await stop();
     throw error;
@@ -229,6 +240,15 @@ async function webSessionSecret(config: Config): Promise<Buffer> {
   await mkdir(config.dataDir, { recursive: true });
   await writeFile(path, secret.toString('hex'), { mode: 0o600 });
   return secret;
+}
+
+/** A port another program holds: one line that names the variable to change, instead of Node's EADDRINUSE. */
+function portInUse(variable: 'WEB_PORT' | 'HTTP_PORT', port: number) {
+  return (error: unknown): never => {
+    if ((error as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE') throw error;
+    const alias = variable === 'WEB_PORT' ? ' (or PORT)' : '';
+    throw new ImagineError('invalid_input', `Port ${port} is already in use: set ${variable}${alias} to a free port, or to 0 to pick one.`, { variable });
+  };
 }
 
 /** Counts what the chat side refused before queueing (quota, bans, caps, rate limits) by reason, for /metrics. */
@@ -294,20 +314,58 @@ function roleFrom(argument: string | undefined): Role {
   return role as Role;
 }
 
-/** Runs a role until SIGTERM / SIGINT, which stop it gracefully; a start-up failure is one clear line and exit 1. */
-export function runMain(argument: string | undefined): void {
-  startService(roleFrom(argument)).then(
-    (service) => {
-      let stopping = false;
-      const shutdown = async (signal: NodeJS.Signals) => {
-        if (stopping) return;
-        stopping = true;
-        process.stderr.write(`${signal}: stopping (finishing the running job first)\n`);
-        await service.stop();
-        process.exit(0);
-      };
-      process.once('SIGTERM', (signal) => void shutdown(signal));
-      process.once('SIGINT', (signal) => void shutdown(signal));
+/**
+ * A Ctrl-C in a terminal reaches every process of the foreground group, and `npm start` passes its own copy on: one key
+ * press is several SIGINTs within milliseconds. Signals this close to the first are echoes of it, not a second request.
+ */
+export const SIGNAL_ECHO_WINDOW_MS = 250;
+
+/**
+ * Runs a role until SIGTERM / SIGINT. The first stops it gracefully (the running job finishes within
+ * WORKER_SHUTDOWN_DEADLINE_MS, else goes back to the queue); a second, after the echo window, hands the running job back
+ * now; a third exits at once and says what that leaves behind. A start-up failure is one clear line and exit 1.
+ */
+export function runMain(argument: string | undefined, env: NodeJS.ProcessEnv = process.env): void {
+  const starting = startService(roleFrom(argument), env);
+  let service: RunningService | undefined;
+  let firstSignalAtMs: number | undefined;
+  let requests = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    const nowMs = Date.now();
+    if (firstSignalAtMs !== undefined && nowMs - firstSignalAtMs < SIGNAL_ECHO_WINDOW_MS) return;
+    firstSignalAtMs ??= nowMs;
+    requests += 1;
+    if (requests === 1) {
+      const deadlineS = Math.round(Number(env.WORKER_SHUTDOWN_DEADLINE_MS ?? 30_000) / 1_000);
+      process.stderr.write(
+        `${signal}: stopping — a running job may finish (up to ${deadlineS} s), else it goes back to the queue. ` +
+          'Press Ctrl-C again to hand it back now.\n',
+      );
+      // A signal during start-up stops what has started once it is up, rather than leaving it half open.
+      starting.then((started) => started.stop()).then(
+        () => {
+          process.stderr.write('imagine-bot stopped.\n');
+          process.exit(0);
+        },
+        () => process.exit(1),
+      );
+    } else if (requests === 2) {
+      process.stderr.write(`${signal} again: handing the running job back to the queue now. Press Ctrl-C once more to force the exit.\n`);
+      service?.handBackRunningJobs();
+    } else {
+      process.stderr.write(
+        `${signal} a third time: forcing the exit. A job still running is taken up again once the queue notices its lost lock (about a minute).\n`,
+      );
+      process.exit(130);
+    }
+  };
+  // Listening with `on`, not `once`, and from the start: any later signal meeting Node's default handler would exit
+  // at once and leave the running job marked running.
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  starting.then(
+    (started) => {
+      service = started;
     },
     (error: unknown) => {
       process.stderr.write(`${isImagineError(error) ? error.userMessage : error instanceof Error ? error.message : String(error)}\n`);

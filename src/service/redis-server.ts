@@ -41,7 +41,9 @@ export async function ensureRedis(options: { url: string; mayStartPrivate: boole
   const server = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction'],
-    { stdio: 'ignore' },
+    // Its own process group: a Ctrl-C in the terminal reaches the whole foreground group, and Redis must outlive it
+    // until the worker has finished or handed back its job; stop() (or this process's exit) ends it.
+    { stdio: 'ignore', detached: true },
   );
   const started = await new Promise<boolean>((resolve) => {
     server.once('error', () => resolve(false));
@@ -58,7 +60,10 @@ export async function ensureRedis(options: { url: string; mayStartPrivate: boole
   for (let attempt = 0; attempt < 50 && !(await redisAnswers(url, 200)); attempt++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  const endWithThisProcess = () => server.kill('SIGTERM');
+  process.once('exit', endWithThisProcess);
   const stop = async () => {
+    process.off('exit', endWithThisProcess);
     if (server.exitCode !== null) return;
     const exited = new Promise((resolve) => server.once('exit', resolve));
     server.kill('SIGTERM');

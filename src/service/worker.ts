@@ -45,6 +45,8 @@ export interface RunningWorker {
   readonly queueName: string;
   /** Stops taking jobs, lets the running ones finish within the deadline, hands back the rest, closes connections. */
   stop(): Promise<void>;
+  /** Hands the running jobs back to the queue now, as stop() does once its deadline passes. */
+  handBackRunningJobs(): void;
 }
 
 type JobResult = { imageKeys: string[]; gridKey?: string; seeds: number[] } | { cancelled: true };
@@ -141,6 +143,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     running.set(generationId, controller);
     let stage: 'engine' | 'bookkeeping' = 'bookkeeping';
     let previews: Promise<void> = Promise.resolve();
+    const takenAtMs = Date.now();
+    // One line per finished job, whatever its outcome: what an operator greps for when a user asks "where is my image".
+    const logFinished = (outcome: 'succeeded' | 'failed' | 'cancelled', fields: Record<string, unknown> = {}) =>
+      log('info', 'job finished', {
+        generationId,
+        kind: request.kind,
+        user: `${request.requester.platform}:${request.requester.userId}`,
+        seconds: Math.round((Date.now() - takenAtMs) / 100) / 10,
+        outcome,
+        ...fields,
+      });
     metrics?.waitTime.observe({ queue: queueName }, Math.max(0, Date.now() - request.enqueuedAt) / 1_000);
     try {
       if (await redis.exists(keys.cancelRequested(generationId))) controller.abort(CANCELLED);
@@ -186,7 +199,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (output.grid && gridKey) await images.put(gridKey, output.grid, 'image/png');
       const maskKey = output.edit?.mask ? editMaskKey(generationId) : undefined;
       if (output.edit?.mask && maskKey) await images.put(maskKey, output.edit.mask, 'image/png');
-      const result: GenerationResult = { generationId, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs, ...(maskKey && { maskKey }) };
+      const warnings = output.warnings && output.warnings.length > 0 ? { warnings: output.warnings } : {};
+      const result: GenerationResult = {
+        generationId,
+        imageKeys,
+        gridKey,
+        seeds: output.seeds,
+        timingsMs: output.timingsMs,
+        ...(maskKey && { maskKey }),
+        ...warnings,
+      };
       metrics?.runTime.observe({ queue: queueName, kind: request.kind }, runTimeMs / 1_000);
       if (request.kind !== 'upscale' && runTimeMs > 0) {
         metrics?.stepsPerSecond.set({ queue: queueName, provider: options.provider ?? 'cpu' }, (request.params.steps * 1_000) / runTimeMs);
@@ -196,9 +218,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       // claim), so a worker that died right after recording success leaves them to the next one, not to nobody.
       if ((await history.markSucceeded(result)) === 'succeeded') {
         countJob(request.kind, 'completed');
+        logFinished('succeeded');
         await settle(() => ledger.commit(generationId));
         await settle(() =>
-          publishTerminalEvent(redis, keys, queueName, { type: 'completed', ...target, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs }),
+          publishTerminalEvent(redis, keys, queueName, { type: 'completed', ...target, imageKeys, gridKey, seeds: output.seeds, timingsMs: output.timingsMs, ...warnings }),
         );
       }
       await Promise.all([recordRunTime(redis, keys, queueName, runTimeMs), releaseSlot(request, jobKey)]).catch((error: unknown) =>
@@ -214,6 +237,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (controller.signal.aborted && controller.signal.reason === CANCELLED) {
         await endGeneration(request, 'cancelled', { kind: 'cancelled', userMessage: 'Cancelled.' }, jobKey);
         countJob(request.kind, 'cancelled');
+        logFinished('cancelled');
         return { cancelled: true };
       }
       const verdict: FailureVerdict =
@@ -230,6 +254,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       log('warn', 'generation failed', { generationId, kind: verdict.kind, error: String(error) });
       await endGeneration(request, 'failed', verdict, jobKey);
       countJob(request.kind, 'failed');
+      logFinished('failed', { errorKind: verdict.kind });
       throw new UnrecoverableError(verdict.userMessage);
     } finally {
       running.delete(generationId);
@@ -260,12 +285,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   await worker.waitUntilReady();
   log('info', 'worker started', { queueName, concurrency: worker.concurrency });
 
+  const handBackRunningJobs = () => {
+    for (const controller of running.values()) controller.abort(SHUTDOWN);
+  };
   return {
     queueName,
+    handBackRunningJobs,
     async stop() {
-      const deadline = setTimeout(() => {
-        for (const controller of running.values()) controller.abort(SHUTDOWN);
-      }, options.shutdownDeadlineMs ?? 30_000);
+      const deadline = setTimeout(handBackRunningJobs, options.shutdownDeadlineMs ?? 30_000);
       try {
         await worker.close();
       } finally {

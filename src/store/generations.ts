@@ -57,7 +57,14 @@ function toRecord(row: GenerationRow): GenerationRecord {
           ...(row.maskKey && { maskKey: row.maskKey }),
         }
       : undefined;
-  return { request, status: row.status, result, userMessage: row.errorMessage ?? undefined, createdAt: row.createdAt };
+  return {
+    request,
+    status: row.status,
+    result,
+    userMessage: row.errorMessage ?? undefined,
+    createdAt: row.createdAt,
+    ...(row.deletedAt && { deletedAt: row.deletedAt }),
+  };
 }
 
 export function createGenerationHistory(prisma: DatabaseClient, now: () => Date = () => new Date()): GenerationHistory {
@@ -292,6 +299,21 @@ export async function unfinishedGenerationsOf(prisma: PrismaClient, identity: Pi
 }
 
 /**
+ * ❌ on a result: its pictures (every image, the grid, the masks and every preview) leave the image store, then the
+ * row is marked deleted with no image keys, so lineage stays readable and no later action reaches for a missing file.
+ * Images go first, so that a failure part-way can simply be retried.
+ */
+export async function deleteGenerationImages(prisma: PrismaClient, images: ImageStore, generationId: string, now: Date = new Date()): Promise<void> {
+  const row = await guardDatabase(() =>
+    prisma.generation.findUnique({ where: { id: generationId }, select: { imageKeys: true, gridKey: true, maskKey: true, drawnMaskKey: true } }),
+  );
+  if (!row) return;
+  for (const key of [...row.imageKeys, ...[row.gridKey, row.maskKey, row.drawnMaskKey].filter((key) => key !== null)]) await images.delete(key);
+  await images.deletePrefix(previewFolderKey(generationId));
+  await guardDatabase(() => prisma.generation.update({ where: { id: generationId }, data: { deletedAt: now, imageKeys: [], gridKey: null, maskKey: null } }));
+}
+
+/**
  * Erases what a user made, on their request: their images and previews, generations (the prompts) and settings. What
  * they owe stays: the User row — a platform id and nothing else — keeps the quota balances, the ledger and admin-set
  * policies counting against them, so erasing never resets a quota; bans are keyed by platform id and stay too.
@@ -307,6 +329,7 @@ export async function eraseUser(prisma: PrismaClient, images: ImageStore, identi
     for (const key of keys) await images.delete(key);
     for (const row of rows) await images.deletePrefix(previewFolderKey(row.id));
     await prisma.generation.deleteMany({ where: { userId: user.id } });
+    await prisma.webChatMessage.deleteMany({ where: { userId: user.id } });
     await prisma.user.update({ where: { id: user.id }, data: { settings: {} } });
     return { generations: rows.length, images: keys.length };
   });

@@ -11,8 +11,12 @@ const MODEL = 'test/fixtures/models/tiny-sd';
 let dir: string;
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cliCommand('generate', ...args);
+}
+
+async function cliCommand(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'generate', ...args]);
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args]);
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -40,6 +44,26 @@ describe('npm run cli -- generate', () => {
     const png = await readFile(first);
     expect(png.equals(await readFile(second))).toBe(true);
     expect(readTextChunks(png).parameters).toMatch(/^a red fox in the snow\nSteps: 3, .*Seed: 7, Size: 64x64, Model: tiny-sd/);
+  });
+
+  it('answers --help on every command with each option, its description and its default', async () => {
+    const overview = await cliCommand('--help');
+    expect(overview.code).toBe(0);
+    for (const name of ['generate', 'quantize', 'register', 'slack-manifest']) expect(overview.stdout).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
+    const generate = await cli('--help');
+    expect(generate.code).toBe(0);
+    expect(generate.stdout).toMatch(/^  --seed N +Seed, 0–4294967295, for a repeatable image \(default: random\)$/m);
+    expect(generate.stdout).toMatch(/^  --model DIR +Model folder .*\(default: models\/default\)$/m);
+    for (const name of ['steps', 'guidance', 'sampler', 'size', 'batch', 'out', 'provider', 'json']) expect(generate.stdout).toContain(`--${name}`);
+    expect((await cliCommand('register', '--help')).stdout).toMatch(/--guild ID +Register in this server only .*\(default: globally/);
+    expect((await cliCommand('quantize', '--help')).stdout).toMatch(/--calibration-images N .*\(default: \d+\)/);
+    expect((await cliCommand('slack-manifest', '--help')).stdout).toMatch(/--url URL .*\(default: Socket Mode/);
+  });
+
+  it('reads a negative number as the value it is, and says what the option takes', async () => {
+    const result = await cli('a fox', '--model', MODEL, '--seed', '-1');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('The seed must be a whole number from 0 to 4294967295; got -1.');
   });
 
   it('exits 2 with a message saying what to change for bad input', async () => {

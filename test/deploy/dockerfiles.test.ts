@@ -11,6 +11,12 @@ describe.each(DOCKERFILES)('%s', (path) => {
     expect(validate(text).map((diagnostic) => `${diagnostic.range.start.line + 1}: ${diagnostic.message}`)).toEqual([]);
   });
 
+  it('says whether onnxruntime-node downloads its CUDA libraries before npm ci (an environment variable, which wins over .npmrc)', () => {
+    const install = text.search(/^ENV ONNXRUNTIME_NODE_INSTALL=(skip|cuda12)$/m);
+    expect(install).toBeGreaterThan(0);
+    expect(text.indexOf('RUN npm ci')).toBeGreaterThan(install);
+  });
+
   it('builds from pinned base images', () => {
     const images = [...text.matchAll(/^ARG \w+_IMAGE=(\S+)$/gm)].map((match) => match[1]);
     expect(images.length).toBeGreaterThan(0);
@@ -37,10 +43,17 @@ describe('the Dockerfile validator', () => {
   });
 });
 
+describe('the repository .npmrc', () => {
+  it('skips the CUDA download of onnxruntime-node for a plain npm ci (it fails offline), beside exact pins', () => {
+    const settings = readFileSync('.npmrc', 'utf8').split('\n').filter((line) => line.trim() && !line.startsWith('#')).map((line) => line.split('=').map((part) => part.trim()));
+    expect(settings).toEqual([['onnxruntime-node-install', 'skip'], ['save-exact', 'true']]);
+  });
+});
+
 describe('the CUDA worker image', () => {
   const text = readFileSync('deploy/Dockerfile.worker-cuda', 'utf8');
 
-  it('lets onnxruntime-node download its CUDA 12 provider, overriding the skip in .npmrc', () => {
+  it('lets onnxruntime-node download its CUDA 12 provider', () => {
     const install = text.indexOf('ENV ONNXRUNTIME_NODE_INSTALL=cuda12');
     expect(install).toBeGreaterThan(0);
     expect(text.indexOf('RUN npm ci')).toBeGreaterThan(install);

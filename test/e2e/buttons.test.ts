@@ -196,7 +196,7 @@ describe('result buttons in the web chat', () => {
         userId = message.userId;
         for (const entry of message.messages) shown.set(entry.id, entry);
       } else if (message.type === 'upsert') shown.set(message.message.id, message.message);
-      else shown.delete(message.messageId);
+      else if (message.type === 'remove') shown.delete(message.messageId);
     });
     await once(socket, 'open');
     await waitFor(() => userId !== '');

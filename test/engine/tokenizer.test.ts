@@ -36,6 +36,18 @@ describe('CLIP tokenizer', () => {
     expect(droppedText.split(' ').every((word) => word === 'fox')).toBe(true);
   });
 
+  it('cuts a long prompt before the word that does not fit whole, and reports that word in full', async () => {
+    const tokenizer = await loadTokenizer(TINY_SD, 77);
+    const whole = tokenizer.encode('red '.repeat(74).trim());
+    const longWord = 'zxqvbnmkj';
+    const { ids, droppedTokens, droppedText } = tokenizer.encode(`${'red '.repeat(74)}${longWord} fox`);
+    expect(tokenizer.encode(longWord).ids.indexOf(753) - 1).toBeGreaterThan(1);
+    // 74 reds fit with room for one more token: the long word's first piece would fit, but not the word.
+    expect(ids).toEqual(whole.ids);
+    expect(droppedText).toBe(`${longWord} fox`);
+    expect(droppedTokens).toBeGreaterThan(2);
+  });
+
   it('treats case and repeated whitespace like CLIP does', async () => {
     const tokenizer = await loadTokenizer(TINY_SD_V2, 77);
     expect(tokenizer.encode('A  RED\tfox').ids).toEqual(tokenizer.encode('a red fox').ids);

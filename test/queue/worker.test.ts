@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createGenerationQueue, type GenerationQueue } from '../../src/queue/producer.js';
+import { createLogger } from '../../src/service/logger.js';
 import { createMetrics } from '../../src/service/metrics.js';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../../src/service/worker.js';
 import { createDirImageStore } from '../support/dir-image-store.js';
@@ -11,6 +12,7 @@ import { imagineRequest } from '../support/generation-requests.js';
 import { eventsUntil, terminalEventsOf } from '../support/queue-events.js';
 import { createRedisPorts, type RecordingPorts } from '../support/redis-ports.js';
 import { deletePrefix, sharedRedisUrl, testPrefix } from '../support/redis.js';
+import { eventually } from '../support/service-stack.js';
 import { createTestEngine } from '../support/test-engine.js';
 
 let redisUrl: string;
@@ -145,6 +147,23 @@ describe('a generation job', () => {
 });
 
 describe('failures', () => {
+  it('logs one info line per finished job with its id, user, seconds and outcome', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({ logLevel: 'info', logRedactPrompts: true, role: 'worker' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    await worker({ logger });
+    const succeeding = imagineRequest();
+    const failing = imagineRequest({ prompt: 'fail: model' });
+    for (const request of [succeeding, failing]) {
+      await queue.enqueue(request, { units: 1 });
+      await eventsUntil({ redisUrl, prefix }, finished(request.generationId));
+    }
+    await eventually(async () => (lines.filter((line) => line.msg === 'job finished').length === 2 ? true : undefined), 10_000);
+    expect(lines.filter((line) => line.msg === 'job finished')).toEqual([
+      expect.objectContaining({ level: 'info', generationId: succeeding.generationId, user: 'discord:user-1', seconds: expect.any(Number), outcome: 'succeeded' }),
+      expect.objectContaining({ level: 'info', generationId: failing.generationId, user: 'discord:user-1', outcome: 'failed', errorKind: 'model_failure' }),
+    ]);
+  });
+
   it('fails a model failure at once, refunds it and tells the user why', async () => {
     const { engine } = await worker();
     const request = imagineRequest({ prompt: 'fail: model' });

@@ -71,7 +71,7 @@ describe('the all-in-one role behind its web chat (own Redis, embedded PGlite)',
       const message = JSON.parse(data.toString()) as ServerMessage;
       if (message.type === 'transcript') message.messages.forEach((shownMessage) => shown.set(shownMessage.id, shownMessage));
       else if (message.type === 'upsert') shown.set(message.message.id, message.message);
-      else shown.delete(message.messageId);
+      else if (message.type === 'remove') shown.delete(message.messageId);
     });
     await once(socket, 'open');
   }, START_TIMEOUT_MS + 30_000);

@@ -74,6 +74,24 @@ describe('loadConfig', () => {
     expect(config.imageStore).toEqual({ kind: 'local', dir: '/images' });
   });
 
+  it('is generous per user for one person at the local web chat, and strict wherever several users come in', () => {
+    expect(loadConfig({}, 'all')).toMatchObject({ rateLimits: { userPerMinute: 60 }, jobCaps: { perUser: 10 } });
+    for (const [env, role] of [
+      [{}, 'bot'],
+      [{ DISCORD_TOKEN: 'discord-token', DISCORD_APP_ID: '1234' }, 'all'],
+      [{ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1' }, 'all'],
+    ] as const) {
+      expect(loadConfig(env, role)).toMatchObject({ rateLimits: { userPerMinute: 6, workspacePerMinute: 60 }, jobCaps: { perUser: 3, perWorkspace: 20 } });
+    }
+    expect(loadConfig({ RATE_LIMIT_USER_PER_MINUTE: '4', MAX_JOBS_PER_USER: '2' }, 'all')).toMatchObject({ rateLimits: { userPerMinute: 4 }, jobCaps: { perUser: 2 } });
+  });
+
+  it('takes PORT for the web chat when WEB_PORT is not set, and WEB_PORT when both are', () => {
+    expect(loadConfig({ PORT: '8080' }, 'all').webPort).toBe(8080);
+    expect(loadConfig({ PORT: '8080', WEB_PORT: '3001' }, 'all').webPort).toBe(3001);
+    expect(loadConfig({}, 'all').webPort).toBe(3000);
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', WORKER_CONCURRENCY: '', DISCORD_TOKEN: '' }, 'worker').database.kind).toBe('pglite');
   });

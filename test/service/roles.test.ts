@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
 import type { z } from 'zod';
 import type { ServerMessage } from '../../src/adapters/web/protocol.js';
@@ -260,6 +261,31 @@ describe('start-up refusals', () => {
     expect(code).toBe(1);
     expect(output).toContain('HTTP_PORT');
     expect(output).toContain('"abc"');
+  }, EXIT_TIMEOUT_MS + 10_000);
+
+  it('exits 1 naming HTTP_PORT when another program holds that port, and takes PORT for the web chat', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const heldPort = (holder.address() as AddressInfo).port;
+    const redis = await startPrivateRedis();
+    try {
+      const webPort = await freePort();
+      const { code, output } = await runToExit('all', {
+        HTTP_PORT: String(heldPort),
+        PORT: String(webPort),
+        REDIS_URL: redis.url,
+        DATA_DIR: join(dataDir, 'port-clash'),
+        MODEL_DIR: TINY_SD_DIR,
+        ORT_THREADS: '1',
+        LOG_LEVEL: 'info',
+      });
+      expect(code).toBe(1);
+      expect(output).toContain(`Port ${heldPort} is already in use: set HTTP_PORT to a free port, or to 0 to pick one.`);
+      expect(output).toContain(`"webPort":${webPort}`);
+    } finally {
+      await redis.dispose();
+      await new Promise((resolve) => holder.close(resolve));
+    }
   }, EXIT_TIMEOUT_MS + 10_000);
 
   it('never prints a secret value while refusing a configuration', async () => {

@@ -59,6 +59,13 @@ export class RecordingImagineService implements ImagineService {
     return key;
   }
 
+  async deleteGeneration(generationId: string): Promise<void> {
+    const record = this.records.get(generationId);
+    if (!record) return;
+    for (const key of [...(record.result?.imageKeys ?? []), ...(record.result?.gridKey ? [record.result.gridKey] : [])]) this.images.delete(key);
+    this.records.set(generationId, { ...record, deletedAt: new Date() });
+  }
+
   async readImage(key: string): Promise<Buffer> {
     const bytes = this.images.get(key);
     if (!bytes) throw new Error(`no image ${key}`);

@@ -10,11 +10,17 @@ import { LIMITS } from '../../engine/limits.js';
  */
 
 /** How a web user is named in `/admin` options: the id the page shows (`web-<32 hex>`, made by the server). */
+/** Far above any command's own limit (a 2,000-character prompt and its flags), within the socket's 64 KiB frames. */
+export const MAX_COMMAND_CHARS = 16_000;
+
 export const LOCAL_USER_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 export const ClientMessage = z.discriminatedUnion('type', [
-  /** A line typed into the chat box, e.g. `/imagine a fox --ar 1:1`. */
-  z.object({ type: z.literal('command'), text: z.string().min(1).max(4000) }),
+  /**
+   * A line typed into the chat box, e.g. `/imagine a fox --ar 1:1`. The box does not cut what is typed: the command's
+   * own limits (the prompt's LIMITS.promptChars) refuse it with the number, so this bound is only the frame's.
+   */
+  z.object({ type: z.literal('command'), text: z.string().min(1).max(MAX_COMMAND_CHARS) }),
   /** A click on one of a message's buttons; `customId` is the button's id from the core view. */
   z.object({ type: z.literal('button'), messageId: z.string().max(100), customId: z.string().max(200) }),
   /** A click on one of a message's reaction chips. */
@@ -63,4 +69,6 @@ export type ServerMessage =
   | { type: 'upsert'; message: WebMessage }
   | { type: 'remove'; messageId: string }
   /** Open the Vary (Region) editor over the picture of message `messageId`. */
-  | { type: 'form'; messageId: string; form: RegionForm & { imageUrl: string } };
+  | { type: 'form'; messageId: string; form: RegionForm & { imageUrl: string } }
+  /** The chat box's example line and command summary, for the user's model (sent on connect and after /settings). */
+  | { type: 'composer'; example: string; help: string };

@@ -11,6 +11,7 @@ import { CHAT_COMMANDS, findCommand, runCommand } from '../../core/chat/commands
 import { actionForReaction, actionOfClick, type ResultAction } from '../../core/chat/result-actions.js';
 import { performResultAction, submitRegionForm, type ResultActionPort } from '../../core/chat/result-flow.js';
 import type { GenerationEvent, ImagineService } from '../../core/chat/service.js';
+import { composerHints } from '../../core/chat/imagine-options.js';
 import { errorView, invalidButtonView, textView, viewOfEvent, type ChatView } from '../../core/chat/views.js';
 import { ImagineError, invalidInput, isImagineError } from '../../core/errors.js';
 import type { Requester } from '../../core/generation.js';
@@ -21,6 +22,7 @@ import { imageUrl, renderWebMessage } from './render.js';
 import { decodeReplyTarget, encodeReplyTarget } from './reply-target.js';
 import { adminCookie, clearedAdminCookie, newWebUserId, readSession, sessionCookie, type SessionKeys, type WebSession } from './session.js';
 import { Transcripts, type TranscriptEntry } from './transcript.js';
+import type { ChatTranscriptStore } from '../../core/ports.js';
 
 export interface WebChatOptions {
   service: ImagineService;
@@ -35,6 +37,8 @@ export interface WebChatOptions {
   secureCookies?: boolean;
   maxMessagesPerUser?: number;
   maxUsers?: number;
+  /** Keeps each user's conversation with the rest of their data (survives a restart, erased by /forget-me). */
+  transcriptStore?: ChatTranscriptStore;
   onError?: (error: unknown, context: string) => void;
 }
 
@@ -84,8 +88,51 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
   const host = options.host ?? '127.0.0.1';
   const onError = options.onError ?? ((error, context) => console.error(`[web] ${context}:`, error));
   const publicFiles = await loadPublicFiles();
-  const transcripts = new Transcripts(options.maxMessagesPerUser ?? 200, options.maxUsers ?? 1000);
+  const maxMessagesPerUser = options.maxMessagesPerUser ?? 200;
+  const transcripts = new Transcripts(maxMessagesPerUser, options.maxUsers ?? 1000);
   const socketsByUser = new Map<string, Set<WebSocket>>();
+  const store = options.transcriptStore;
+  const loaded = new Map<string, Promise<void>>();
+  const writes = new Map<string, Promise<void>>();
+
+  /** The user's stored conversation, read once into memory before anything of theirs is shown or changed. */
+  const ensureLoaded = (userId: string): Promise<void> => {
+    if (!store) return Promise.resolve();
+    let loading = loaded.get(userId);
+    if (!loading) {
+      loading = store.load(userId, maxMessagesPerUser).then(
+        (stored) =>
+          transcripts.restore(
+            userId,
+            stored.map((entry) => ({
+              message: entry.message as WebMessage,
+              generationId: entry.generationId,
+              stage: entry.stage as TranscriptEntry['stage'],
+              lastStep: entry.lastStep,
+            })),
+          ),
+        (error: unknown) => {
+          loaded.delete(userId);
+          throw error;
+        },
+      );
+      loaded.set(userId, loading);
+    }
+    return loading;
+  };
+
+  /** Writes go one after another per user, so an older version of a message never lands after a newer one. */
+  const persist = (userId: string, write: (store: ChatTranscriptStore) => Promise<void>) => {
+    if (!store) return;
+    const next = (writes.get(userId) ?? Promise.resolve())
+      .then(() => write(store))
+      .catch((error: unknown) => onError(error, `saving the transcript of ${userId}`));
+    writes.set(userId, next);
+  };
+  const save = (userId: string, entry: TranscriptEntry) => {
+    const { message, generationId, stage, lastStep } = entry;
+    persist(userId, (target) => target.save(userId, { id: message.id, message, generationId, stage, lastStep }, maxMessagesPerUser));
+  };
 
   /** Who is talking comes from the session cookie the socket was opened with, never from anything the page sends. */
   const requesterOf = (session: WebSession): Requester => ({
@@ -100,21 +147,41 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     for (const socket of socketsByUser.get(userId) ?? []) socket.send(frame);
   };
 
+  /** The example and help under the chat box follow the user's model: nothing there may fail when typed. */
+  const sendComposerHints = async (session: WebSession) => {
+    const settings = await service.settings(requesterOf(session));
+    send(session.userId, { type: 'composer', ...composerHints(config, settings) });
+  };
+
   const show = (userId: string, entry: TranscriptEntry) => send(userId, { type: 'upsert', message: entry.message });
 
   const post = (userId: string, author: WebMessage['author'], view: ChatView, generationId?: string): TranscriptEntry => {
     const entry = transcripts.append(userId, renderWebMessage(randomUUID(), author, view), generationId);
     show(userId, entry);
+    save(userId, entry);
     return entry;
   };
 
   const rewrite = (userId: string, entry: TranscriptEntry, view: ChatView) => {
     entry.message = renderWebMessage(entry.message.id, entry.message.author, view, new Date(entry.message.sentAt));
     show(userId, entry);
+    // A preview is stale within seconds; after a restart the next event (or the result) rewrites the message anyway.
+    if (entry.stage !== 'progress') save(userId, entry);
   };
 
   const remove = (userId: string, messageId: string) => {
     if (transcripts.remove(userId, messageId)) send(userId, { type: 'remove', messageId });
+    persist(userId, (target) => target.remove(userId, messageId));
+  };
+
+  /** After /forget-me: the page starts empty, and the answer is shown without being stored again. */
+  const startOver = async (session: WebSession, answer: ChatView) => {
+    const { userId } = session;
+    transcripts.forget(userId);
+    loaded.delete(userId);
+    await ensureLoaded(userId);
+    send(userId, { type: 'transcript', userId, isAdmin: requesterOf(session).isAdmin, messages: transcripts.messages(userId) });
+    send(userId, { type: 'upsert', message: renderWebMessage(randomUUID(), 'bot', answer) });
   };
 
   /** A command's own answer to its generation message, unless an event already said more. */
@@ -165,9 +232,13 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
         return (messageId && transcripts.find(userId, messageId)?.generationId) || null;
       },
     };
+    // /forget-me erases the stored transcript with the user's row: nothing still being written may bring it back.
+    if (command.definition.name === 'forget-me') await writes.get(userId);
     const view = await runCommand(command, context);
+    if (command.definition.name === 'forget-me') return startOver(session, view);
     if (generationEntry) answer(userId, generationEntry, view);
     else post(userId, 'bot', view);
+    if (command.definition.name === 'settings') await sendComposerHints(session);
   };
 
   const deps = { service, config };
@@ -193,6 +264,7 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     performResultAction(action, requesterOf(session), deps, actionPort(session.userId, sourceMessageId));
 
   const receive = async (session: WebSession, message: ClientMessage) => {
+    await ensureLoaded(session.userId);
     switch (message.type) {
       case 'command':
         return runTypedCommand(session, message.text);
@@ -223,6 +295,7 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     const record = await service.findGeneration(event.generationId);
     const view = record && viewOfEvent(event, record);
     if (!view) return;
+    await ensureLoaded(target.userId);
     // After a restart (or once the transcript forgot it) the message comes back as a new one with the same id.
     const entry =
       transcripts.find(target.userId, target.messageId) ??
@@ -340,12 +413,18 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
     const userSockets = socketsByUser.get(userId) ?? new Set<WebSocket>();
     socketsByUser.set(userId, userSockets);
     userSockets.add(socket);
-    socket.send(JSON.stringify({ type: 'transcript', userId, isAdmin: requesterOf(session).isAdmin, messages: transcripts.messages(userId) } satisfies ServerMessage));
+    const sendTranscript = () =>
+      socket.send(JSON.stringify({ type: 'transcript', userId, isAdmin: requesterOf(session).isAdmin, messages: transcripts.messages(userId) } satisfies ServerMessage));
+    ensureLoaded(userId).then(sendTranscript, (error: unknown) => {
+      onError(error, `loading the transcript of ${userId}`);
+      sendTranscript();
+    });
     socket.on('close', () => {
       userSockets.delete(socket);
       if (userSockets.size === 0 && socketsByUser.get(userId) === userSockets) socketsByUser.delete(userId);
     });
     socket.on('error', (error) => onError(error, `socket of ${userId}`));
+    sendComposerHints(session).catch((error: unknown) => onError(error, `composer hints of ${userId}`));
     socket.on('message', (data, isBinary) => {
       const parsed = isBinary ? null : ClientMessage.safeParse(safeJson(data.toString()));
       if (!parsed?.success) return void post(userId, 'bot', errorView(invalidInput('The page sent something I could not read; reload it.')));

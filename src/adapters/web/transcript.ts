@@ -40,6 +40,16 @@ export class Transcripts {
     return entry;
   }
 
+  /** Puts back a user's stored conversation (after a restart), replacing whatever is held for them. */
+  restore(userId: string, entries: TranscriptEntry[]): void {
+    const held = this.touch(userId);
+    held.splice(0, held.length, ...entries.slice(-this.maxMessagesPerUser));
+  }
+
+  forget(userId: string): void {
+    this.byUser.delete(userId);
+  }
+
   remove(userId: string, messageId: string): boolean {
     const entries = this.byUser.get(userId) ?? [];
     const index = entries.findIndex((entry) => entry.message.id === messageId);

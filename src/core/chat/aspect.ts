@@ -28,6 +28,7 @@ export function parseAspectRatio(text: string): { w: number; h: number } {
  * 16:9 on a 512×512 model gives 680×384.
  */
 export function sizeForAspectRatio(ratio: { w: number; h: number }, model: ModelLimits): ImageSize {
+  if (model.sizes) return listedSizeOfRatio(ratio, model, model.sizes);
   if (model.aspectBuckets) return nearestBucket(ratio, model.aspectBuckets);
   const basePixels = model.baseWidth * model.baseHeight;
   const exactWidth = Math.sqrt((basePixels * ratio.w) / ratio.h);
@@ -45,6 +46,35 @@ function nearestBucket(ratio: { w: number; h: number }, buckets: readonly (reado
   return { width, height };
 }
 
+/**
+ * A model that makes a few sizes only: the listed size of exactly this shape nearest the base pixel count, or a refusal
+ * that says what to change — anything else would come out as noise, and the user would learn it only after queueing.
+ */
+function listedSizeOfRatio(ratio: { w: number; h: number }, model: ModelLimits, sizes: readonly (readonly [number, number])[]): ImageSize {
+  const basePixels = model.baseWidth * model.baseHeight;
+  const sameShape = sizes
+    .filter(([width, height]) => width * ratio.h === height * ratio.w)
+    .sort(([w1, h1], [w2, h2]) => Math.abs(w1 * h1 - basePixels) - Math.abs(w2 * h2 - basePixels));
+  if (sameShape.length > 0) return { width: sameShape[0][0], height: sameShape[0][1] };
+  const ratios = supportedAspectRatios(model) ?? [];
+  const instead = ratios.length > 1 ? `, use one of ${ratios.map((text) => `--ar ${text}`).join(', ')}` : '';
+  throw invalidInput(`${model.name} makes ${sizesText(sizes)} only — remove \`--ar ${ratio.w}:${ratio.h}\`${instead}, or pick a model that supports it`);
+}
+
+const sizesText = (sizes: readonly (readonly [number, number])[]) => sizes.map(([width, height]) => `${width}×${height}`).join(', ');
+
+const greatestCommonDivisor = (a: number, b: number): number => (b === 0 ? a : greatestCommonDivisor(b, a % b));
+
+/** The aspect ratios (`W:H`, lowest terms) a model that lists its sizes makes; null when it takes any ratio. */
+export function supportedAspectRatios(model: ModelLimits): string[] | null {
+  if (!model.sizes) return null;
+  const ratios = model.sizes.map(([width, height]) => {
+    const divisor = greatestCommonDivisor(width, height);
+    return `${width / divisor}:${height / divisor}`;
+  });
+  return [...new Set(ratios)];
+}
+
 /** A size the user typed (`768x512`): checked, never corrected. */
 export function parseSize(text: string, model: ModelLimits): ImageSize {
   const match = /^(\d{1,5})\s*[x×]\s*(\d{1,5})$/i.exec(text.trim());
@@ -52,6 +82,9 @@ export function parseSize(text: string, model: ModelLimits): ImageSize {
     throw invalidInput(`"${text}" is not a size; write it as WIDTHxHEIGHT, for example ${model.baseWidth}x${model.baseHeight}.`);
   }
   const size = { width: Number(match[1]), height: Number(match[2]) };
+  if (model.sizes && !model.sizes.some(([width, height]) => width === size.width && height === size.height)) {
+    throw invalidInput(`${model.name} makes ${sizesText(model.sizes)} only — ask for one of those sizes, or pick a model that supports ${size.width}×${size.height}`);
+  }
   checkSize(size, model);
   return size;
 }

@@ -13,7 +13,7 @@ export const ModelLimits = z.object({
   maxSide: z.number().int().positive(),
   /** SDXL-class models: the [width, height] sizes they were trained on; an aspect ratio picks the nearest of these. */
   aspectBuckets: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).min(1).optional(),
-  /** The only [width, height] sizes the model makes, when its folder lists them (edits are sized and priced by them). */
+  /** The only [width, height] sizes the model makes, when its folder lists them: /imagine takes only these, and edits are sized and priced by them. */
   sizes: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).min(1).optional(),
   /** Pixels per latent cell; a one-size model pans by whole cells. */
   vaeScaleFactor: z.number().int().positive().optional(),

@@ -5,7 +5,7 @@ import { promptTextProblem } from '../../engine/prompt-text.js';
 import { SAMPLER_NAMES, type SamplerName } from '../../engine/types.js';
 import { isImagineError, invalidInput } from '../errors.js';
 import type { GenerationParams } from '../generation.js';
-import { parseAspectRatio, parseSize, sizeForAspectRatio, type ImageSize } from './aspect.js';
+import { parseAspectRatio, parseSize, sizeForAspectRatio, supportedAspectRatios, type ImageSize } from './aspect.js';
 import type { ChatConfig, ModelLimits } from './chat-config.js';
 import type { UserSettings } from './service.js';
 
@@ -59,19 +59,48 @@ const INLINE_FLAGS: Record<string, InlineFlag> = {
 // Phones turn "--" into an em or en dash; accept what the user meant.
 const FLAG_TOKEN = /^(?:--|—|–)([a-z][a-z-]*)$/i;
 
-export function acceptedFlagsText(config: ChatConfig): string {
-  const steps = Math.max(...config.models.map((model) => model.maxSteps));
+/** `--ar …` as the model takes it: any W:H, the few ratios of its listed sizes, or nothing when it makes one shape. */
+function aspectFlagText(model: ModelLimits | undefined): string | undefined {
+  const ratios = model && supportedAspectRatios(model);
+  if (!ratios) return '--ar W:H';
+  return ratios.length > 1 ? `--ar ${ratios.join('|')}` : undefined;
+}
+
+/** The flags `/imagine` accepts for a model (the user's, or the default), with the ranges that model takes. */
+export function acceptedFlagsText(config: ChatConfig, model: ModelLimits | undefined = modelOf(config)): string {
+  const steps = model?.maxSteps ?? Math.max(...config.models.map((candidate) => candidate.maxSteps));
   return [
-    '--ar W:H',
+    aspectFlagText(model),
     `--seed 0–${MAX_SEED}`,
     '--no WORDS',
     `--steps 1–${steps}`,
     `--cfg ${LIMITS.guidance.min}–${LIMITS.guidance.max}`,
     `--sampler ${SAMPLER_NAMES.join('|')}`,
-    `--model ${config.models.map((model) => model.name).join('|')}`,
+    `--model ${config.models.map((candidate) => candidate.name).join('|')}`,
     '--fast',
     '--relax',
-  ].join(', ');
+  ]
+    .filter((flag) => flag !== undefined)
+    .join(', ');
+}
+
+const modelOf = (config: ChatConfig, name: string = config.defaultModel) => config.models.find((candidate) => candidate.name === name);
+
+/**
+ * What a chat box shows before anything is typed: an example `/imagine` line and a one-line summary of the commands,
+ * both only with options the user's model honours (an example that fails would be the first thing a newcomer tries).
+ */
+export function composerHints(config: ChatConfig, settings: UserSettings = {}): { example: string; help: string } {
+  const model = modelOf(config, settings.model) ?? modelOf(config);
+  const ratios = model && supportedAspectRatios(model);
+  const exampleRatio = ratios ? ratios.find((ratio) => ratio !== '1:1') : '16:9';
+  const aspect = aspectFlagText(model);
+  return {
+    example: `/imagine a fox in the snow${exampleRatio ? ` --ar ${exampleRatio}` : ''}`,
+    help: `/imagine PROMPT [${[aspect, '--seed N', '--no WORDS', `--steps 1–${model?.maxSteps ?? LIMITS.steps.max}`, '--cfg N']
+      .filter((flag) => flag !== undefined)
+      .join(' ')}] · /quota · /history · /info SEED · /cancel · /settings · /blend ID ID [ID ID] · on an upscale: 🖌️ Vary (Region), 🔍 Zoom Out, ⬅️ ➡️ ⬆️ ⬇️`,
+  };
 }
 
 /**
@@ -133,7 +162,7 @@ export function parseImagine(
 
   if (problems.length > 0 || !model || !size || steps === undefined || seed === undefined) {
     throw invalidInput(
-      `I couldn't read your request: ${problems.join('; ')}.\nAccepted flags: ${acceptedFlagsText(config)}.`,
+      `I couldn't read your request: ${problems.join('; ')}.\nAccepted flags: ${acceptedFlagsText(config, model)}.`,
       { problems },
     );
   }

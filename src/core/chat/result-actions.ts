@@ -2,7 +2,8 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ImagineError, invalidInput } from '../errors.js';
 import type { GenerationKind, GenerationRequest, Requester } from '../generation.js';
-import { MAX_SEED, type PanDirection } from '../../engine/limits.js';
+import { LIMITS, MAX_SEED, type PanDirection } from '../../engine/limits.js';
+import { UPSCALE_FACTOR } from '../quota.js';
 import type { ChatConfig } from './chat-config.js';
 import { checkRegionSubmission, EDITABLE_KINDS, editParams, pictureSize, regionForm, type ChatEdit, type RegionForm, type RegionSubmission } from './edits.js';
 import type { ActionButton } from './views.js';
@@ -87,8 +88,10 @@ export function actionForReaction(emojiOrSlackName: string, generationId: string
   return entry ? { action: entry.action, generationId, imageIndex: 0 } : null;
 }
 
-export function resultReactions(batch: number): string[] {
-  const offered = REACTION_ACTIONS.filter((entry) => batch === 1 || !entry.singleImageOnly).map((entry) => entry.emoji);
+export function resultReactions(batch: number, canUpscale = true): string[] {
+  const offered = REACTION_ACTIONS.filter((entry) => (batch === 1 || !entry.singleImageOnly) && (canUpscale || entry.action !== 'upscale')).map(
+    (entry) => entry.emoji,
+  );
   return offered.filter((emoji, index) => offered.indexOf(emoji) === index && emoji !== '🔁');
 }
 
@@ -109,7 +112,19 @@ const PAN_BUTTONS: [ResultActionName, string, PanDirection][] = [
   ['pan-down', '⬇️', 'down'],
 ];
 
-export function resultButtonRows(generationId: string, batch: number, kind: GenerationKind = 'imagine'): ActionButton[][] {
+/** The size of the picture(s) a request makes: an upscale's params describe the picture it enlarges. */
+export function resultSize(request: Pick<GenerationRequest, 'kind' | 'params'>): { width: number; height: number } {
+  const factor = request.kind === 'upscale' ? UPSCALE_FACTOR : 1;
+  return { width: request.params.width * factor, height: request.params.height * factor };
+}
+
+/** Whether an upscale of this result stays within the largest side the engine makes (no button that cannot work). */
+export function canUpscale(request: Pick<GenerationRequest, 'kind' | 'params'>): boolean {
+  const { width, height } = resultSize(request);
+  return Math.max(width, height) * UPSCALE_FACTOR <= LIMITS.sidePx.max;
+}
+
+export function resultButtonRows(generationId: string, batch: number, kind: GenerationKind = 'imagine', upscalable = true): ActionButton[][] {
   const button = (label: string, action: ResultActionName, imageIndex: number, style: ActionButton['style'] = 'secondary', emoji?: string): ActionButton => ({
     label,
     emoji,
@@ -123,7 +138,8 @@ export function resultButtonRows(generationId: string, batch: number, kind: Gene
     button('Delete', 'delete', 0, 'danger', '❌'),
   ];
   if (batch === 1) {
-    const variations = [button('Upscale', 'upscale', 0, 'primary', '🔍'), button('Vary (subtle)', 'vary-subtle', 0, 'secondary', '🔀'), button('Vary (strong)', 'vary-strong', 0)];
+    const upscale = upscalable ? [button('Upscale', 'upscale', 0, 'primary', '🔍')] : [];
+    const variations = [...upscale, button('Vary (subtle)', 'vary-subtle', 0, 'secondary', '🔀'), button('Vary (strong)', 'vary-strong', 0)];
     if (!EDITABLE_KINDS.includes(kind)) return [variations, common];
     const edits = [
       button('Vary (Region)', 'vary-region', 0, 'primary', '🖌️'),
@@ -184,9 +200,18 @@ export async function planResultAction(
     if ((owner.platform !== actor.platform || owner.userId !== actor.userId) && !actor.isAdmin) {
       throw new ImagineError('forbidden', 'Only the person who asked for this image, or an admin, can delete it.');
     }
+    // What ❌ does is decided here, once for every platform: the pictures leave the store; the adapter removes the message.
+    await service.deleteGeneration(record.request.generationId);
     return { type: 'delete', record };
   }
+  if (record.deletedAt) throw new ImagineError('not_found', 'That image was deleted.');
   const kind = KIND_OF_ACTION[action.action]!;
+  if (REDRAWN_FROM_SOURCE.includes(kind) && record.request.kind === 'upscale') {
+    // An upscale is the picture it came from, enlarged: varying or rerolling it works on that picture, at the size the
+    // model makes (the enlarged size would come out as noise).
+    const source = await sourceOfUpscale(record, service);
+    return planResultAction({ ...action, generationId: source.generationId, imageIndex: source.imageIndex }, actor, service, config, randomSeed);
+  }
   const parent = record.request;
   if (kind !== 'reroll') checkFinishedImage(record, action.imageIndex);
   if (kind === 'vary-region') {
@@ -195,10 +220,14 @@ export async function planResultAction(
   }
   const edit = EDIT_ACTIONS[action.action];
   if (edit) return { type: 'generate', draft: editDraft(record, action, actor, editParams(record, edit, config, randomSeed())) };
+  if (kind === 'upscale' && !canUpscale(parent)) {
+    const { width, height } = resultSize(parent);
+    throw new ImagineError('invalid_input', `${width}×${height} is as large as I make images: another 4× upscale would pass ${LIMITS.sidePx.max} pixels a side.`);
+  }
   const parentSeed = record.result?.seeds[action.imageIndex] ?? parent.params.seed;
   const params =
     kind === 'upscale'
-      ? { ...parent.params, batch: 1, seed: parentSeed }
+      ? { ...parent.params, ...resultSize(parent), batch: 1, seed: parentSeed }
       : { ...parent.params, seed: randomSeed() };
   return {
     type: 'generate',
@@ -211,6 +240,24 @@ export async function planResultAction(
       parent: { generationId: parent.generationId, imageIndex: action.imageIndex },
     },
   };
+}
+
+/** Actions that draw the picture anew from its prompt: on an upscale they go back to the picture it enlarged. */
+const REDRAWN_FROM_SOURCE: readonly GenerationKind[] = ['vary-subtle', 'vary-strong', 'reroll'];
+
+/** The generated picture an upscale (or an upscale of an upscale) enlarges. */
+async function sourceOfUpscale(record: GenerationRecord, service: ImagineService): Promise<{ generationId: string; imageIndex: number }> {
+  const gone = () => new ImagineError('not_found', 'The picture this upscale came from is gone, so there is nothing to vary; upscale it again from a new one.');
+  let current = record;
+  let source = current.request.parent;
+  while (source && current.request.kind === 'upscale') {
+    const found = await service.findGeneration(source.generationId);
+    if (!found) throw gone();
+    current = found;
+    if (current.request.kind !== 'upscale') return source;
+    source = current.request.parent;
+  }
+  throw gone();
 }
 
 async function findResult(action: ResultAction, service: ImagineService): Promise<GenerationRecord> {

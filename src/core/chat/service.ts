@@ -20,6 +20,8 @@ export interface GenerationRecord {
   /** Why it failed or was cancelled, written for the user. */
   userMessage?: string;
   createdAt: Date;
+  /** Set once ❌ deleted its images: the record stays for the lineage, the pictures are gone. */
+  deletedAt?: Date;
 }
 
 export interface QuotaStatus {
@@ -68,6 +70,8 @@ export interface ImagineService {
   readImage(key: string): Promise<Buffer>;
   /** Keeps the mask a user painted for a vary-region, before it is queued; returns its image store key. */
   storeDrawnMask(generationId: string, png: Buffer): Promise<string>;
+  /** ❌: removes the generation's images, grid and previews from the image store and marks its record deleted. */
+  deleteGeneration(generationId: string): Promise<void>;
 
   quota(requester: Requester): Promise<QuotaStatus>;
   settings(requester: Requester): Promise<UserSettings>;

@@ -1,7 +1,7 @@
 import type { ImagineError } from '../errors.js';
 import type { GenerationParams, GenerationRequest } from '../generation.js';
 import type { GenerationResult } from '../ports.js';
-import { resultButtonRows, resultReactions } from './result-actions.js';
+import { canUpscale, resultButtonRows, resultReactions, resultSize } from './result-actions.js';
 import type { GenerationEvent, GenerationRecord, QuotaStatus, QueuePlacement } from './service.js';
 
 /**
@@ -78,10 +78,13 @@ export function doneView(request: GenerationRequest, result: GenerationResult): 
   const { params } = request;
   const batch = result.imageKeys.length;
   const shown = result.gridKey ?? result.imageKeys[0];
-  return view(`${quoted(params)} — ${params.width}×${params.height}, seed ${result.seeds[0] ?? params.seed}`, {
+  const { width, height } = resultSize(request);
+  const upscaled = request.kind === 'upscale' ? `upscaled ${width}×${height} (4× of ${params.width}×${params.height})` : `${width}×${height}`;
+  const warnings = (result.warnings ?? []).map((warning) => `\n⚠️ ${warning}`).join('');
+  return view(`${quoted(params)} — ${upscaled}, seed ${result.seeds[0] ?? params.seed}${warnings}`, {
     images: shown ? [{ key: shown, fileName: `${request.generationId}.png` }] : [],
-    buttonRows: resultButtonRows(request.generationId, batch, request.kind),
-    reactions: resultReactions(batch),
+    buttonRows: resultButtonRows(request.generationId, batch, request.kind, canUpscale(request)),
+    reactions: resultReactions(batch, canUpscale(request)),
   });
 }
 
@@ -109,7 +112,7 @@ export function parametersView(record: GenerationRecord, ephemeral = true): Chat
     `Prompt: ${params.prompt}`,
     params.negativePrompt ? `Negative prompt: ${params.negativePrompt}` : undefined,
     `Seed: ${seeds}`,
-    `Size: ${params.width}×${params.height}, steps: ${params.steps}, cfg: ${params.guidance}, sampler: ${params.sampler}`,
+    `Size: ${kind === 'upscale' ? `${resultSize(record.request).width}×${resultSize(record.request).height}, upscaled 4× from ` : ''}${params.width}×${params.height}, steps: ${params.steps}, cfg: ${params.guidance}, sampler: ${params.sampler}`,
     `Model: ${params.model}, batch: ${params.batch}, kind: ${kind}, status: ${record.status}`,
     edit.length > 0 ? `Edit: ${edit.join(', ')}` : undefined,
     blendParents

@@ -26,6 +26,16 @@ describe('Slack command text', () => {
     expect(() => parseCommandText(definition('admin'), 'quota grant <@U1> many')).toThrow('units must be a whole number');
   });
 
+  it('takes /settings options by name or by value, in any order, and names an option that does not exist', () => {
+    expect(parseCommandText(definition('settings'), 'relax').options).toEqual({ mode: 'relax' });
+    expect(parseCommandText(definition('settings'), 'relax imagine-emoji-64').options).toEqual({ mode: 'relax', model: 'imagine-emoji-64' });
+    expect(parseCommandText(definition('settings'), 'mode=fast model:tiny-sd').options).toEqual({ mode: 'fast', model: 'tiny-sd' });
+    expect(parseCommandText(definition('settings'), 'imagine-emoji-64 relax').options).toEqual({ model: 'imagine-emoji-64', mode: 'relax' });
+    expect(() => parseCommandText(definition('settings'), 'sampler=ddim')).toThrow('There is no option "sampler"; the options are model, mode');
+    expect(() => parseCommandText(definition('settings'), 'mode=slow')).toThrow('mode must be one of fast, relax');
+    expect(() => parseCommandText(definition('settings'), 'relax mode=fast')).toThrow('mode is given twice');
+  });
+
   it('reads yes/no options and refuses extra words', () => {
     expect(parseCommandText(definition('forget-me'), 'yes').options).toEqual({ confirm: true });
     expect(() => parseCommandText(definition('quota'), 'please')).toThrow('Too many words');

@@ -129,7 +129,9 @@ describe('the web chat in Chromium', () => {
     const upscaled = service.finish(upscale.generationId, [`generations/${upscale.generationId}/0.png`]);
     service.images.set(upscaled.result!.imageKeys[0], await png(foxSvg(512, 200, -9)));
     service.emit({ type: 'succeeded', generationId: upscale.generationId, platform: 'web', replyTarget: upscale.replyTarget, result: upscaled.result! });
-    await upscaleMessage.getByRole('button', { name: 'Upscale', exact: true }).waitFor();
+    // A 2048×2048 upscale is as large as the engine makes: no Upscale button that could only fail.
+    await upscaleMessage.getByRole('button', { name: 'Vary (subtle)', exact: true }).waitFor();
+    expect(await upscaleMessage.getByRole('button', { name: 'Upscale', exact: true }).count()).toBe(0);
     await expect.poll(() => loadedWidth(upscaleMessage.getByRole('img'))).toBe(512);
 
     await page.mouse.move(0, 0);

@@ -44,6 +44,7 @@ const ADMIN_TOKEN = 'admin-token-of-the-test-0123';
 class ChatClient {
   readonly shown = new Map<string, WebMessage>();
   transcriptReceived = false;
+  composer: { example: string; help: string } | undefined;
   userId = '';
   isAdmin = false;
 
@@ -58,8 +59,10 @@ class ChatClient {
         this.transcriptReceived = true;
       } else if (message.type === 'upsert') {
         this.shown.set(message.message.id, message.message);
-      } else {
+      } else if (message.type === 'remove') {
         this.shown.delete(message.messageId);
+      } else if (message.type === 'composer') {
+        this.composer = message;
       }
     });
   }

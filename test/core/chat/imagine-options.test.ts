@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isImagineError } from '../../../src/core/errors.js';
-import { parseImagine } from '../../../src/core/chat/imagine-options.js';
+import { composerHints, parseImagine } from '../../../src/core/chat/imagine-options.js';
+import type { ChatConfig } from '../../../src/core/chat/chat-config.js';
 import { TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
 
 const config = TEST_CHAT_CONFIG;
@@ -118,5 +119,43 @@ describe('parseImagine', () => {
 
   it('refuses a switch given a value', () => {
     expect(problemOf(() => parseImagine({ prompt: 'fox --fast please' }, config))).toContain('--fast takes no value');
+  });
+});
+
+describe('models that make a few sizes only', () => {
+  const base = TEST_CHAT_CONFIG.models[1];
+  const onlySquare: ChatConfig = { ...config, models: [{ ...base, name: 'emoji-64', baseWidth: 64, baseHeight: 64, sizes: [[64, 64]] }], defaultModel: 'emoji-64' };
+  const fewShapes: ChatConfig = {
+    ...config,
+    models: [{ ...base, name: 'tiny', baseWidth: 64, baseHeight: 64, maxSide: 128, sizes: [[64, 64], [128, 128], [64, 128], [128, 64]] }],
+    defaultModel: 'tiny',
+  };
+
+  it('refuses an aspect ratio a 64×64-only model cannot make, saying to remove it, and leaves --ar out of the accepted flags', () => {
+    const message = problemOf(() => parseImagine({ prompt: 'a fox in the snow --ar 16:9' }, onlySquare));
+    expect(message).toContain('emoji-64 makes 64×64 only — remove `--ar 16:9`, or pick a model that supports it');
+    expect(message).toMatch(/Accepted flags: --seed/);
+  });
+
+  it('picks the listed size of the asked shape, and refuses another shape naming the ratios it makes', () => {
+    expect(parseImagine({ prompt: 'fox --ar 2:1' }, fewShapes).params).toMatchObject({ width: 128, height: 64 });
+    expect(parseImagine({ prompt: 'fox --ar 1:1' }, fewShapes).params).toMatchObject({ width: 64, height: 64 });
+    expect(problemOf(() => parseImagine({ prompt: 'fox --ar 16:9' }, fewShapes))).toContain(
+      'tiny makes 64×64, 128×128, 64×128, 128×64 only — remove `--ar 16:9`, use one of --ar 1:1, --ar 1:2, --ar 2:1, or pick a model that supports it',
+    );
+  });
+
+  it('refuses a typed size the model does not list', () => {
+    expect(problemOf(() => parseImagine({ prompt: 'fox', size: '64x128' }, onlySquare))).toContain('emoji-64 makes 64×64 only — ask for one of those sizes');
+  });
+
+  it('gives an example and help for the chat box with only what the model takes', () => {
+    expect(composerHints(onlySquare)).toEqual({
+      example: '/imagine a fox in the snow',
+      help: '/imagine PROMPT [--seed N --no WORDS --steps 1–50 --cfg N] · /quota · /history · /info SEED · /cancel · /settings · /blend ID ID [ID ID] · on an upscale: 🖌️ Vary (Region), 🔍 Zoom Out, ⬅️ ➡️ ⬆️ ⬇️',
+    });
+    expect(composerHints(fewShapes).example).toBe('/imagine a fox in the snow --ar 1:2');
+    expect(composerHints(fewShapes).help).toContain('--ar 1:1|1:2|2:1');
+    expect(composerHints(config).example).toBe('/imagine a fox in the snow --ar 16:9');
   });
 });

@@ -5,6 +5,7 @@ import {
   actionForReaction,
   encodeActionId,
   parseActionId,
+  canUpscale,
   planResultAction,
   resultButtonRows,
   resultReactions,
@@ -106,5 +107,24 @@ describe('planResultAction', () => {
     const service = new RecordingImagineService();
     const error = await planResultAction({ action: 'dm', generationId, imageIndex: 0 }, owner, service, TEST_CHAT_CONFIG).catch((caught) => caught);
     expect(isImagineError(error) && error.kind).toBe('not_found');
+  });
+
+  it('varies and rerolls an upscale as the generated picture it came from, and offers no upscale past the largest side', async () => {
+    const service = await serviceWithResult(4);
+    const plan = await planResultAction({ action: 'upscale', generationId, imageIndex: 2 }, owner, service, TEST_CHAT_CONFIG);
+    if (plan.type !== 'generate') throw new Error('expected a generation');
+    await service.submit({ ...plan.draft, replyTarget: '{}' });
+    service.finish(plan.draft.generationId, ['up']);
+    // 512×512 made 2048×2048; another 4× would be 8192 a side.
+    expect(canUpscale(plan.draft)).toBe(false);
+    expect(resultButtonRows(plan.draft.generationId, 1, 'upscale', false)[0].map((button) => button.label)).toEqual(['Vary (subtle)', 'Vary (strong)']);
+
+    for (const action of ['vary-subtle', 'vary-strong', 'reroll'] as const) {
+      const again = await planResultAction({ action, generationId: plan.draft.generationId, imageIndex: 0 }, owner, service, TEST_CHAT_CONFIG, () => 7);
+      expect(again.type === 'generate' && again.draft).toMatchObject({ kind: action, parent: { generationId, imageIndex: 2 }, params: { width: 512, height: 512, batch: 4 } });
+    }
+    await expect(planResultAction({ action: 'upscale', generationId: plan.draft.generationId, imageIndex: 0 }, owner, service, TEST_CHAT_CONFIG)).rejects.toThrow(
+      '2048×2048 is as large as I make images',
+    );
   });
 });

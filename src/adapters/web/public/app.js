@@ -134,6 +134,9 @@ function connect() {
     } else if (message.type === 'form') {
       openRegionEditor(message.messageId, message.form);
       return;
+    } else if (message.type === 'composer') {
+      line.placeholder = message.example;
+      document.getElementById('hint').textContent = message.help;
     }
     scrollToEnd();
   });

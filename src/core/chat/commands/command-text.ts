@@ -1,5 +1,5 @@
 import { invalidInput } from '../../errors.js';
-import type { CommandDefinition, CommandOptionDefinition, OptionValues } from './command.js';
+import { placeOptionWords, type CommandDefinition, type CommandOptionDefinition, type OptionValues } from './command.js';
 
 /** Commands whose whole text is one option (the prompt keeps its spaces and --flags). */
 const WHOLE_TEXT_OPTION: Record<string, string> = { imagine: 'prompt', info: 'target' };
@@ -18,7 +18,8 @@ function usage(name: string, path: string[], options: readonly CommandOptionDefi
 
 /**
  * A command's text after its `/name`, as Slack slash commands and the web chat's typed lines carry it: subcommand words
- * first, then options in their defined order, e.g. `/admin quota set @ana 50`. Only how a user is named differs.
+ * first, then options — named (`mode=relax`), by a choice's value (`relax`) or in their defined order — e.g.
+ * `/admin quota set @ana 50`. Only how a user is named differs.
  */
 export function parseCommandText(definition: CommandDefinition, text: string, users: UserNames): { subcommand: string[]; options: OptionValues } {
   const whole = WHOLE_TEXT_OPTION[definition.name];
@@ -35,16 +36,9 @@ export function parseCommandText(definition: CommandDefinition, text: string, us
     level = next;
   }
   const definitions = level.options ?? [];
+  const usageText = usage(definition.name, subcommand, definitions);
   const options: OptionValues = {};
-  for (const option of definitions) {
-    const word = words.shift();
-    if (word === undefined) {
-      if (option.required) throw invalidInput(`Missing ${option.name}. Usage: ${usage(definition.name, subcommand, definitions)}`);
-      continue;
-    }
-    options[option.name] = readWord(option, word, usage(definition.name, subcommand, definitions), users);
-  }
-  if (words.length > 0) throw invalidInput(`Too many words ("${words.join(' ')}"). Usage: ${usage(definition.name, subcommand, definitions)}`);
+  for (const { option, word } of placeOptionWords(definitions, words, usageText)) options[option.name] = readWord(option, word, usageText, users);
   return { subcommand, options };
 }
 

@@ -1,3 +1,4 @@
+import { invalidInput } from '../../errors.js';
 import type { Requester } from '../../generation.js';
 import type { ChatConfig } from '../chat-config.js';
 import type { ImagineService } from '../service.js';
@@ -68,3 +69,43 @@ export const stringOption = (options: OptionValues, name: string): string | unde
   const value = options[name];
   return value === undefined ? undefined : String(value);
 };
+
+/**
+ * Option words of a text-only command line (Slack, the web chat box), in any order: `name=value` or `name:value` names
+ * its option; a bare word that is one of exactly one option's choices goes to that option (`/settings relax`); other
+ * bare words fill the options still empty in their defined order. Errors name the option that was wrong.
+ */
+export function placeOptionWords(
+  definitions: readonly CommandOptionDefinition[],
+  words: readonly string[],
+  usageText: string,
+): { option: CommandOptionDefinition; word: string }[] {
+  const placed = new Map<CommandOptionDefinition, string>();
+  const place = (option: CommandOptionDefinition, word: string) => {
+    if (placed.has(option)) throw invalidInput(`${option.name} is given twice ("${placed.get(option)}", "${word}"). Usage: ${usageText}`);
+    placed.set(option, word);
+  };
+  const bare: string[] = [];
+  for (const word of words) {
+    const named = /^([a-z][a-z-]*)[=:](.+)$/i.exec(word);
+    const option = named && definitions.find((candidate) => candidate.name === named[1].toLowerCase());
+    if (named && option) place(option, named[2]);
+    else if (named) {
+      throw invalidInput(`There is no option "${named[1]}"; the options are ${definitions.map((candidate) => candidate.name).join(', ')}. Usage: ${usageText}`);
+    } else bare.push(word);
+  }
+  const positional: string[] = [];
+  for (const word of bare) {
+    const byChoice = definitions.filter((candidate) => candidate.choices?.includes(word));
+    if (byChoice.length === 1) place(byChoice[0], word);
+    else positional.push(word);
+  }
+  for (const option of definitions) {
+    if (placed.has(option) || positional.length === 0) continue;
+    placed.set(option, positional.shift()!);
+  }
+  if (positional.length > 0) throw invalidInput(`Too many words ("${positional.join(' ')}"). Usage: ${usageText}`);
+  const missing = definitions.find((option) => option.required && !placed.has(option));
+  if (missing) throw invalidInput(`Missing ${missing.name}. Usage: ${usageText}`);
+  return definitions.filter((option) => placed.has(option)).map((option) => ({ option, word: placed.get(option)! }));
+}

@@ -60,3 +60,9 @@ export type Ban = Prisma.BanModel
  * Who changed what, for admins to audit: `action` is a verb like 'quota.set' or 'ban.add', `details` its arguments.
  */
 export type AdminAction = Prisma.AdminActionModel
+/**
+ * Model WebChatMessage
+ * One message of a web chat user's conversation, as the page shows it, so that a restart keeps the transcript.
+ * Erasing the user (/forget-me, eraseUser) deletes these with their generations.
+ */
+export type WebChatMessage = Prisma.WebChatMessageModel

@@ -404,7 +404,8 @@ export const ModelName = {
   UsageLedger: 'UsageLedger',
   Generation: 'Generation',
   Ban: 'Ban',
-  AdminAction: 'AdminAction'
+  AdminAction: 'AdminAction',
+  WebChatMessage: 'WebChatMessage'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -420,7 +421,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "workspace" | "user" | "quotaPolicy" | "quotaBalance" | "usageLedger" | "generation" | "ban" | "adminAction"
+    modelProps: "workspace" | "user" | "quotaPolicy" | "quotaBalance" | "usageLedger" | "generation" | "ban" | "adminAction" | "webChatMessage"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1016,6 +1017,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    WebChatMessage: {
+      payload: Prisma.$WebChatMessagePayload<ExtArgs>
+      fields: Prisma.WebChatMessageFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.WebChatMessageFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.WebChatMessageFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload>
+        }
+        findFirst: {
+          args: Prisma.WebChatMessageFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.WebChatMessageFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload>
+        }
+        findMany: {
+          args: Prisma.WebChatMessageFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload>[]
+        }
+        create: {
+          args: Prisma.WebChatMessageCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload>
+        }
+        createMany: {
+          args: Prisma.WebChatMessageCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.WebChatMessageCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload>[]
+        }
+        delete: {
+          args: Prisma.WebChatMessageDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload>
+        }
+        update: {
+          args: Prisma.WebChatMessageUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload>
+        }
+        deleteMany: {
+          args: Prisma.WebChatMessageDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.WebChatMessageUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.WebChatMessageUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload>[]
+        }
+        upsert: {
+          args: Prisma.WebChatMessageUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$WebChatMessagePayload>
+        }
+        aggregate: {
+          args: Prisma.WebChatMessageAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateWebChatMessage>
+        }
+        groupBy: {
+          args: Prisma.WebChatMessageGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.WebChatMessageGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.WebChatMessageCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.WebChatMessageCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1159,7 +1234,8 @@ export const GenerationScalarFieldEnum = {
   createdAt: 'createdAt',
   startedAt: 'startedAt',
   finishedAt: 'finishedAt',
-  announcedAt: 'announcedAt'
+  announcedAt: 'announcedAt',
+  deletedAt: 'deletedAt'
 } as const
 
 export type GenerationScalarFieldEnum = (typeof GenerationScalarFieldEnum)[keyof typeof GenerationScalarFieldEnum]
@@ -1191,6 +1267,20 @@ export const AdminActionScalarFieldEnum = {
 } as const
 
 export type AdminActionScalarFieldEnum = (typeof AdminActionScalarFieldEnum)[keyof typeof AdminActionScalarFieldEnum]
+
+
+export const WebChatMessageScalarFieldEnum = {
+  id: 'id',
+  userId: 'userId',
+  message: 'message',
+  generationId: 'generationId',
+  stage: 'stage',
+  lastStep: 'lastStep',
+  position: 'position',
+  createdAt: 'createdAt'
+} as const
+
+export type WebChatMessageScalarFieldEnum = (typeof WebChatMessageScalarFieldEnum)[keyof typeof WebChatMessageScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -1538,6 +1628,7 @@ export type GlobalOmitConfig = {
   generation?: Prisma.GenerationOmit
   ban?: Prisma.BanOmit
   adminAction?: Prisma.AdminActionOmit
+  webChatMessage?: Prisma.WebChatMessageOmit
 }
 
 /* Types for Logging */

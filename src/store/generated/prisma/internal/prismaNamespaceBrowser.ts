@@ -58,7 +58,8 @@ export const ModelName = {
   UsageLedger: 'UsageLedger',
   Generation: 'Generation',
   Ban: 'Ban',
-  AdminAction: 'AdminAction'
+  AdminAction: 'AdminAction',
+  WebChatMessage: 'WebChatMessage'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -181,7 +182,8 @@ export const GenerationScalarFieldEnum = {
   createdAt: 'createdAt',
   startedAt: 'startedAt',
   finishedAt: 'finishedAt',
-  announcedAt: 'announcedAt'
+  announcedAt: 'announcedAt',
+  deletedAt: 'deletedAt'
 } as const
 
 export type GenerationScalarFieldEnum = (typeof GenerationScalarFieldEnum)[keyof typeof GenerationScalarFieldEnum]
@@ -213,6 +215,20 @@ export const AdminActionScalarFieldEnum = {
 } as const
 
 export type AdminActionScalarFieldEnum = (typeof AdminActionScalarFieldEnum)[keyof typeof AdminActionScalarFieldEnum]
+
+
+export const WebChatMessageScalarFieldEnum = {
+  id: 'id',
+  userId: 'userId',
+  message: 'message',
+  generationId: 'generationId',
+  stage: 'stage',
+  lastStep: 'lastStep',
+  position: 'position',
+  createdAt: 'createdAt'
+} as const
+
+export type WebChatMessageScalarFieldEnum = (typeof WebChatMessageScalarFieldEnum)[keyof typeof WebChatMessageScalarFieldEnum]
 
 
 export const SortOrder = {

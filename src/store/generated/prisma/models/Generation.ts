@@ -94,6 +94,7 @@ export type GenerationMinAggregateOutputType = {
   startedAt: Date | null
   finishedAt: Date | null
   announcedAt: Date | null
+  deletedAt: Date | null
 }
 
 export type GenerationMaxAggregateOutputType = {
@@ -132,6 +133,7 @@ export type GenerationMaxAggregateOutputType = {
   startedAt: Date | null
   finishedAt: Date | null
   announcedAt: Date | null
+  deletedAt: Date | null
 }
 
 export type GenerationCountAggregateOutputType = {
@@ -174,6 +176,7 @@ export type GenerationCountAggregateOutputType = {
   startedAt: number
   finishedAt: number
   announcedAt: number
+  deletedAt: number
   _all: number
 }
 
@@ -246,6 +249,7 @@ export type GenerationMinAggregateInputType = {
   startedAt?: true
   finishedAt?: true
   announcedAt?: true
+  deletedAt?: true
 }
 
 export type GenerationMaxAggregateInputType = {
@@ -284,6 +288,7 @@ export type GenerationMaxAggregateInputType = {
   startedAt?: true
   finishedAt?: true
   announcedAt?: true
+  deletedAt?: true
 }
 
 export type GenerationCountAggregateInputType = {
@@ -326,6 +331,7 @@ export type GenerationCountAggregateInputType = {
   startedAt?: true
   finishedAt?: true
   announcedAt?: true
+  deletedAt?: true
   _all?: true
 }
 
@@ -455,6 +461,7 @@ export type GenerationGroupByOutputType = {
   startedAt: Date | null
   finishedAt: Date | null
   announcedAt: Date | null
+  deletedAt: Date | null
   _count: GenerationCountAggregateOutputType | null
   _avg: GenerationAvgAggregateOutputType | null
   _sum: GenerationSumAggregateOutputType | null
@@ -520,6 +527,7 @@ export type GenerationWhereInput = {
   startedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   announcedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   workspace?: Prisma.XOR<Prisma.WorkspaceScalarRelationFilter, Prisma.WorkspaceWhereInput>
   user?: Prisma.XOR<Prisma.UserScalarRelationFilter, Prisma.UserWhereInput>
   parent?: Prisma.XOR<Prisma.GenerationNullableScalarRelationFilter, Prisma.GenerationWhereInput> | null
@@ -566,6 +574,7 @@ export type GenerationOrderByWithRelationInput = {
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   announcedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   workspace?: Prisma.WorkspaceOrderByWithRelationInput
   user?: Prisma.UserOrderByWithRelationInput
   parent?: Prisma.GenerationOrderByWithRelationInput
@@ -615,6 +624,7 @@ export type GenerationWhereUniqueInput = Prisma.AtLeast<{
   startedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   announcedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   workspace?: Prisma.XOR<Prisma.WorkspaceScalarRelationFilter, Prisma.WorkspaceWhereInput>
   user?: Prisma.XOR<Prisma.UserScalarRelationFilter, Prisma.UserWhereInput>
   parent?: Prisma.XOR<Prisma.GenerationNullableScalarRelationFilter, Prisma.GenerationWhereInput> | null
@@ -661,6 +671,7 @@ export type GenerationOrderByWithAggregationInput = {
   startedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   announcedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.GenerationCountOrderByAggregateInput
   _avg?: Prisma.GenerationAvgOrderByAggregateInput
   _max?: Prisma.GenerationMaxOrderByAggregateInput
@@ -711,6 +722,7 @@ export type GenerationScalarWhereWithAggregatesInput = {
   startedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
   announcedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
 }
 
 export type GenerationCreateInput = {
@@ -750,6 +762,7 @@ export type GenerationCreateInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
@@ -796,6 +809,7 @@ export type GenerationUncheckedCreateInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -836,6 +850,7 @@ export type GenerationUpdateInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
@@ -882,6 +897,7 @@ export type GenerationUncheckedUpdateInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -925,6 +941,7 @@ export type GenerationCreateManyInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationUpdateManyMutationInput = {
@@ -964,6 +981,7 @@ export type GenerationUpdateManyMutationInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationUncheckedUpdateManyInput = {
@@ -1006,6 +1024,7 @@ export type GenerationUncheckedUpdateManyInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationListRelationFilter = {
@@ -1071,6 +1090,7 @@ export type GenerationCountOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
   announcedAt?: Prisma.SortOrder
+  deletedAt?: Prisma.SortOrder
 }
 
 export type GenerationAvgOrderByAggregateInput = {
@@ -1125,6 +1145,7 @@ export type GenerationMaxOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
   announcedAt?: Prisma.SortOrder
+  deletedAt?: Prisma.SortOrder
 }
 
 export type GenerationMinOrderByAggregateInput = {
@@ -1163,6 +1184,7 @@ export type GenerationMinOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   finishedAt?: Prisma.SortOrder
   announcedAt?: Prisma.SortOrder
+  deletedAt?: Prisma.SortOrder
 }
 
 export type GenerationSumOrderByAggregateInput = {
@@ -1410,6 +1432,7 @@ export type GenerationCreateWithoutWorkspaceInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
   children?: Prisma.GenerationCreateNestedManyWithoutParentInput
@@ -1454,6 +1477,7 @@ export type GenerationUncheckedCreateWithoutWorkspaceInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -1526,6 +1550,7 @@ export type GenerationScalarWhereInput = {
   startedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   finishedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   announcedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
+  deletedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
 }
 
 export type GenerationCreateWithoutUserInput = {
@@ -1565,6 +1590,7 @@ export type GenerationCreateWithoutUserInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
   children?: Prisma.GenerationCreateNestedManyWithoutParentInput
@@ -1609,6 +1635,7 @@ export type GenerationUncheckedCreateWithoutUserInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -1675,6 +1702,7 @@ export type GenerationCreateWithoutChildrenInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
@@ -1720,6 +1748,7 @@ export type GenerationUncheckedCreateWithoutChildrenInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationCreateOrConnectWithoutChildrenInput = {
@@ -1764,6 +1793,7 @@ export type GenerationCreateWithoutParentInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   children?: Prisma.GenerationCreateNestedManyWithoutParentInput
@@ -1808,6 +1838,7 @@ export type GenerationUncheckedCreateWithoutParentInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -1869,6 +1900,7 @@ export type GenerationUpdateWithoutChildrenInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
@@ -1914,6 +1946,7 @@ export type GenerationUncheckedUpdateWithoutChildrenInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationUpsertWithWhereUniqueWithoutParentInput = {
@@ -1971,6 +2004,7 @@ export type GenerationCreateManyWorkspaceInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationUpdateWithoutWorkspaceInput = {
@@ -2010,6 +2044,7 @@ export type GenerationUpdateWithoutWorkspaceInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
   children?: Prisma.GenerationUpdateManyWithoutParentNestedInput
@@ -2054,6 +2089,7 @@ export type GenerationUncheckedUpdateWithoutWorkspaceInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -2096,6 +2132,7 @@ export type GenerationUncheckedUpdateManyWithoutWorkspaceInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationCreateManyUserInput = {
@@ -2137,6 +2174,7 @@ export type GenerationCreateManyUserInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationUpdateWithoutUserInput = {
@@ -2176,6 +2214,7 @@ export type GenerationUpdateWithoutUserInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
   children?: Prisma.GenerationUpdateManyWithoutParentNestedInput
@@ -2220,6 +2259,7 @@ export type GenerationUncheckedUpdateWithoutUserInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -2262,6 +2302,7 @@ export type GenerationUncheckedUpdateManyWithoutUserInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationCreateManyParentInput = {
@@ -2303,6 +2344,7 @@ export type GenerationCreateManyParentInput = {
   startedAt?: Date | string | null
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
+  deletedAt?: Date | string | null
 }
 
 export type GenerationUpdateWithoutParentInput = {
@@ -2342,6 +2384,7 @@ export type GenerationUpdateWithoutParentInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   children?: Prisma.GenerationUpdateManyWithoutParentNestedInput
@@ -2386,6 +2429,7 @@ export type GenerationUncheckedUpdateWithoutParentInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -2428,6 +2472,7 @@ export type GenerationUncheckedUpdateManyWithoutParentInput = {
   startedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 
@@ -2501,6 +2546,7 @@ export type GenerationSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   startedAt?: boolean
   finishedAt?: boolean
   announcedAt?: boolean
+  deletedAt?: boolean
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
   parent?: boolean | Prisma.Generation$parentArgs<ExtArgs>
@@ -2548,6 +2594,7 @@ export type GenerationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   startedAt?: boolean
   finishedAt?: boolean
   announcedAt?: boolean
+  deletedAt?: boolean
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
   parent?: boolean | Prisma.Generation$parentArgs<ExtArgs>
@@ -2593,6 +2640,7 @@ export type GenerationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   startedAt?: boolean
   finishedAt?: boolean
   announcedAt?: boolean
+  deletedAt?: boolean
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
   parent?: boolean | Prisma.Generation$parentArgs<ExtArgs>
@@ -2638,9 +2686,10 @@ export type GenerationSelectScalar = {
   startedAt?: boolean
   finishedAt?: boolean
   announcedAt?: boolean
+  deletedAt?: boolean
 }
 
-export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt" | "announcedAt", ExtArgs["result"]["generation"]>
+export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt" | "announcedAt" | "deletedAt", ExtArgs["result"]["generation"]>
 export type GenerationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
@@ -2734,6 +2783,10 @@ export type $GenerationPayload<ExtArgs extends runtime.Types.Extensions.Internal
      * When the chat side took the outcome to post it; null while finished means not posted yet (the bot was down).
      */
     announcedAt: Date | null
+    /**
+     * Set by ❌ (Delete): its images and previews are gone from the image store; the row stays for the lineage.
+     */
+    deletedAt: Date | null
   }, ExtArgs["result"]["generation"]>
   composites: {}
 }
@@ -3200,6 +3253,7 @@ export interface GenerationFieldRefs {
   readonly startedAt: Prisma.FieldRef<"Generation", 'DateTime'>
   readonly finishedAt: Prisma.FieldRef<"Generation", 'DateTime'>
   readonly announcedAt: Prisma.FieldRef<"Generation", 'DateTime'>
+  readonly deletedAt: Prisma.FieldRef<"Generation", 'DateTime'>
 }
     
 

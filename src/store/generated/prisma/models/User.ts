@@ -183,6 +183,7 @@ export type UserWhereInput = {
   balances?: Prisma.QuotaBalanceListRelationFilter
   ledger?: Prisma.UsageLedgerListRelationFilter
   generations?: Prisma.GenerationListRelationFilter
+  webMessages?: Prisma.WebChatMessageListRelationFilter
 }
 
 export type UserOrderByWithRelationInput = {
@@ -195,6 +196,7 @@ export type UserOrderByWithRelationInput = {
   balances?: Prisma.QuotaBalanceOrderByRelationAggregateInput
   ledger?: Prisma.UsageLedgerOrderByRelationAggregateInput
   generations?: Prisma.GenerationOrderByRelationAggregateInput
+  webMessages?: Prisma.WebChatMessageOrderByRelationAggregateInput
 }
 
 export type UserWhereUniqueInput = Prisma.AtLeast<{
@@ -211,6 +213,7 @@ export type UserWhereUniqueInput = Prisma.AtLeast<{
   balances?: Prisma.QuotaBalanceListRelationFilter
   ledger?: Prisma.UsageLedgerListRelationFilter
   generations?: Prisma.GenerationListRelationFilter
+  webMessages?: Prisma.WebChatMessageListRelationFilter
 }, "id" | "platform_platformUserId">
 
 export type UserOrderByWithAggregationInput = {
@@ -245,6 +248,7 @@ export type UserCreateInput = {
   balances?: Prisma.QuotaBalanceCreateNestedManyWithoutUserInput
   ledger?: Prisma.UsageLedgerCreateNestedManyWithoutUserInput
   generations?: Prisma.GenerationCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageCreateNestedManyWithoutUserInput
 }
 
 export type UserUncheckedCreateInput = {
@@ -257,6 +261,7 @@ export type UserUncheckedCreateInput = {
   balances?: Prisma.QuotaBalanceUncheckedCreateNestedManyWithoutUserInput
   ledger?: Prisma.UsageLedgerUncheckedCreateNestedManyWithoutUserInput
   generations?: Prisma.GenerationUncheckedCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageUncheckedCreateNestedManyWithoutUserInput
 }
 
 export type UserUpdateInput = {
@@ -269,6 +274,7 @@ export type UserUpdateInput = {
   balances?: Prisma.QuotaBalanceUpdateManyWithoutUserNestedInput
   ledger?: Prisma.UsageLedgerUpdateManyWithoutUserNestedInput
   generations?: Prisma.GenerationUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUpdateManyWithoutUserNestedInput
 }
 
 export type UserUncheckedUpdateInput = {
@@ -281,6 +287,7 @@ export type UserUncheckedUpdateInput = {
   balances?: Prisma.QuotaBalanceUncheckedUpdateManyWithoutUserNestedInput
   ledger?: Prisma.UsageLedgerUncheckedUpdateManyWithoutUserNestedInput
   generations?: Prisma.GenerationUncheckedUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUncheckedUpdateManyWithoutUserNestedInput
 }
 
 export type UserCreateManyInput = {
@@ -404,6 +411,20 @@ export type UserUpdateOneRequiredWithoutGenerationsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.UserUpdateToOneWithWhereWithoutGenerationsInput, Prisma.UserUpdateWithoutGenerationsInput>, Prisma.UserUncheckedUpdateWithoutGenerationsInput>
 }
 
+export type UserCreateNestedOneWithoutWebMessagesInput = {
+  create?: Prisma.XOR<Prisma.UserCreateWithoutWebMessagesInput, Prisma.UserUncheckedCreateWithoutWebMessagesInput>
+  connectOrCreate?: Prisma.UserCreateOrConnectWithoutWebMessagesInput
+  connect?: Prisma.UserWhereUniqueInput
+}
+
+export type UserUpdateOneRequiredWithoutWebMessagesNestedInput = {
+  create?: Prisma.XOR<Prisma.UserCreateWithoutWebMessagesInput, Prisma.UserUncheckedCreateWithoutWebMessagesInput>
+  connectOrCreate?: Prisma.UserCreateOrConnectWithoutWebMessagesInput
+  upsert?: Prisma.UserUpsertWithoutWebMessagesInput
+  connect?: Prisma.UserWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.UserUpdateToOneWithWhereWithoutWebMessagesInput, Prisma.UserUpdateWithoutWebMessagesInput>, Prisma.UserUncheckedUpdateWithoutWebMessagesInput>
+}
+
 export type UserCreateWithoutPoliciesInput = {
   id?: string
   platform: string
@@ -413,6 +434,7 @@ export type UserCreateWithoutPoliciesInput = {
   balances?: Prisma.QuotaBalanceCreateNestedManyWithoutUserInput
   ledger?: Prisma.UsageLedgerCreateNestedManyWithoutUserInput
   generations?: Prisma.GenerationCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageCreateNestedManyWithoutUserInput
 }
 
 export type UserUncheckedCreateWithoutPoliciesInput = {
@@ -424,6 +446,7 @@ export type UserUncheckedCreateWithoutPoliciesInput = {
   balances?: Prisma.QuotaBalanceUncheckedCreateNestedManyWithoutUserInput
   ledger?: Prisma.UsageLedgerUncheckedCreateNestedManyWithoutUserInput
   generations?: Prisma.GenerationUncheckedCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageUncheckedCreateNestedManyWithoutUserInput
 }
 
 export type UserCreateOrConnectWithoutPoliciesInput = {
@@ -451,6 +474,7 @@ export type UserUpdateWithoutPoliciesInput = {
   balances?: Prisma.QuotaBalanceUpdateManyWithoutUserNestedInput
   ledger?: Prisma.UsageLedgerUpdateManyWithoutUserNestedInput
   generations?: Prisma.GenerationUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUpdateManyWithoutUserNestedInput
 }
 
 export type UserUncheckedUpdateWithoutPoliciesInput = {
@@ -462,6 +486,7 @@ export type UserUncheckedUpdateWithoutPoliciesInput = {
   balances?: Prisma.QuotaBalanceUncheckedUpdateManyWithoutUserNestedInput
   ledger?: Prisma.UsageLedgerUncheckedUpdateManyWithoutUserNestedInput
   generations?: Prisma.GenerationUncheckedUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUncheckedUpdateManyWithoutUserNestedInput
 }
 
 export type UserCreateWithoutBalancesInput = {
@@ -473,6 +498,7 @@ export type UserCreateWithoutBalancesInput = {
   policies?: Prisma.QuotaPolicyCreateNestedManyWithoutUserInput
   ledger?: Prisma.UsageLedgerCreateNestedManyWithoutUserInput
   generations?: Prisma.GenerationCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageCreateNestedManyWithoutUserInput
 }
 
 export type UserUncheckedCreateWithoutBalancesInput = {
@@ -484,6 +510,7 @@ export type UserUncheckedCreateWithoutBalancesInput = {
   policies?: Prisma.QuotaPolicyUncheckedCreateNestedManyWithoutUserInput
   ledger?: Prisma.UsageLedgerUncheckedCreateNestedManyWithoutUserInput
   generations?: Prisma.GenerationUncheckedCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageUncheckedCreateNestedManyWithoutUserInput
 }
 
 export type UserCreateOrConnectWithoutBalancesInput = {
@@ -511,6 +538,7 @@ export type UserUpdateWithoutBalancesInput = {
   policies?: Prisma.QuotaPolicyUpdateManyWithoutUserNestedInput
   ledger?: Prisma.UsageLedgerUpdateManyWithoutUserNestedInput
   generations?: Prisma.GenerationUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUpdateManyWithoutUserNestedInput
 }
 
 export type UserUncheckedUpdateWithoutBalancesInput = {
@@ -522,6 +550,7 @@ export type UserUncheckedUpdateWithoutBalancesInput = {
   policies?: Prisma.QuotaPolicyUncheckedUpdateManyWithoutUserNestedInput
   ledger?: Prisma.UsageLedgerUncheckedUpdateManyWithoutUserNestedInput
   generations?: Prisma.GenerationUncheckedUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUncheckedUpdateManyWithoutUserNestedInput
 }
 
 export type UserCreateWithoutLedgerInput = {
@@ -533,6 +562,7 @@ export type UserCreateWithoutLedgerInput = {
   policies?: Prisma.QuotaPolicyCreateNestedManyWithoutUserInput
   balances?: Prisma.QuotaBalanceCreateNestedManyWithoutUserInput
   generations?: Prisma.GenerationCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageCreateNestedManyWithoutUserInput
 }
 
 export type UserUncheckedCreateWithoutLedgerInput = {
@@ -544,6 +574,7 @@ export type UserUncheckedCreateWithoutLedgerInput = {
   policies?: Prisma.QuotaPolicyUncheckedCreateNestedManyWithoutUserInput
   balances?: Prisma.QuotaBalanceUncheckedCreateNestedManyWithoutUserInput
   generations?: Prisma.GenerationUncheckedCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageUncheckedCreateNestedManyWithoutUserInput
 }
 
 export type UserCreateOrConnectWithoutLedgerInput = {
@@ -571,6 +602,7 @@ export type UserUpdateWithoutLedgerInput = {
   policies?: Prisma.QuotaPolicyUpdateManyWithoutUserNestedInput
   balances?: Prisma.QuotaBalanceUpdateManyWithoutUserNestedInput
   generations?: Prisma.GenerationUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUpdateManyWithoutUserNestedInput
 }
 
 export type UserUncheckedUpdateWithoutLedgerInput = {
@@ -582,6 +614,7 @@ export type UserUncheckedUpdateWithoutLedgerInput = {
   policies?: Prisma.QuotaPolicyUncheckedUpdateManyWithoutUserNestedInput
   balances?: Prisma.QuotaBalanceUncheckedUpdateManyWithoutUserNestedInput
   generations?: Prisma.GenerationUncheckedUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUncheckedUpdateManyWithoutUserNestedInput
 }
 
 export type UserCreateWithoutGenerationsInput = {
@@ -593,6 +626,7 @@ export type UserCreateWithoutGenerationsInput = {
   policies?: Prisma.QuotaPolicyCreateNestedManyWithoutUserInput
   balances?: Prisma.QuotaBalanceCreateNestedManyWithoutUserInput
   ledger?: Prisma.UsageLedgerCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageCreateNestedManyWithoutUserInput
 }
 
 export type UserUncheckedCreateWithoutGenerationsInput = {
@@ -604,6 +638,7 @@ export type UserUncheckedCreateWithoutGenerationsInput = {
   policies?: Prisma.QuotaPolicyUncheckedCreateNestedManyWithoutUserInput
   balances?: Prisma.QuotaBalanceUncheckedCreateNestedManyWithoutUserInput
   ledger?: Prisma.UsageLedgerUncheckedCreateNestedManyWithoutUserInput
+  webMessages?: Prisma.WebChatMessageUncheckedCreateNestedManyWithoutUserInput
 }
 
 export type UserCreateOrConnectWithoutGenerationsInput = {
@@ -631,6 +666,7 @@ export type UserUpdateWithoutGenerationsInput = {
   policies?: Prisma.QuotaPolicyUpdateManyWithoutUserNestedInput
   balances?: Prisma.QuotaBalanceUpdateManyWithoutUserNestedInput
   ledger?: Prisma.UsageLedgerUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUpdateManyWithoutUserNestedInput
 }
 
 export type UserUncheckedUpdateWithoutGenerationsInput = {
@@ -642,6 +678,71 @@ export type UserUncheckedUpdateWithoutGenerationsInput = {
   policies?: Prisma.QuotaPolicyUncheckedUpdateManyWithoutUserNestedInput
   balances?: Prisma.QuotaBalanceUncheckedUpdateManyWithoutUserNestedInput
   ledger?: Prisma.UsageLedgerUncheckedUpdateManyWithoutUserNestedInput
+  webMessages?: Prisma.WebChatMessageUncheckedUpdateManyWithoutUserNestedInput
+}
+
+export type UserCreateWithoutWebMessagesInput = {
+  id?: string
+  platform: string
+  platformUserId: string
+  settings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  policies?: Prisma.QuotaPolicyCreateNestedManyWithoutUserInput
+  balances?: Prisma.QuotaBalanceCreateNestedManyWithoutUserInput
+  ledger?: Prisma.UsageLedgerCreateNestedManyWithoutUserInput
+  generations?: Prisma.GenerationCreateNestedManyWithoutUserInput
+}
+
+export type UserUncheckedCreateWithoutWebMessagesInput = {
+  id?: string
+  platform: string
+  platformUserId: string
+  settings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  policies?: Prisma.QuotaPolicyUncheckedCreateNestedManyWithoutUserInput
+  balances?: Prisma.QuotaBalanceUncheckedCreateNestedManyWithoutUserInput
+  ledger?: Prisma.UsageLedgerUncheckedCreateNestedManyWithoutUserInput
+  generations?: Prisma.GenerationUncheckedCreateNestedManyWithoutUserInput
+}
+
+export type UserCreateOrConnectWithoutWebMessagesInput = {
+  where: Prisma.UserWhereUniqueInput
+  create: Prisma.XOR<Prisma.UserCreateWithoutWebMessagesInput, Prisma.UserUncheckedCreateWithoutWebMessagesInput>
+}
+
+export type UserUpsertWithoutWebMessagesInput = {
+  update: Prisma.XOR<Prisma.UserUpdateWithoutWebMessagesInput, Prisma.UserUncheckedUpdateWithoutWebMessagesInput>
+  create: Prisma.XOR<Prisma.UserCreateWithoutWebMessagesInput, Prisma.UserUncheckedCreateWithoutWebMessagesInput>
+  where?: Prisma.UserWhereInput
+}
+
+export type UserUpdateToOneWithWhereWithoutWebMessagesInput = {
+  where?: Prisma.UserWhereInput
+  data: Prisma.XOR<Prisma.UserUpdateWithoutWebMessagesInput, Prisma.UserUncheckedUpdateWithoutWebMessagesInput>
+}
+
+export type UserUpdateWithoutWebMessagesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  platform?: Prisma.StringFieldUpdateOperationsInput | string
+  platformUserId?: Prisma.StringFieldUpdateOperationsInput | string
+  settings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  policies?: Prisma.QuotaPolicyUpdateManyWithoutUserNestedInput
+  balances?: Prisma.QuotaBalanceUpdateManyWithoutUserNestedInput
+  ledger?: Prisma.UsageLedgerUpdateManyWithoutUserNestedInput
+  generations?: Prisma.GenerationUpdateManyWithoutUserNestedInput
+}
+
+export type UserUncheckedUpdateWithoutWebMessagesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  platform?: Prisma.StringFieldUpdateOperationsInput | string
+  platformUserId?: Prisma.StringFieldUpdateOperationsInput | string
+  settings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  policies?: Prisma.QuotaPolicyUncheckedUpdateManyWithoutUserNestedInput
+  balances?: Prisma.QuotaBalanceUncheckedUpdateManyWithoutUserNestedInput
+  ledger?: Prisma.UsageLedgerUncheckedUpdateManyWithoutUserNestedInput
+  generations?: Prisma.GenerationUncheckedUpdateManyWithoutUserNestedInput
 }
 
 
@@ -654,6 +755,7 @@ export type UserCountOutputType = {
   balances: number
   ledger: number
   generations: number
+  webMessages: number
 }
 
 export type UserCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -661,6 +763,7 @@ export type UserCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.I
   balances?: boolean | UserCountOutputTypeCountBalancesArgs
   ledger?: boolean | UserCountOutputTypeCountLedgerArgs
   generations?: boolean | UserCountOutputTypeCountGenerationsArgs
+  webMessages?: boolean | UserCountOutputTypeCountWebMessagesArgs
 }
 
 /**
@@ -701,6 +804,13 @@ export type UserCountOutputTypeCountGenerationsArgs<ExtArgs extends runtime.Type
   where?: Prisma.GenerationWhereInput
 }
 
+/**
+ * UserCountOutputType without action
+ */
+export type UserCountOutputTypeCountWebMessagesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.WebChatMessageWhereInput
+}
+
 
 export type UserSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -712,6 +822,7 @@ export type UserSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = r
   balances?: boolean | Prisma.User$balancesArgs<ExtArgs>
   ledger?: boolean | Prisma.User$ledgerArgs<ExtArgs>
   generations?: boolean | Prisma.User$generationsArgs<ExtArgs>
+  webMessages?: boolean | Prisma.User$webMessagesArgs<ExtArgs>
   _count?: boolean | Prisma.UserCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["user"]>
 
@@ -745,6 +856,7 @@ export type UserInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = 
   balances?: boolean | Prisma.User$balancesArgs<ExtArgs>
   ledger?: boolean | Prisma.User$ledgerArgs<ExtArgs>
   generations?: boolean | Prisma.User$generationsArgs<ExtArgs>
+  webMessages?: boolean | Prisma.User$webMessagesArgs<ExtArgs>
   _count?: boolean | Prisma.UserCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type UserIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {}
@@ -757,6 +869,7 @@ export type $UserPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs =
     balances: Prisma.$QuotaBalancePayload<ExtArgs>[]
     ledger: Prisma.$UsageLedgerPayload<ExtArgs>[]
     generations: Prisma.$GenerationPayload<ExtArgs>[]
+    webMessages: Prisma.$WebChatMessagePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -1165,6 +1278,7 @@ export interface Prisma__UserClient<T, Null = never, ExtArgs extends runtime.Typ
   balances<T extends Prisma.User$balancesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.User$balancesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$QuotaBalancePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   ledger<T extends Prisma.User$ledgerArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.User$ledgerArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$UsageLedgerPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   generations<T extends Prisma.User$generationsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.User$generationsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$GenerationPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  webMessages<T extends Prisma.User$webMessagesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.User$webMessagesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$WebChatMessagePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1685,6 +1799,30 @@ export type User$generationsArgs<ExtArgs extends runtime.Types.Extensions.Intern
   take?: number
   skip?: number
   distinct?: Prisma.GenerationScalarFieldEnum | Prisma.GenerationScalarFieldEnum[]
+}
+
+/**
+ * User.webMessages
+ */
+export type User$webMessagesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the WebChatMessage
+   */
+  select?: Prisma.WebChatMessageSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the WebChatMessage
+   */
+  omit?: Prisma.WebChatMessageOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.WebChatMessageInclude<ExtArgs> | null
+  where?: Prisma.WebChatMessageWhereInput
+  orderBy?: Prisma.WebChatMessageOrderByWithRelationInput | Prisma.WebChatMessageOrderByWithRelationInput[]
+  cursor?: Prisma.WebChatMessageWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.WebChatMessageScalarFieldEnum | Prisma.WebChatMessageScalarFieldEnum[]
 }
 
 /**
