@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { appendFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,17 +31,22 @@ import { appendBenchmarkRow, machineDescription } from './report.js';
  * `npm run soak:faults -- [--jobs N] [--workers N] [--redis-aof yes|no] [--deadline-s S] [--database URL] [--json]`
  * Submits N jobs through the real producer, quota ledger (PostgreSQL, a schema of its own) and local image store to
  * worker child processes that are SIGKILLed at random moments and started again, while a private Redis (append-only,
- * or with no persistence at all) is SIGKILLed and restarted once mid-run, and the chat side's ImagineService (the bot)
- * is stopped for a few seconds and started again. The reconciler runs as in every role. Then counts what every user
- * would have seen, from what the bot was given to post and from the ledger:
+ * or with no persistence at all) is SIGKILLed and restarted once mid-run, and the bot — a child process running the
+ * chat side's ImagineService on the same stores — is SIGKILLed once while results are arriving and started again a few
+ * seconds later. The reconciler runs as in every role. Then counts what every user would have seen, from what the bot
+ * handed its poster (a line appended to a file by the bot's listener, which a SIGKILL cannot half-write) and from the
+ * ledger:
  * - completed / failedWithMessage: the outcome on record, posted exactly once; lost: anything else;
+ * - neverPosted: generations whose outcome is on record but that the bot never posted (counted in lost too);
  * - postedTwice: generations whose outcome the bot was given more than once;
+ * - orphanReservations: units reserved under a generation id that no Generation row has and that were never refunded;
  * - doubleCharged: generations charged more than their cost or charged with no image delivered (reserve − refunds, per
  *   ledger row), plus each unit by which a user's balance exceeds the cost of the images they received;
  * - uncharged: images delivered with no charge standing.
  * The targets are lost = doubleCharged = postedTwice = uncharged = 0. recoveredAfterKill counts the jobs BullMQ took
  * back from a killed worker (with AOF only: without it Redis forgets the count), showing the kills landed mid-job.
- * The same file is the worker child (`--worker`), configured by the SOAK_WORKER JSON.
+ * The same file is the worker child (`--worker`, configured by the SOAK_WORKER JSON) and the bot child (`--bot`,
+ * configured by SOAK_BOT).
  */
 const { values } = parseArgs({
   options: {
@@ -51,6 +57,7 @@ const { values } = parseArgs({
     database: { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test' },
     json: { type: 'boolean', default: false },
     worker: { type: 'boolean', default: false },
+    bot: { type: 'boolean', default: false },
   },
 });
 
@@ -75,6 +82,11 @@ interface WorkerConfig {
   prefix: string;
   databaseUrl: string;
   imageDir: string;
+}
+
+interface BotConfig extends WorkerConfig {
+  /** Where the bot's poster appends one `generationId outcome` line per outcome it is handed. */
+  postedFile: string;
 }
 
 /** A stand-in engine that takes STEPS × STEP_DELAY_MS, checks the abort signal between steps, and returns a 16×16 PNG. */
@@ -120,13 +132,39 @@ async function runWorkerChild(config: WorkerConfig): Promise<void> {
   process.stdout.write('ready\n');
 }
 
-function spawnWorkerChild(config: WorkerConfig): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--worker'], {
-    env: { ...process.env, SOAK_WORKER: JSON.stringify(config) },
+/** The bot as the `bot` role runs it, on the same stores, its poster appending to a file the parent audits. */
+async function runBotChild(config: BotConfig): Promise<void> {
+  const database = await openDatabase({ url: config.databaseUrl, poolSize: 4 });
+  const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
+  const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
+  const history = createGenerationHistory(database.prisma);
+  const service = createImagineService({
+    prisma: database.prisma,
+    ledger,
+    history,
+    queue: createGenerationQueue({ redisUrl: config.redisUrl, prefix: config.prefix, ledger, history, intake: createGenerationIntake(database.prisma, ledgerOptions) }),
+    images: createLocalImageStore(config.imageDir),
+    redisUrl: config.redisUrl,
+    queuePrefix: config.prefix,
+    models: [MODEL_NAME],
+    announceSweep: { intervalMs: RECONCILE_INTERVAL_MS, graceMs: RECONCILE_GRACE_MS },
+  });
+  service.subscribe('cli', (event) => {
+    // Synchronous, one short line per write: what the user saw is exactly what reached this file.
+    if (event.type !== 'progress') appendFileSync(config.postedFile, `${event.generationId} ${event.type}\n`);
+  });
+  process.stdin.once('close', () => process.exit(1));
+  process.stdin.resume();
+  process.stdout.write('ready\n');
+}
+
+function spawnChild(role: 'worker' | 'bot', config: WorkerConfig | BotConfig): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--${role}`], {
+    env: { ...process.env, [role === 'worker' ? 'SOAK_WORKER' : 'SOAK_BOT']: JSON.stringify(config) },
     stdio: ['pipe', 'pipe', 'ignore'],
   });
   return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`soak worker exited with ${code} before it was ready`)));
+    child.once('exit', (code) => reject(new Error(`soak ${role} exited with ${code} before it was ready`)));
     child.stdout!.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('ready')) {
         child.removeAllListeners('exit');
@@ -201,7 +239,7 @@ async function runSoak(): Promise<void> {
   let stopping = false;
   let workerKills = 0;
   let redisRestarts = 0;
-  let botRestarts = 0;
+  let botKills = 0;
   const redis = await startSoakRedis(scratchDir, appendOnly);
   const database = await openDatabase({ url: databaseUrl, poolSize: 4 });
   const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
@@ -219,30 +257,12 @@ async function runSoak(): Promise<void> {
   const reconciler = createReconciler({ prisma: database.prisma, ledger, history, redisUrl: redis.url, prefix, graceMs: RECONCILE_GRACE_MS });
   reconciler.start(RECONCILE_INTERVAL_MS);
 
-  // The bot: what it is given to post, per generation, across its restart.
-  const posted = new Map<string, string[]>();
-  const startBot = () => {
-    const service = createImagineService({
-      prisma: database.prisma,
-      ledger,
-      history,
-      queue,
-      images: createLocalImageStore(imageDir),
-      redisUrl: redis.url,
-      queuePrefix: prefix,
-      models: [MODEL_NAME],
-      announceSweep: { intervalMs: RECONCILE_INTERVAL_MS, graceMs: RECONCILE_GRACE_MS },
-    });
-    service.subscribe('cli', (event) => {
-      if (event.type !== 'progress') posted.set(event.generationId, [...(posted.get(event.generationId) ?? []), event.type]);
-    });
-    return service;
-  };
-  let bot = startBot();
   const workerConfig: WorkerConfig = { redisUrl: redis.url, prefix, databaseUrl, imageDir };
+  const postedFile = join(scratchDir, 'posted.log');
+  let bot = await spawnChild('bot', { ...workerConfig, postedFile });
 
   const startChild = async () => {
-    const child = await spawnWorkerChild(workerConfig);
+    const child = await spawnChild('worker', workerConfig);
     children.add(child);
     child.once('exit', () => children.delete(child));
   };
@@ -266,15 +286,15 @@ async function runSoak(): Promise<void> {
     const submitted: string[] = [];
     const submitEveryMs = 150;
     let redisKilled = false;
-    let botStopped = false;
+    let botKilled = false;
     for (let index = 0; index < jobCount; index += 1) {
-      if (!botStopped && index >= jobCount / 4) {
-        // Results finishing while the bot is away must be posted when it is back, once.
-        botStopped = true;
-        await bot.close();
+      if (!botKilled && index >= jobCount / 4) {
+        // Killed while results are arriving: those finishing while it is away must be posted when it is back, once.
+        botKilled = true;
+        await killAndWait(bot, 'SIGKILL');
+        botKills += 1;
         await sleep(BOT_DOWN_MS);
-        bot = startBot();
-        botRestarts += 1;
+        bot = await spawnChild('bot', { ...workerConfig, postedFile });
       }
       if (!redisKilled && index >= jobCount / 2) {
         redisKilled = true;
@@ -320,7 +340,10 @@ async function runSoak(): Promise<void> {
 
     const endedInHistory = async () =>
       database.prisma.generation.count({ where: { id: { in: submitted }, status: { in: ['succeeded', 'failed', 'cancelled'] } } });
-    const announced = async () => submitted.filter((generationId) => posted.has(generationId)).length;
+    const announced = async () => {
+      const posted = await readPosted(postedFile);
+      return submitted.filter((generationId) => posted.has(generationId)).length;
+    };
     // Done when every generation was announced. A generation whose history ended but that was never announced is
     // what this run looks for, so once history is complete the announcements get a grace period, not the whole deadline.
     let historyCompleteAtMs: number | undefined;
@@ -332,14 +355,14 @@ async function runSoak(): Promise<void> {
     stopping = true;
     await killLoop;
 
-    const figures = await countOutcomes({ redisUrl: redis.url, prefix, databaseUrl: values.database, schema, submitted, posted });
+    const figures = await countOutcomes({ redisUrl: redis.url, prefix, databaseUrl: values.database, schema, submitted, posted: await readPosted(postedFile) });
     const row = {
       redisAof: appendOnly ? 'yes' : 'no',
       ...figures,
       workers: workerCount,
       workerKills,
       redisRestarts,
-      botRestarts,
+      botKills,
       seconds: Math.round((Date.now() - startedAtMs) / 1_000),
       machine: machineDescription(),
       date: new Date().toISOString().slice(0, 10),
@@ -348,8 +371,7 @@ async function runSoak(): Promise<void> {
     process.stdout.write(values.json ? `${JSON.stringify(row)}\n` : `${JSON.stringify(row, null, 2)}\n`);
   } finally {
     stopping = true;
-    await Promise.all([...children].map((child) => killAndWait(child, 'SIGKILL')));
-    await bot.close();
+    await Promise.all([...children, bot].map((child) => killAndWait(child, 'SIGKILL')));
     await reconciler.close();
     await queue.close();
     await database.close();
@@ -357,6 +379,16 @@ async function runSoak(): Promise<void> {
     await dropSchema(values.database, schema);
     await rm(scratchDir, { recursive: true, force: true });
   }
+}
+
+async function readPosted(file: string): Promise<Map<string, string[]>> {
+  const posted = new Map<string, string[]>();
+  const text = await readFile(file, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const [generationId, outcome] = line.split(' ');
+    if (generationId && outcome) posted.set(generationId, [...(posted.get(generationId) ?? []), outcome]);
+  }
+  return posted;
 }
 
 async function countOutcomes(options: {
@@ -394,6 +426,7 @@ async function countOutcomes(options: {
   let historyRows: { id: string; status: string; errorMessage: string | null }[];
   let balances: { userId: string; usedUnits: number }[];
   let deliveredByUser: { userId: string; units: number }[];
+  let orphanReservations: number;
   try {
     // Summed, not looked up by kind: if a retry ever wrote a second reservation or a refund landed twice, this shows it.
     ledgerRows = (
@@ -415,6 +448,17 @@ async function countOutcomes(options: {
         [options.submitted],
       )
     ).rows;
+    // Over the whole schema, the requests the producer refused and that were tried again under a new id included.
+    orphanReservations = (
+      await sql.query(
+        `SELECT count(*)::int AS orphans FROM (
+           SELECT l."generationId" FROM "UsageLedger" l
+           WHERE NOT EXISTS (SELECT 1 FROM "Generation" g WHERE g.id = l."generationId")
+           GROUP BY l."generationId"
+           HAVING coalesce(sum(l.units) FILTER (WHERE l.kind = 'reserve'), 0) > coalesce(sum(l.units) FILTER (WHERE l.kind = 'refund'), 0)
+         ) AS unrecorded`,
+      )
+    ).rows[0].orphans;
   } finally {
     await sql.end();
   }
@@ -426,6 +470,7 @@ async function countOutcomes(options: {
   let postedTwice = 0;
   let doubleCharged = 0;
   let uncharged = 0;
+  let neverPosted = 0;
   for (const generationId of options.submitted) {
     const outcomes = options.posted.get(generationId) ?? [];
     if (outcomes.length > 1) postedTwice += 1;
@@ -436,6 +481,8 @@ async function countOutcomes(options: {
     const settledTwice = (ledger?.commits ?? 0) > 1 || ((ledger?.commits ?? 0) > 0 && (ledger?.refunds ?? 0) > 0);
     if (charged > (delivered ? UNITS_PER_JOB : 0) || settledTwice) doubleCharged += 1;
     if (delivered && charged < UNITS_PER_JOB) uncharged += 1;
+    const finished = record?.status === 'succeeded' || record?.status === 'failed' || record?.status === 'cancelled';
+    if (finished && outcomes.length === 0) neverPosted += 1;
     if (delivered && outcomes.length === 1 && outcomes[0] === 'succeeded') completed += 1;
     else if (record?.status === 'failed' && record.errorMessage && outcomes.length === 1 && outcomes[0] === 'failed') failedWithMessage += 1;
     else {
@@ -451,6 +498,8 @@ async function countOutcomes(options: {
     completed,
     failedWithMessage,
     lost: options.submitted.length - completed - failedWithMessage,
+    neverPosted,
+    orphanReservations,
     doubleCharged: doubleCharged + overchargedUnits,
     postedTwice,
     uncharged,
@@ -469,4 +518,5 @@ async function dropSchema(databaseUrl: string, schema: string): Promise<void> {
 }
 
 if (values.worker) await runWorkerChild(JSON.parse(process.env.SOAK_WORKER ?? '{}') as WorkerConfig);
+else if (values.bot) await runBotChild(JSON.parse(process.env.SOAK_BOT ?? '{}') as BotConfig);
 else await runSoak();
