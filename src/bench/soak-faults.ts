@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +75,8 @@ const UNITS_PER_JOB = 1;
 const RECONCILE_GRACE_MS = 5_000;
 const RECONCILE_INTERVAL_MS = 3_000;
 const BOT_DOWN_MS = 3_000;
+// A claim to post that a killed bot left behind lapses after this, and the restarted bot posts the outcome.
+const ANNOUNCE_LEASE_MS = 5_000;
 
 interface WorkerConfig {
   redisUrl: string;
@@ -147,11 +148,12 @@ async function runBotChild(config: BotConfig): Promise<void> {
     redisUrl: config.redisUrl,
     queuePrefix: config.prefix,
     models: [MODEL_NAME],
-    announceSweep: { intervalMs: RECONCILE_INTERVAL_MS, graceMs: RECONCILE_GRACE_MS },
+    announceSweep: { intervalMs: RECONCILE_INTERVAL_MS, graceMs: RECONCILE_GRACE_MS, leaseMs: ANNOUNCE_LEASE_MS },
   });
-  service.subscribe('cli', (event) => {
-    // Synchronous, one short line per write: what the user saw is exactly what reached this file.
-    if (event.type !== 'progress') appendFileSync(config.postedFile, `${event.generationId} ${event.type}\n`);
+  // One short line per append: what the user saw is exactly what reached this file. Posting is confirmed once the
+  // append resolves, as an adapter's once the platform answered.
+  service.subscribe('cli', async (event) => {
+    if (event.type !== 'progress') await appendFile(config.postedFile, `${event.generationId} ${event.type}\n`);
   });
   process.stdin.once('close', () => process.exit(1));
   process.stdin.resume();

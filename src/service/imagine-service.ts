@@ -16,7 +16,7 @@ import { drawnMaskKey } from '../queue/job.js';
 import type { GenerationQueue } from '../queue/producer.js';
 import { setBanned, setQuotaPolicy, updateUserSettings, userSettings, workspaceUsageToday } from '../store/admin.js';
 import type { PrismaClient } from '../store/database.js';
-import { claimAnnouncement, deleteGenerationImages, eraseUser, findBySeed, findGeneration, recentGenerations, unannouncedGenerations, unfinishedGenerationsOf } from '../store/generations.js';
+import { claimAnnouncement, confirmAnnouncement, deleteGenerationImages, eraseUser, findBySeed, findGeneration, recentGenerations, unannouncedGenerations, unfinishedGenerationsOf } from '../store/generations.js';
 import type { PrismaQuotaLedger, QuotaStanding } from '../store/quota-ledger.js';
 import { redisOptions } from './redis.js';
 
@@ -24,7 +24,8 @@ import { redisOptions } from './redis.js';
  * The chat side's one door to the rest of the system: the ImagineService port (src/core/chat/service.ts) over the
  * BullMQ queue, the Prisma store and the image store. It holds no state of its own beyond event listeners; the event
  * cursors live in Redis, so a restarted bot resumes where it stopped, and each outcome is posted once: the first to
- * claim it in the database (Generation.announcedAt) posts it, and outcomes no event brought are found there.
+ * claim it in the database (Generation.announcingUntil) posts it and then confirms (Generation.announcedAt), and
+ * outcomes no event brought, or whose poster died before confirming, are found there.
  */
 export interface ImagineServiceDependencies {
   prisma: PrismaClient;
@@ -38,8 +39,11 @@ export interface ImagineServiceDependencies {
   models: readonly string[];
   /** How long /forget-me waits for running jobs it signalled to stop before refunding them itself (default 30 s). */
   eraseWaitMs?: number;
-  /** How often to look for unposted outcomes, and how old an outcome must be to be taken from there (default 60 s, 30 s). */
-  announceSweep?: { intervalMs: number; graceMs: number };
+  /**
+   * How often to look for unposted outcomes, how old an outcome must be to be taken from there, and how long a claim to
+   * post one holds before another poster may take it (default 60 s, 30 s, 120 s).
+   */
+  announceSweep?: { intervalMs: number; graceMs: number; leaseMs?: number };
 }
 
 export interface RunningImagineService extends ImagineService {
@@ -52,13 +56,16 @@ export interface RunningImagineService extends ImagineService {
  * milliseconds of the record.
  */
 const DEFAULT_ANNOUNCE_SWEEP = { intervalMs: 60_000, graceMs: 30_000 };
+/** Longer than any adapter takes to post (Discord's rate limits included), or a slow post would be made twice. */
+const DEFAULT_ANNOUNCE_LEASE_MS = 120_000;
 
 export function createImagineService(deps: ImagineServiceDependencies): RunningImagineService {
-  const listeners = new Set<{ platform: Platform; listener: (event: GenerationEvent) => void }>();
+  const listeners = new Set<{ platform: Platform; listener: (event: GenerationEvent) => void | Promise<void> }>();
   const following = new AbortController();
   const streams = new Map<string, Promise<void>>();
   const sweptPlatforms = new Set<Platform>();
   const sweeps = new Set<Promise<void>>();
+  const posting = new Set<Promise<void>>();
   // Waits for Redis like an event reader: a cursor read that failed fast at start-up used to become "newest" and lose
   // every event published while the bot was down.
   const cursors = new Redis(redisOptions(deps.redisUrl, 'subscriber'));
@@ -66,15 +73,10 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
   const cursorKey = (model: string) => `${deps.queuePrefix}:chat-cursor:${model}`;
 
   const hasListener = (platform: Platform) => [...listeners].some((entry) => entry.platform === platform);
-  const dispatch = (event: GenerationEvent) => {
-    for (const entry of listeners) {
-      if (entry.platform !== event.platform) continue;
-      try {
-        entry.listener(event);
-      } catch {
-        // One adapter's rendering problem must not stop the others from hearing about the event.
-      }
-    }
+  /** Settles once every listener has settled; one adapter's rendering problem never stops the others. */
+  const dispatch = async (event: GenerationEvent): Promise<void> => {
+    const handled = [...listeners].filter((entry) => entry.platform === event.platform).map(async (entry) => entry.listener(event));
+    await Promise.allSettled(handled);
   };
 
   /** Repeats `work` through Redis or database outages until it succeeds; undefined once the service is closing. */
@@ -90,11 +92,19 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
   };
 
   // An outcome reaches this process from its event, from the database sweep, or both (and other bot replicas see the
-  // same events): the database claim lets exactly one of them post it.
+  // same events): the database claim lets one of them post it. It is confirmed only once the listeners have it, so a
+  // bot killed in between leaves the claim to lapse and the sweep posts it again. Returns once claimed, not posted, so
+  // one slow post does not hold up the stream.
   const announce = async (event: GenerationEvent) => {
     if (!hasListener(event.platform)) return;
-    if (event.type !== 'progress' && !(await persist(() => claimAnnouncement(deps.prisma, event.generationId)))) return;
-    dispatch(event);
+    if (event.type === 'progress') return void dispatch(event);
+    const claimedAt = new Date();
+    if (!(await persist(() => claimAnnouncement(deps.prisma, event.generationId, claimedAt, announceLeaseMs)))) return;
+    const posted = dispatch(event).then(async () => {
+      await persist(() => confirmAnnouncement(deps.prisma, event.generationId));
+    });
+    posting.add(posted);
+    void posted.finally(() => posting.delete(posted));
   };
 
   const sweep = async (platform: Platform, finishedBefore: Date) => {
@@ -110,7 +120,8 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
     sweeps.add(running);
     void running.finally(() => sweeps.delete(running));
   };
-  const announceSweep = deps.announceSweep ?? DEFAULT_ANNOUNCE_SWEEP;
+  const announceSweep: NonNullable<ImagineServiceDependencies['announceSweep']> = deps.announceSweep ?? DEFAULT_ANNOUNCE_SWEEP;
+  const announceLeaseMs = announceSweep.leaseMs ?? DEFAULT_ANNOUNCE_LEASE_MS;
   const sweepTimer = setInterval(() => {
     for (const platform of sweptPlatforms) {
       if (hasListener(platform)) startSweep(platform, new Date(Date.now() - announceSweep.graceMs));
@@ -253,9 +264,11 @@ export function createImagineService(deps: ImagineServiceDependencies): RunningI
     },
 
     async close() {
+      // Posts under way finish and are confirmed first: a clean stop never makes the next bot post them again.
+      await Promise.allSettled([...posting]);
       following.abort();
       clearInterval(sweepTimer);
-      await Promise.allSettled([...streams.values(), ...sweeps]);
+      await Promise.allSettled([...streams.values(), ...sweeps, ...posting]);
       cursors.disconnect();
     },
   };

@@ -171,25 +171,44 @@ export async function findGeneration(prisma: PrismaClient, generationId: string)
 const FINISHED = ['succeeded', 'failed', 'cancelled'] as const;
 
 /**
- * Takes the one right to post a generation's outcome: true for exactly one caller, however many bot processes (or
- * restarts of one) see the outcome, from the event stream or from the database.
+ * Takes the right to post a generation's outcome for `leaseMs`: true for one caller at a time, however many bot
+ * processes (or restarts of one) see the outcome, from the event stream or from the database. The poster confirms with
+ * confirmAnnouncement once the platform has it; a claim that lapses unconfirmed (the bot died while posting) can be
+ * taken again, so an outcome is posted at least once, and twice only when a bot dies between posting and confirming.
  */
-export async function claimAnnouncement(prisma: PrismaClient, generationId: string, now: Date = new Date()): Promise<boolean> {
+export async function claimAnnouncement(prisma: PrismaClient, generationId: string, now: Date = new Date(), leaseMs = 120_000): Promise<boolean> {
   const { count } = await guardDatabase(() =>
-    prisma.generation.updateMany({ where: { id: generationId, status: { in: [...FINISHED] }, announcedAt: null }, data: { announcedAt: now } }),
+    prisma.generation.updateMany({
+      where: { id: generationId, status: { in: [...FINISHED] }, announcedAt: null, OR: [{ announcingUntil: null }, { announcingUntil: { lte: now } }] },
+      data: { announcingUntil: new Date(now.getTime() + leaseMs) },
+    }),
   );
   return count === 1;
 }
 
-/** Finished generations made on `platform` whose outcome nobody has claimed to post (the bot was down), oldest first. */
+/** The outcome claimed with claimAnnouncement was posted: nobody posts it again. */
+export async function confirmAnnouncement(prisma: PrismaClient, generationId: string, now: Date = new Date()): Promise<void> {
+  await guardDatabase(() => prisma.generation.updateMany({ where: { id: generationId, announcedAt: null }, data: { announcedAt: now } }));
+}
+
+/**
+ * Finished generations made on `platform` whose outcome nobody posted (the bot was down) and nobody is posting now (a
+ * claim that lapsed means its bot died mid-post), oldest first.
+ */
 export async function unannouncedGenerations(
   prisma: PrismaClient,
   platform: string,
-  options: { finishedBefore: Date; limit: number },
+  options: { finishedBefore: Date; limit: number; now?: Date },
 ): Promise<GenerationRecord[]> {
   const rows = await guardDatabase(() =>
     prisma.generation.findMany({
-      where: { status: { in: [...FINISHED] }, announcedAt: null, finishedAt: { lt: options.finishedBefore }, user: { platform } },
+      where: {
+        status: { in: [...FINISHED] },
+        announcedAt: null,
+        finishedAt: { lt: options.finishedBefore },
+        user: { platform },
+        OR: [{ announcingUntil: null }, { announcingUntil: { lte: options.now ?? new Date() } }],
+      },
       orderBy: [{ finishedAt: 'asc' }, { id: 'asc' }],
       take: options.limit,
       include: WITH_OWNER,

@@ -15,7 +15,7 @@ describe.each(['pglite', 'postgres'] as const)('/forget-me keeps what is owed (%
 
   beforeAll(async () => {
     stack = await startServiceStack({ database, quotaUnitsPerPeriod: 1000, name: `forget-me-${database}` });
-    stack.service.subscribe('web', (event) => events.push(event));
+    stack.service.subscribe('web', (event) => void events.push(event));
   }, 120_000);
   afterAll(() => stack.stop());
 

@@ -55,8 +55,13 @@ afterEach(async () => {
   await rm(imageDir, { recursive: true, force: true });
 });
 
-/** A bot process: the service plus what its Discord adapter would have been asked to render. */
-function startBot(): { service: RunningImagineService; events: GenerationEvent[] } {
+/**
+ * A bot process: the service plus what its Discord adapter would have been asked to render; `poster` stands for the
+ * adapter's posting (by default done at once).
+ */
+function startBot(
+  options: { announceSweep?: { intervalMs: number; graceMs: number; leaseMs?: number }; poster?: (event: GenerationEvent) => Promise<void> | void } = {},
+): { service: RunningImagineService; events: GenerationEvent[] } {
   const ledger = new PrismaQuotaLedger(database.prisma, { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) });
   const history = createGenerationHistory(database.prisma);
   const service = createImagineService({
@@ -68,10 +73,14 @@ function startBot(): { service: RunningImagineService; events: GenerationEvent[]
     redisUrl,
     queuePrefix: prefix,
     models: ['test-model'],
+    announceSweep: options.announceSweep,
   });
   services.push(service);
   const events: GenerationEvent[] = [];
-  service.subscribe('discord', (event) => events.push(event));
+  service.subscribe('discord', (event) => {
+    events.push(event);
+    return options.poster?.(event);
+  });
   return { service, events };
 }
 
@@ -135,6 +144,31 @@ describe('results across bot restarts', () => {
     expect(outcomesOf(second.events, whileDown.generationId)).toEqual(['succeeded']);
     const record = await database.prisma.generation.findUnique({ where: { id: whileDown.generationId } });
     expect(record?.announcedAt).toBeInstanceOf(Date);
+  });
+
+  it('posts again a result whose bot died after taking it and before posting it, once its claim lapses', async () => {
+    let unblock = () => {};
+    const neverPosts = new Promise<void>((resolve) => (unblock = resolve));
+    // Its own sweep is slow, so only the second bot can take the result over once the 1 s claim lapses.
+    const dying = startBot({
+      announceSweep: { intervalMs: 60_000, graceMs: 30_000, leaseMs: 1_000 },
+      poster: (event) => (event.type === 'progress' ? undefined : neverPosts),
+    });
+    try {
+      const job = request();
+      await dying.service.submit(job);
+      await eventually(posted(dying.events, job.generationId));
+
+      const second = startBot({ announceSweep: { intervalMs: 200, graceMs: 0 } });
+      await eventually(posted(second.events, job.generationId));
+      expect(outcomesOf(second.events, job.generationId)).toEqual(['succeeded']);
+      await eventually(async () => ((await database.prisma.generation.findUnique({ where: { id: job.generationId } }))?.announcedAt ? true : undefined));
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(outcomesOf(second.events, job.generationId)).toEqual(['succeeded']);
+      expect(outcomesOf(dying.events, job.generationId)).toEqual(['succeeded']);
+    } finally {
+      unblock();
+    }
   });
 
   it('lets one of two bots following the same queue post each result', async () => {

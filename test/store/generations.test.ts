@@ -8,6 +8,7 @@ import {
   ancestorGenerations,
   childGenerations,
   claimAnnouncement,
+  confirmAnnouncement,
   createGenerationHistory,
   eraseUser,
   findByMessageRef,
@@ -75,6 +76,27 @@ describe.each(TEST_BACKENDS)('generation history on %s', (_backend, open) => {
       expect.arrayContaining([true, false]),
     );
     expect(await unposted()).toEqual([]);
+  });
+
+  it('hands an outcome to another poster when the bot that claimed it died before confirming, and to none once confirmed', async () => {
+    const done = await generate(request(newUser()));
+    const unposted = async (now: Date) =>
+      (await unannouncedGenerations(database.prisma, 'discord', { finishedBefore: new Date(clockMs + 1), limit: 1000, now })).some(
+        (record) => record.request.generationId === done.generationId,
+      );
+    const claimedAt = new Date();
+    const lapsedAt = new Date(claimedAt.getTime() + 60_001);
+
+    expect(await claimAnnouncement(database.prisma, done.generationId, claimedAt, 60_000)).toBe(true);
+    expect(await claimAnnouncement(database.prisma, done.generationId, new Date(claimedAt.getTime() + 59_000))).toBe(false);
+    expect(await unposted(new Date(claimedAt.getTime() + 59_000))).toBe(false);
+    // Its bot was SIGKILLed between claiming and posting: the claim lapses and the outcome is offered again.
+    expect(await unposted(lapsedAt)).toBe(true);
+    expect(await claimAnnouncement(database.prisma, done.generationId, lapsedAt, 60_000)).toBe(true);
+    await confirmAnnouncement(database.prisma, done.generationId);
+    const later = new Date(lapsedAt.getTime() + 3_600_000);
+    expect(await unposted(later)).toBe(false);
+    expect(await claimAnnouncement(database.prisma, done.generationId, later)).toBe(false);
   });
 
   it('keeps every parameter of a request and the result of its run', async () => {

@@ -89,6 +89,10 @@ export interface ImagineService {
   setBanned(admin: Requester, userId: string, banned: boolean): Promise<void>;
   stats(admin: Requester): Promise<WorkspaceStats>;
 
-  /** Events of every generation made on `platform`; returns the unsubscribe function. */
-  subscribe(platform: Platform, listener: (event: GenerationEvent) => void): () => void;
+  /**
+   * Events of every generation made on `platform`; returns the unsubscribe function. An outcome counts as posted once
+   * the listener's promise settles (a listener returning nothing: once it returns); a process killed before that gets
+   * the outcome posted again from the database.
+   */
+  subscribe(platform: Platform, listener: (event: GenerationEvent) => void | Promise<void>): () => void;
 }

@@ -1235,7 +1235,8 @@ export const GenerationScalarFieldEnum = {
   startedAt: 'startedAt',
   finishedAt: 'finishedAt',
   announcedAt: 'announcedAt',
-  deletedAt: 'deletedAt'
+  deletedAt: 'deletedAt',
+  announcingUntil: 'announcingUntil'
 } as const
 
 export type GenerationScalarFieldEnum = (typeof GenerationScalarFieldEnum)[keyof typeof GenerationScalarFieldEnum]

@@ -95,6 +95,7 @@ export type GenerationMinAggregateOutputType = {
   finishedAt: Date | null
   announcedAt: Date | null
   deletedAt: Date | null
+  announcingUntil: Date | null
 }
 
 export type GenerationMaxAggregateOutputType = {
@@ -134,6 +135,7 @@ export type GenerationMaxAggregateOutputType = {
   finishedAt: Date | null
   announcedAt: Date | null
   deletedAt: Date | null
+  announcingUntil: Date | null
 }
 
 export type GenerationCountAggregateOutputType = {
@@ -177,6 +179,7 @@ export type GenerationCountAggregateOutputType = {
   finishedAt: number
   announcedAt: number
   deletedAt: number
+  announcingUntil: number
   _all: number
 }
 
@@ -250,6 +253,7 @@ export type GenerationMinAggregateInputType = {
   finishedAt?: true
   announcedAt?: true
   deletedAt?: true
+  announcingUntil?: true
 }
 
 export type GenerationMaxAggregateInputType = {
@@ -289,6 +293,7 @@ export type GenerationMaxAggregateInputType = {
   finishedAt?: true
   announcedAt?: true
   deletedAt?: true
+  announcingUntil?: true
 }
 
 export type GenerationCountAggregateInputType = {
@@ -332,6 +337,7 @@ export type GenerationCountAggregateInputType = {
   finishedAt?: true
   announcedAt?: true
   deletedAt?: true
+  announcingUntil?: true
   _all?: true
 }
 
@@ -462,6 +468,7 @@ export type GenerationGroupByOutputType = {
   finishedAt: Date | null
   announcedAt: Date | null
   deletedAt: Date | null
+  announcingUntil: Date | null
   _count: GenerationCountAggregateOutputType | null
   _avg: GenerationAvgAggregateOutputType | null
   _sum: GenerationSumAggregateOutputType | null
@@ -528,6 +535,7 @@ export type GenerationWhereInput = {
   finishedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   announcedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   deletedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
+  announcingUntil?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   workspace?: Prisma.XOR<Prisma.WorkspaceScalarRelationFilter, Prisma.WorkspaceWhereInput>
   user?: Prisma.XOR<Prisma.UserScalarRelationFilter, Prisma.UserWhereInput>
   parent?: Prisma.XOR<Prisma.GenerationNullableScalarRelationFilter, Prisma.GenerationWhereInput> | null
@@ -575,6 +583,7 @@ export type GenerationOrderByWithRelationInput = {
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   announcedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  announcingUntil?: Prisma.SortOrderInput | Prisma.SortOrder
   workspace?: Prisma.WorkspaceOrderByWithRelationInput
   user?: Prisma.UserOrderByWithRelationInput
   parent?: Prisma.GenerationOrderByWithRelationInput
@@ -625,6 +634,7 @@ export type GenerationWhereUniqueInput = Prisma.AtLeast<{
   finishedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   announcedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   deletedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
+  announcingUntil?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   workspace?: Prisma.XOR<Prisma.WorkspaceScalarRelationFilter, Prisma.WorkspaceWhereInput>
   user?: Prisma.XOR<Prisma.UserScalarRelationFilter, Prisma.UserWhereInput>
   parent?: Prisma.XOR<Prisma.GenerationNullableScalarRelationFilter, Prisma.GenerationWhereInput> | null
@@ -672,6 +682,7 @@ export type GenerationOrderByWithAggregationInput = {
   finishedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   announcedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  announcingUntil?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.GenerationCountOrderByAggregateInput
   _avg?: Prisma.GenerationAvgOrderByAggregateInput
   _max?: Prisma.GenerationMaxOrderByAggregateInput
@@ -723,6 +734,7 @@ export type GenerationScalarWhereWithAggregatesInput = {
   finishedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
   announcedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
   deletedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
+  announcingUntil?: Prisma.DateTimeNullableWithAggregatesFilter<"Generation"> | Date | string | null
 }
 
 export type GenerationCreateInput = {
@@ -763,6 +775,7 @@ export type GenerationCreateInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
@@ -810,6 +823,7 @@ export type GenerationUncheckedCreateInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -851,6 +865,7 @@ export type GenerationUpdateInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
@@ -898,6 +913,7 @@ export type GenerationUncheckedUpdateInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -942,6 +958,7 @@ export type GenerationCreateManyInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
 }
 
 export type GenerationUpdateManyMutationInput = {
@@ -982,6 +999,7 @@ export type GenerationUpdateManyMutationInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationUncheckedUpdateManyInput = {
@@ -1025,6 +1043,7 @@ export type GenerationUncheckedUpdateManyInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationListRelationFilter = {
@@ -1091,6 +1110,7 @@ export type GenerationCountOrderByAggregateInput = {
   finishedAt?: Prisma.SortOrder
   announcedAt?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrder
+  announcingUntil?: Prisma.SortOrder
 }
 
 export type GenerationAvgOrderByAggregateInput = {
@@ -1146,6 +1166,7 @@ export type GenerationMaxOrderByAggregateInput = {
   finishedAt?: Prisma.SortOrder
   announcedAt?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrder
+  announcingUntil?: Prisma.SortOrder
 }
 
 export type GenerationMinOrderByAggregateInput = {
@@ -1185,6 +1206,7 @@ export type GenerationMinOrderByAggregateInput = {
   finishedAt?: Prisma.SortOrder
   announcedAt?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrder
+  announcingUntil?: Prisma.SortOrder
 }
 
 export type GenerationSumOrderByAggregateInput = {
@@ -1433,6 +1455,7 @@ export type GenerationCreateWithoutWorkspaceInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
   children?: Prisma.GenerationCreateNestedManyWithoutParentInput
@@ -1478,6 +1501,7 @@ export type GenerationUncheckedCreateWithoutWorkspaceInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -1551,6 +1575,7 @@ export type GenerationScalarWhereInput = {
   finishedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   announcedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
   deletedAt?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
+  announcingUntil?: Prisma.DateTimeNullableFilter<"Generation"> | Date | string | null
 }
 
 export type GenerationCreateWithoutUserInput = {
@@ -1591,6 +1616,7 @@ export type GenerationCreateWithoutUserInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
   children?: Prisma.GenerationCreateNestedManyWithoutParentInput
@@ -1636,6 +1662,7 @@ export type GenerationUncheckedCreateWithoutUserInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -1703,6 +1730,7 @@ export type GenerationCreateWithoutChildrenInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   parent?: Prisma.GenerationCreateNestedOneWithoutChildrenInput
@@ -1749,6 +1777,7 @@ export type GenerationUncheckedCreateWithoutChildrenInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
 }
 
 export type GenerationCreateOrConnectWithoutChildrenInput = {
@@ -1794,6 +1823,7 @@ export type GenerationCreateWithoutParentInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
   workspace: Prisma.WorkspaceCreateNestedOneWithoutGenerationsInput
   user: Prisma.UserCreateNestedOneWithoutGenerationsInput
   children?: Prisma.GenerationCreateNestedManyWithoutParentInput
@@ -1839,6 +1869,7 @@ export type GenerationUncheckedCreateWithoutParentInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
   children?: Prisma.GenerationUncheckedCreateNestedManyWithoutParentInput
 }
 
@@ -1901,6 +1932,7 @@ export type GenerationUpdateWithoutChildrenInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
@@ -1947,6 +1979,7 @@ export type GenerationUncheckedUpdateWithoutChildrenInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationUpsertWithWhereUniqueWithoutParentInput = {
@@ -2005,6 +2038,7 @@ export type GenerationCreateManyWorkspaceInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
 }
 
 export type GenerationUpdateWithoutWorkspaceInput = {
@@ -2045,6 +2079,7 @@ export type GenerationUpdateWithoutWorkspaceInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
   children?: Prisma.GenerationUpdateManyWithoutParentNestedInput
@@ -2090,6 +2125,7 @@ export type GenerationUncheckedUpdateWithoutWorkspaceInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -2133,6 +2169,7 @@ export type GenerationUncheckedUpdateManyWithoutWorkspaceInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationCreateManyUserInput = {
@@ -2175,6 +2212,7 @@ export type GenerationCreateManyUserInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
 }
 
 export type GenerationUpdateWithoutUserInput = {
@@ -2215,6 +2253,7 @@ export type GenerationUpdateWithoutUserInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   parent?: Prisma.GenerationUpdateOneWithoutChildrenNestedInput
   children?: Prisma.GenerationUpdateManyWithoutParentNestedInput
@@ -2260,6 +2299,7 @@ export type GenerationUncheckedUpdateWithoutUserInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -2303,6 +2343,7 @@ export type GenerationUncheckedUpdateManyWithoutUserInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 export type GenerationCreateManyParentInput = {
@@ -2345,6 +2386,7 @@ export type GenerationCreateManyParentInput = {
   finishedAt?: Date | string | null
   announcedAt?: Date | string | null
   deletedAt?: Date | string | null
+  announcingUntil?: Date | string | null
 }
 
 export type GenerationUpdateWithoutParentInput = {
@@ -2385,6 +2427,7 @@ export type GenerationUpdateWithoutParentInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   workspace?: Prisma.WorkspaceUpdateOneRequiredWithoutGenerationsNestedInput
   user?: Prisma.UserUpdateOneRequiredWithoutGenerationsNestedInput
   children?: Prisma.GenerationUpdateManyWithoutParentNestedInput
@@ -2430,6 +2473,7 @@ export type GenerationUncheckedUpdateWithoutParentInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   children?: Prisma.GenerationUncheckedUpdateManyWithoutParentNestedInput
 }
 
@@ -2473,6 +2517,7 @@ export type GenerationUncheckedUpdateManyWithoutParentInput = {
   finishedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   announcedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  announcingUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
 }
 
 
@@ -2547,6 +2592,7 @@ export type GenerationSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   finishedAt?: boolean
   announcedAt?: boolean
   deletedAt?: boolean
+  announcingUntil?: boolean
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
   parent?: boolean | Prisma.Generation$parentArgs<ExtArgs>
@@ -2595,6 +2641,7 @@ export type GenerationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   finishedAt?: boolean
   announcedAt?: boolean
   deletedAt?: boolean
+  announcingUntil?: boolean
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
   parent?: boolean | Prisma.Generation$parentArgs<ExtArgs>
@@ -2641,6 +2688,7 @@ export type GenerationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   finishedAt?: boolean
   announcedAt?: boolean
   deletedAt?: boolean
+  announcingUntil?: boolean
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
   parent?: boolean | Prisma.Generation$parentArgs<ExtArgs>
@@ -2687,9 +2735,10 @@ export type GenerationSelectScalar = {
   finishedAt?: boolean
   announcedAt?: boolean
   deletedAt?: boolean
+  announcingUntil?: boolean
 }
 
-export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt" | "announcedAt" | "deletedAt", ExtArgs["result"]["generation"]>
+export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt" | "announcedAt" | "deletedAt" | "announcingUntil", ExtArgs["result"]["generation"]>
 export type GenerationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
@@ -2787,6 +2836,11 @@ export type $GenerationPayload<ExtArgs extends runtime.Types.Extensions.Internal
      * Set by ❌ (Delete): its images and previews are gone from the image store; the row stays for the lineage.
      */
     deletedAt: Date | null
+    /**
+     * While a bot posts the outcome: until when its claim holds. A bot killed mid-post never sets announcedAt, the claim
+     * lapses, and the outcome is posted again from the database (at least once; twice only if it died after posting).
+     */
+    announcingUntil: Date | null
   }, ExtArgs["result"]["generation"]>
   composites: {}
 }
@@ -3254,6 +3308,7 @@ export interface GenerationFieldRefs {
   readonly finishedAt: Prisma.FieldRef<"Generation", 'DateTime'>
   readonly announcedAt: Prisma.FieldRef<"Generation", 'DateTime'>
   readonly deletedAt: Prisma.FieldRef<"Generation", 'DateTime'>
+  readonly announcingUntil: Prisma.FieldRef<"Generation", 'DateTime'>
 }
     
 
