@@ -31,7 +31,7 @@ import { appendBenchmarkRow, machineDescription } from './report.js';
  * Submits N jobs through the real producer, quota ledger (PostgreSQL, a schema of its own) and local image store to
  * worker child processes that are SIGKILLed at random moments and started again, while a private Redis (append-only,
  * or with no persistence at all) is SIGKILLed and restarted once mid-run, and the bot — a child process running the
- * chat side's ImagineService on the same stores — is SIGKILLed once while results are arriving and started again a few
+ * chat side's ImagineService on the same stores — is SIGKILLed twice while results are arriving and started again a few
  * seconds later. The reconciler runs as in every role. Then counts what every user would have seen, from what the bot
  * handed its poster (a line appended to a file by the bot's listener, which a SIGKILL cannot half-write) and from the
  * ledger:
@@ -288,11 +288,11 @@ async function runSoak(): Promise<void> {
     const submitted: string[] = [];
     const submitEveryMs = 150;
     let redisKilled = false;
-    let botKilled = false;
+    // The bot is killed a quarter and three quarters of the way through, Redis halfway.
+    const botKillsAt = [jobCount / 4, (jobCount * 3) / 4];
     for (let index = 0; index < jobCount; index += 1) {
-      if (!botKilled && index >= jobCount / 4) {
+      if (botKills < botKillsAt.length && index >= botKillsAt[botKills]!) {
         // Killed while results are arriving: those finishing while it is away must be posted when it is back, once.
-        botKilled = true;
         await killAndWait(bot, 'SIGKILL');
         botKills += 1;
         await sleep(BOT_DOWN_MS);
