@@ -219,7 +219,7 @@ export async function startThreadedEngine(modelDir: string, runtime: RuntimeOpti
           const job = jobs.get(id);
           if (!job) return;
           jobs.delete(id);
-          job.reject(new EngineError('transient', `The engine took longer than ${Math.round(jobTimeoutMs / 1000)} s on this image; the job will be retried.`, { timeoutMs: jobTimeoutMs }));
+          job.reject(new EngineError('transient', `The engine took longer than ${jobTimeoutMs < 1000 ? `${jobTimeoutMs} ms` : `${Math.round(jobTimeoutMs / 1000)} s`} on this image; the job will be retried.`, { timeoutMs: jobTimeoutMs }));
           // Ending the thread mid-session.run aborts the whole process (ONNX Runtime throws across N-API), so the
           // thread is asked to stop between steps instead, and the engine is not ready until it has.
           hung.add(id);

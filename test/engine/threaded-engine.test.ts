@@ -65,7 +65,9 @@ describe('engine on a worker thread', () => {
   });
 
   it('hands back a job past its timeout as transient, says it is hung until the thread lets go, then serves the next job', async () => {
-    const engine = await startThreadedEngine(TINY_SD, { intraOpNumThreads: 1 }, { jobTimeoutMs: 3_000 });
+    // The slow job takes about 1.5 s on an idle 2-core machine (longer under load), the next one about 20 ms: a timeout
+    // between them, far from both, so the test holds on a fast idle machine and on a loaded one alike.
+    const engine = await startThreadedEngine(TINY_SD, { intraOpNumThreads: 1 }, { jobTimeoutMs: 400 });
     try {
       let preview: Promise<Buffer> | undefined;
       // Far longer than the timeout: 150 steps of a 128×128 batch of 4.
@@ -74,7 +76,7 @@ describe('engine on a worker thread', () => {
           if (event.step === 1) preview = event.preview();
         },
       });
-      await expect(slow).rejects.toMatchObject({ kind: 'transient', userMessage: expect.stringContaining('longer than 3 s') });
+      await expect(slow).rejects.toMatchObject({ kind: 'transient', userMessage: expect.stringContaining('longer than 400 ms') });
       expect(engine.health()).toBe('hung');
       expect((await preview!).subarray(8, 12).toString('latin1')).toBe('WEBP');
 
