@@ -160,6 +160,11 @@ describe('the worker role as a child process (own Redis, PostgreSQL)', () => {
     await redis.start();
     await eventually(async () => ((await statusOf(`${healthUrl}/readyz`)) === 200 ? true : undefined), 60_000);
     expect(worker.child.exitCode).toBeNull();
+    // The next tests enqueue through this test's own producer, which refuses at once while it is still reconnecting.
+    await eventually(
+      () => queue.position('no-such-generation').then(() => true, (error: { kind?: string }) => (error.kind === 'transient' ? undefined : true)),
+      60_000,
+    );
   }, 150_000);
 
   it('serves /metrics as Prometheus text whose completed-jobs counter moves when a job runs', async () => {
