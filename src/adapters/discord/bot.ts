@@ -347,6 +347,11 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     };
     coalescer.schedule(target.messageId, render, { final: event.type !== 'progress' });
   });
+  const shutDown = async () => {
+    unsubscribe();
+    coalescer.close();
+    await client.destroy();
+  };
 
   if (options.interactions) {
     const { publicKeyHex, port, host, deliveries } = options.interactions;
@@ -374,9 +379,7 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
         server.listen(port, host, () => resolve());
       });
     } catch (error) {
-      unsubscribe();
-      coalescer.close();
-      await client.destroy();
+      await shutDown();
       throw error;
     }
     return {
@@ -397,17 +400,13 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     await client.login(options.token);
     await ready;
   } catch (error) {
-    unsubscribe();
-    coalescer.close();
-    await client.destroy();
+    await shutDown();
     throw error;
   }
   return {
     client,
     async stop() {
-      unsubscribe();
-      coalescer.close();
-      await client.destroy();
+      await shutDown();
     },
   };
 }
