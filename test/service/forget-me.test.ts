@@ -47,7 +47,10 @@ describe.each(['pglite', 'postgres'] as const)('/forget-me keeps what is owed (%
     await stack.service.submit(finished);
     await eventually(async () => ((await statusOf(finished.generationId)) === 'succeeded' ? true : undefined));
     const [imageKey] = (await stack.service.findGeneration(finished.generationId))!.result!.imageKeys;
-    const previewKey = events.find((event) => event.type === 'progress' && event.generationId === finished.generationId && event.previewKey);
+    // The events reach this subscriber through the Redis stream, so the preview may arrive after the status is stored.
+    const previewKey = await eventually(async () =>
+      events.find((event) => event.type === 'progress' && event.generationId === finished.generationId && event.previewKey),
+    );
     if (previewKey?.type !== 'progress' || !previewKey.previewKey) throw new Error('the finished job showed no preview');
     expect(await missing(imageKey)).toBe(false);
     expect(await missing(previewKey.previewKey)).toBe(false);
@@ -74,9 +77,9 @@ describe.each(['pglite', 'postgres'] as const)('/forget-me keeps what is owed (%
     const refunds = await stack.database.prisma.usageLedger.findMany({ where: { kind: 'refund', generationId: { in: [running.generationId, queued.generationId] } } });
     expect(refunds).toHaveLength(2);
     expect(await stack.modelQueue.count()).toBe(0);
-    expect(events.filter((event) => event.type === 'cancelled').map((event) => event.generationId).sort()).toEqual(
-      [running.generationId, queued.generationId].sort(),
-    );
+    const cancelled = () => events.filter((event) => event.type === 'cancelled').map((event) => event.generationId).sort();
+    await eventually(async () => (cancelled().length >= 2 ? true : undefined));
+    expect(cancelled()).toEqual([running.generationId, queued.generationId].sort());
 
     const again = request(member, { steps: 4 });
     await stack.service.submit(again);
