@@ -15,8 +15,9 @@ import { appendBenchmarkRow, machineDescription } from './report.js';
  *
  * The fast CPU paths against the float32 model at 20 steps, in one run on the same prompts, seeds and threads:
  * - int8: the folder quantized by `quantize` (made here in a temporary folder unless --int8 names one), 20 steps;
- * - a few-step student (--student DIR, e.g. an LCM-distilled copy) with the lcm sampler at 1, 2 and 4 steps; without
- *   one its rows say "no student".
+ * - a few-step student with the lcm sampler at 1, 2 and 4 steps: the folder's own LCM-distilled UNet (unet_lcm/), or
+ *   a folder given with --student (e.g. a fresh export of models/train/distill_lcm.py's state); without either its rows
+ *   say "no student".
  * Every variant is loaded at once and warmed with one untimed picture; then each prompt is drawn by every variant in
  * turn, so a busy machine slows them alike. Each picture is scored by the eval's judge (./judge.ts): top-1 / top-5 of
  * the concept asked for. Prints seconds per image (and UNet seconds per image) for each, int8Speedup,
@@ -78,7 +79,10 @@ try {
     quantizeSeconds = report.seconds;
   }
   const int8 = await load(int8Dir);
-  const student = values.student ? await load(values.student) : undefined;
+  // Without --student, the folder's own LCM-distilled UNet (unet_lcm/), which its lcm sampler runs.
+  const student = values.student ? await load(values.student) : float32.lcmUnet ? float32 : undefined;
+  const studentDir = values.student ?? values.model;
+  const studentGuidance = student && (student.description.lcmUnet?.guidance ?? student.description.defaultGuidance);
 
   const variant = (name: string, model: ModelFolder, dir: string, variantSteps: number, sampler: SamplerName, guidance: number): Variant => ({
     name,
@@ -97,7 +101,7 @@ try {
   const variants: Variant[] = [
     variant('fp32', float32, values.model, steps, defaultSampler, defaultGuidance),
     variant('int8', int8, int8Dir, steps, defaultSampler, defaultGuidance),
-    ...(student ? STUDENT_STEPS.map((n) => variant(`student-${n}`, student, values.student!, n, 'lcm', student.description.defaultGuidance)) : []),
+    ...(student ? STUDENT_STEPS.map((n) => variant(`student-${n}`, student, studentDir, n, 'lcm', studentGuidance!)) : []),
   ];
 
   const draw = (v: Variant, prompt: string) => generate(v.model, { prompt, seed: 1, batch: seeds, steps: v.steps, sampler: v.sampler, guidance: v.guidance });

@@ -14,7 +14,7 @@ import { vocabularySchema, type Vocabulary } from './vocabulary.js';
  */
 
 /** The ONNX components the engine can run, each in its own folder as `<name>/model.onnx` (Optimum's layout). */
-export const COMPONENT_NAMES = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder', 'taesd_decoder', 'upscaler'] as const;
+export const COMPONENT_NAMES = ['text_encoder', 'text_encoder_2', 'unet', 'unet_lcm', 'vae_decoder', 'vae_encoder', 'taesd_decoder', 'upscaler'] as const;
 export type ComponentName = (typeof COMPONENT_NAMES)[number];
 
 export type PipelineFamily = 'stable-diffusion' | 'stable-diffusion-inpaint' | 'stable-diffusion-xl';
@@ -86,6 +86,15 @@ const LatentRgb = z.object({
   bias: z.array(z.number()).length(3),
 });
 
+/**
+ * A folder may carry a second, LCM-distilled UNet (`unet_lcm/`, same interface as `unet/`): the `lcm` sampler runs it
+ * instead of the main one, in a few steps and without the unconditional pass (the teacher's guidance is distilled in).
+ */
+const LcmSettings = z.object({
+  steps: z.number().int().min(LIMITS.steps.min).max(8).default(4),
+  guidance: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max).default(1),
+});
+
 const Settings = z.object({
   name: z.string().min(1).max(100).optional(),
   latentRgb: LatentRgb.optional(),
@@ -95,6 +104,7 @@ const Settings = z.object({
   defaultSteps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max).optional(),
   defaultSampler: z.enum(SAMPLER_NAMES).optional(),
   defaultGuidance: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max).optional(),
+  lcm: LcmSettings.optional(),
 });
 export type ModelSettings = z.infer<typeof Settings>;
 export type LatentRgbCoefficients = z.infer<typeof LatentRgb>;
@@ -141,6 +151,8 @@ export interface ModelDescription {
   vaeConfig: Record<string, any>;
   /** What the model was trained to draw (vocabulary.json), or null for a folder that does not say (any SD export). */
   vocabulary: Vocabulary | null;
+  /** The folder's LCM-distilled UNet (unet_lcm/) and the steps and guidance it was distilled for; null without one. */
+  lcmUnet: { steps: number; guidance: number } | null;
 }
 
 export async function describeModelFolder(dirArgument: string): Promise<ModelDescription> {
@@ -167,6 +179,7 @@ export async function describeModelFolder(dirArgument: string): Promise<ModelDes
   const components = COMPONENT_NAMES.filter((name) => pipeline.required.includes(name) || existsSync(join(dir, name, 'model.onnx')));
 
   const settings = await readSettings(dir);
+  if (settings.lcm && !components.includes('unet_lcm')) requireFile(dir, join('unet_lcm', 'model.onnx'));
   const textEncoderConfig = (await readJsonIfPresent(join(dir, 'text_encoder', 'config.json'))) ?? {};
   const textEncoder2Config = xl ? ((await readJsonIfPresent(join(dir, 'text_encoder_2', 'config.json'))) ?? {}) : undefined;
   const unetConfig = (await readJsonIfPresent(join(dir, 'unet', 'config.json'))) ?? {};
@@ -204,6 +217,7 @@ export async function describeModelFolder(dirArgument: string): Promise<ModelDes
     forceZerosForEmptyPrompt: xl && index.force_zeros_for_empty_prompt !== false,
     vaeConfig,
     vocabulary,
+    lcmUnet: components.includes('unet_lcm') ? (settings.lcm ?? LcmSettings.parse({})) : null,
   };
 }
 

@@ -83,6 +83,8 @@ export interface ModelFolder {
   tokenizer2?: PromptTokenizer;
   textEncoder2?: TextEncoder;
   unet: Unet;
+  /** The LCM-distilled UNet (unet_lcm/) the `lcm` sampler runs instead of `unet`, when the folder has one. */
+  lcmUnet?: Unet;
   vaeDecoder: VaeDecoder;
   vaeEncoder?: VaeEncoder;
   taesdDecoder?: TaesdDecoder;
@@ -179,7 +181,7 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
   // transformers.js' constructSessions: every session of the folder is created at once, not one after another.
   const onWebgpu = executionProviders[0] === 'webgpu';
   const opening = description.components.map((name) =>
-    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, providerOptions, name, description), runtime.intraOpNumThreads, onWebgpu && name === 'unet'),
+    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, providerOptions, name, description), runtime.intraOpNumThreads, onWebgpu && (name === 'unet' || name === 'unet_lcm')),
   );
   const settled = await Promise.allSettled(opening);
   const sessions = new Map<ComponentName, Component>();
@@ -203,6 +205,10 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       return component && bind(component);
     };
     const vaeEncoder = optional('vae_encoder', BIND.vae_encoder);
+    const lcmUnet = optional('unet_lcm', (component) => BIND.unet(component, description, latentChannels));
+    if (lcmUnet && (lcmUnet.inChannels !== unet.inChannels || lcmUnet.hiddenStates.dims[2] !== unet.hiddenStates.dims[2])) {
+      throw mismatch(lcmUnet.file, lcmUnet.sample.name, `the same inputs as ${unet.file} (it is that UNet distilled for the lcm sampler)`);
+    }
     if (unet.inpainting && !vaeEncoder) {
       throw modelFailure(`${join(dir, 'unet', 'model.onnx')} is an inpainting UNet, which needs the masked picture's latents: add vae_encoder/model.onnx.`);
     }
@@ -226,6 +232,7 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       tokenizer2,
       textEncoder2,
       unet,
+      lcmUnet,
       vaeDecoder,
       vaeEncoder,
       taesdDecoder: optional('taesd_decoder', BIND.taesd_decoder),

@@ -295,6 +295,7 @@ export function chatConfigFor(model: ModelDescription, admins: ChatConfig['admin
     maxSteps: model.maxSteps,
     defaultGuidance: model.defaultGuidance,
     defaultSampler: model.defaultSampler,
+    ...(model.lcmUnet && { draft: { ...model.lcmUnet } }),
     ...(model.vocabulary && { knows: { count: model.vocabulary.concepts.length, sample: vocabularySample(model.vocabulary) } }),
   };
   return {

@@ -21,6 +21,8 @@ export const ModelLimits = z.object({
   maxSteps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max),
   defaultGuidance: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max),
   defaultSampler: z.enum(SAMPLER_NAMES),
+  /** The folder's LCM-distilled UNet: `--draft` (or `--sampler lcm`) runs it at these steps and guidance by default. */
+  draft: z.object({ steps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max), guidance: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max) }).optional(),
   /** What the model was trained to draw (its vocabulary.json), for /settings; absent for folders that do not say. */
   knows: z.object({ count: z.number().int().positive(), sample: z.array(z.string().min(1)).min(1) }).optional(),
 });

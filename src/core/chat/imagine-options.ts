@@ -22,6 +22,7 @@ export const ImagineOptions = z.object({
   model: z.string().optional(),
   batch: z.number().optional(),
   mode: z.enum(['fast', 'relax']).optional(),
+  draft: z.boolean().optional(),
   private: z.boolean().optional(),
 });
 export type ImagineOptions = z.infer<typeof ImagineOptions>;
@@ -32,7 +33,7 @@ export interface ParsedImagine {
   private: boolean;
 }
 
-const FLAG_FIELDS = ['aspect', 'seed', 'negative', 'steps', 'guidance', 'sampler', 'model', 'mode'] as const;
+const FLAG_FIELDS = ['aspect', 'seed', 'negative', 'steps', 'guidance', 'sampler', 'model', 'mode', 'draft'] as const;
 type FlagField = (typeof FLAG_FIELDS)[number];
 
 interface InlineFlag {
@@ -54,6 +55,7 @@ const INLINE_FLAGS: Record<string, InlineFlag> = {
   model: { field: 'model', value: 'word' },
   fast: { field: 'mode', value: { set: 'fast' } },
   relax: { field: 'mode', value: { set: 'relax' } },
+  draft: { field: 'draft', value: { set: 'true' } },
 };
 
 // Phones turn "--" into an em or en dash; accept what the user meant.
@@ -77,6 +79,7 @@ export function acceptedFlagsText(config: ChatConfig, model: ModelLimits | undef
     `--cfg ${LIMITS.guidance.min}–${LIMITS.guidance.max}`,
     `--sampler ${SAMPLER_NAMES.join('|')}`,
     `--model ${config.models.map((candidate) => candidate.name).join('|')}`,
+    config.models.some((candidate) => candidate.draft) ? '--draft' : undefined,
     '--fast',
     '--relax',
   ]
@@ -97,7 +100,7 @@ export function composerHints(config: ChatConfig, settings: UserSettings = {}): 
   const aspect = aspectFlagText(model);
   return {
     example: `/imagine a fox in the snow${exampleRatio ? ` --ar ${exampleRatio}` : ''}`,
-    help: `/imagine PROMPT [${[aspect, '--seed N', '--no WORDS', `--steps 1–${model?.maxSteps ?? LIMITS.steps.max}`, '--cfg N']
+    help: `/imagine PROMPT [${[aspect, '--seed N', '--no WORDS', `--steps 1–${model?.maxSteps ?? LIMITS.steps.max}`, '--cfg N', model?.draft ? '--draft' : undefined]
       .filter((flag) => flag !== undefined)
       .join(' ')}] · /quota · /history · /info SEED · /cancel · /settings · /blend ID ID [ID ID] · on an upscale: 🖌️ Vary (Region), 🔍 Zoom Out, ⬅️ ➡️ ⬆️ ⬇️`,
   };
@@ -125,6 +128,7 @@ export function parseImagine(
     sampler: options.sampler,
     model: options.model,
     mode: options.mode,
+    draft: options.draft ? 'true' : undefined,
   };
   const raw: Partial<Record<FlagField, string>> = {};
   for (const field of FLAG_FIELDS) {
@@ -152,10 +156,15 @@ export function parseImagine(
 
   const size = model ? readSize(options.size, raw.aspect, model, problems) : undefined;
   const seed = raw.seed === undefined ? randomSeed() : readInteger('seed', raw.seed, LIMITS.seed.min, LIMITS.seed.max, problems);
-  const steps = model && readInteger('steps', raw.steps ?? String(model.defaultSteps), LIMITS.steps.min, model.maxSteps, problems);
-  const guidance = readNumber('cfg', raw.guidance ?? String(model?.defaultGuidance ?? 0), LIMITS.guidance.min, LIMITS.guidance.max, problems);
+  const draft = raw.draft === 'true';
+  if (draft && model && !model.draft) problems.push(`${model.name} has no draft version: remove --draft`);
+  if (draft && raw.sampler !== undefined && raw.sampler !== 'lcm') problems.push(`--draft runs the lcm sampler: remove --sampler ${raw.sampler}`);
+  const sampler = draft ? 'lcm' : (raw.sampler ?? model?.defaultSampler);
+  // The lcm sampler runs the model's distilled UNet when it has one, which wants its own few steps and no guidance.
+  const defaults = sampler === 'lcm' && model?.draft ? model.draft : model && { steps: model.defaultSteps, guidance: model.defaultGuidance };
+  const steps = model && readInteger('steps', raw.steps ?? String(defaults!.steps), LIMITS.steps.min, model.maxSteps, problems);
+  const guidance = readNumber('cfg', raw.guidance ?? String(defaults?.guidance ?? 0), LIMITS.guidance.min, LIMITS.guidance.max, problems);
   const batch = readInteger('batch', String(options.batch ?? config.defaultBatch), LIMITS.batch.min, config.maxBatch, problems);
-  const sampler = raw.sampler ?? model?.defaultSampler;
   if (sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
     problems.push(`sampler "${sampler}" is not one of ${SAMPLER_NAMES.join(', ')}`);
   }

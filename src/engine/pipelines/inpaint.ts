@@ -51,9 +51,9 @@ export async function inpaint(model: ModelFolder, options: InpaintOptions): Prom
   const noise = prepareNoise(run);
   const schedule = prepareTimesteps(run, strength);
   const imageLatents = await encodeImage(run, options.image);
-  const conditioning = model.unet.inpainting ? await inpaintingConditioning(run, options.image, mask) : undefined;
+  const conditioning = run.model.unet.inpainting ? await inpaintingConditioning(run, options.image, mask) : undefined;
   const latents = prepareLatents(run, schedule, noise, strength < 1 ? imageLatents : undefined);
-  const keepRegion = keptRegionBlend(run, schedule, noise, imageLatents, softMask, { everyStep: !model.unet.inpainting });
+  const keepRegion = keptRegionBlend(run, schedule, noise, imageLatents, softMask, { everyStep: !run.model.unet.inpainting });
   const denoised = await denoise(run, { schedule, latents, prompt, noise, conditioning, afterStep: keepRegion });
   return finish(run, await decodeLatents(run, denoised), { denoisingStrength: strength, maskBlur: maskBlurPx, inpaintArea: 'Whole picture' });
 }

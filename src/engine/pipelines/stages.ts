@@ -113,14 +113,18 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
   const startedMs = performance.now();
   const { description } = model;
   const [defaultWidth, defaultHeight] = description.defaultSize;
+  const sampler = options.sampler ?? description.defaultSampler;
+  // The lcm sampler runs the folder's distilled UNet when it has one, at the steps and guidance it was distilled for.
+  const lcmUnet = sampler === 'lcm' ? model.lcmUnet : undefined;
+  const lcmDefaults = lcmUnet ? description.lcmUnet : null;
   const settings: ResolvedOptions = {
     prompt: options.prompt?.trim() ?? '',
     negativePrompt: options.negativePrompt?.trim() ?? '',
     width: options.width ?? defaultWidth,
     height: options.height ?? defaultHeight,
-    steps: options.steps ?? description.defaultSteps,
-    guidance: options.guidance ?? description.defaultGuidance,
-    sampler: options.sampler ?? description.defaultSampler,
+    steps: options.steps ?? lcmDefaults?.steps ?? description.defaultSteps,
+    guidance: options.guidance ?? lcmDefaults?.guidance ?? description.defaultGuidance,
+    sampler,
     seed: options.seed,
     batch: options.batch ?? 1,
   };
@@ -166,7 +170,7 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
   const onDevice = model.executionProviders[0] !== 'cpu';
   const f = description.vaeScaleFactor;
   return {
-    model,
+    model: lcmUnet ? { ...model, unet: lcmUnet } : model,
     settings,
     options,
     latentDims: [settings.batch, model.latentChannels, settings.height / f, settings.width / f],

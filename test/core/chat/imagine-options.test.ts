@@ -159,3 +159,30 @@ describe('models that make a few sizes only', () => {
     expect(composerHints(config).example).toBe('/imagine a fox in the snow --ar 16:9');
   });
 });
+
+describe('--draft: the model distilled for a few lcm steps', () => {
+  const withDraft: ChatConfig = {
+    ...config,
+    models: config.models.map((model) => (model.name === 'emoji-tiny' ? { ...model, draft: { steps: 4, guidance: 1 } } : model)),
+  };
+
+  it('runs the lcm sampler at the steps and guidance the model was distilled for, cheaper by its steps', () => {
+    expect(parseImagine({ prompt: 'a fox --draft' }, withDraft, {}, fixedSeed).params).toMatchObject({ prompt: 'a fox', sampler: 'lcm', steps: 4, guidance: 1 });
+    expect(parseImagine({ prompt: 'a fox', draft: true }, withDraft, {}, fixedSeed).params).toMatchObject({ sampler: 'lcm', steps: 4 });
+  });
+
+  it('lets explicit steps win, and gives --sampler lcm the same defaults', () => {
+    expect(parseImagine({ prompt: 'a fox --draft --steps 2' }, withDraft).params).toMatchObject({ sampler: 'lcm', steps: 2, guidance: 1 });
+    expect(parseImagine({ prompt: 'a fox --sampler lcm' }, withDraft).params).toMatchObject({ steps: 4, guidance: 1 });
+  });
+
+  it('says what to remove when the model has no draft version or another sampler is asked for', () => {
+    expect(problemOf(() => parseImagine({ prompt: 'a fox --draft --model pixel-32' }, withDraft))).toContain('pixel-32 has no draft version: remove --draft');
+    expect(problemOf(() => parseImagine({ prompt: 'a fox --draft --sampler ddim' }, withDraft))).toContain('--draft runs the lcm sampler: remove --sampler ddim');
+  });
+
+  it('lists --draft among the accepted flags only when a model has a draft version', () => {
+    expect(problemOf(() => parseImagine({ prompt: 'a fox --bogus' }, withDraft))).toContain('--draft');
+    expect(problemOf(() => parseImagine({ prompt: 'a fox --bogus' }, config))).not.toContain('--draft');
+  });
+});

@@ -31,6 +31,7 @@ export const imagineCommand: ChatCommand = {
       { name: 'model', description: 'Model name', type: 'string' },
       { name: 'batch', description: 'How many images (1-4)', type: 'integer', minValue: LIMITS.batch.min, maxValue: LIMITS.batch.max },
       { name: 'mode', description: 'fast, or relax: same quota cost, runs when no fast job waits', type: 'string', choices: ['fast', 'relax'] },
+      { name: 'draft', description: 'A quick draft: the model distilled for 4 steps (where it has one)', type: 'boolean' },
       { name: 'private', description: 'Only you see the result', type: 'boolean' },
     ],
   },
