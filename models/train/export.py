@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-from clip_bpe import write_tokenizer_json, write_vocab_merges
+from clip_bpe import write_vocab_merges
 from nets import KLAutoencoder, TextEncoder, UNet, Upscaler
 from scenes import load_sprites, render
 from train_unet import TRAIN_STEPS, full, load_text_encoder
@@ -132,8 +132,12 @@ def main() -> None:
     unet.load_state_dict(full(torch.load(args.unet_weights or f"{args.state_dir}/ema_unet.pt")))
     unet.eval()
 
+    # SD 1.x's pair only: the engine builds the same tokenizer.json in memory, and the 1.1 MB it would take on disk
+    # is what lets the LCM-distilled UNet (unet_lcm/) fit in the folder's 25 MB.
     write_vocab_merges(f"{out}/tokenizer", vocab, merges, max_length=max_length)
-    write_tokenizer_json(f"{out}/tokenizer/tokenizer.json", vocab, merges, max_length=max_length)
+    stale = f"{out}/tokenizer/tokenizer.json"
+    if os.path.exists(stale):
+        os.remove(stale)
 
     with torch.no_grad():
         ids = torch.full((2, max_length), len(vocab) - 1, dtype=torch.int64)
