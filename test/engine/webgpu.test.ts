@@ -31,6 +31,8 @@ import { SWIFTSHADER_ICD, useSwiftShaderUnlessConfigured, webgpuEnvironment } fr
 const COMPONENT_TOLERANCE = 1e-3;
 const IMAGE_MEAN_LEVELS = 0.5;
 const IMAGE_MAX_LEVELS = 3;
+/** Inpainting: the mean over the pixels outside the repaint mask. */
+const KEPT_REGION_MEAN_LEVELS = 0.1;
 
 const FOLDERS = ['tiny-sd', 'tiny-sd-inpaint'] as const;
 type Folder = (typeof FOLDERS)[number];
@@ -126,6 +128,18 @@ function imageDifference(a: RgbImage, b: RgbImage): { mean: number; max: number 
     max = Math.max(max, d);
   }
   return { mean: sum / a.data.length, max };
+}
+
+/** Mean |a − b| in levels over the pixels the repaint mask leaves alone (mask 0). */
+function keptRegionDifference(a: RgbImage, b: RgbImage, repaint: Float32Array): number {
+  let sum = 0;
+  let count = 0;
+  for (let pixel = 0; pixel < repaint.length; pixel++) {
+    if (repaint[pixel] !== 0) continue;
+    for (let channel = 0; channel < 3; channel++) sum += Math.abs(a.data[3 * pixel + channel] - b.data[3 * pixel + channel]);
+    count += 3;
+  }
+  return sum / count;
 }
 
 function expectSameImages(expected: RgbImage[], actual: RgbImage[]): void {
@@ -263,6 +277,9 @@ describe('the webgpu provider', () => {
       const options = { prompt: 'a red fox', seed: 2, steps, width: 64, height: 64, image, mask, sampler, strength };
       const [expected, actual] = [await inpaint(cpu['tiny-sd'], options), await inpaint(webgpu['tiny-sd'], options)];
       expectSameImages(expected.images, actual.images);
+      // The kept region's last latents are the picture's own on both providers, so there the pictures agree closer
+      // still: the tiny VAE turns a 10 % error in those latents into about half a level.
+      expect(keptRegionDifference(expected.images[0], actual.images[0], mask.data)).toBeLessThanOrEqual(KEPT_REGION_MEAN_LEVELS);
       // Up once: sample, latents, prompt states, the picture's latents, the starting noise and the mask (and the
       // sampler's own noise); per step the timestep and the coefficients.
       const ran = Math.floor(steps * strength);
