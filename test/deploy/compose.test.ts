@@ -79,6 +79,7 @@ describe('deploy/compose.yaml', () => {
     expect(byDefault).toEqual(['redis', 'postgres', 'migrate', 'bot', 'worker']);
     expect(compose.services.minio.profiles).toEqual(['s3']);
     expect(compose.services['worker-cpu'].profiles).toEqual(['cpu']);
+    expect(compose.services['worker-webgpu'].profiles).toEqual(['webgpu']);
   });
 
   it('runs Redis with noeviction, so queued jobs are never dropped', () => {
@@ -89,8 +90,19 @@ describe('deploy/compose.yaml', () => {
     expect(compose.services.worker.deploy.resources.reservations.devices).toEqual([{ driver: 'nvidia', count: 1, capabilities: ['gpu'] }]);
   });
 
+  it('builds the WebGPU worker from its own image and asks the NVIDIA container toolkit for the driver’s graphics (Vulkan) capability', () => {
+    const service = compose.services['worker-webgpu'];
+    expect(service.build.dockerfile).toBe('deploy/Dockerfile.worker-webgpu');
+    const [device] = service.deploy.resources.reservations.devices;
+    expect(device).toMatchObject({ driver: 'nvidia', count: 1 });
+    expect(device.capabilities).toEqual(expect.arrayContaining(['gpu', 'graphics']));
+    expect(service.environment.NVIDIA_DRIVER_CAPABILITIES.split(',')).toContain('graphics');
+    // A worker finishing a job on SIGTERM needs more than Docker's default 10 s, as the CUDA one does.
+    expect(service.stop_grace_period).toBe(compose.services.worker.stop_grace_period);
+  });
+
   it('starts the app services only after migrations have run', () => {
-    for (const service of ['bot', 'worker', 'worker-cpu']) {
+    for (const service of ['bot', 'worker', 'worker-webgpu', 'worker-cpu']) {
       expect(compose.services[service].depends_on.migrate).toEqual({ condition: 'service_completed_successfully' });
     }
   });
@@ -98,6 +110,7 @@ describe('deploy/compose.yaml', () => {
   it.each<[string, Role, Partial<ReturnType<typeof loadConfig>>]>([
     ['bot', 'bot', { httpPort: 9090, webPort: 3000 }],
     ['worker', 'worker', { ortProviders: ['cuda'] }],
+    ['worker-webgpu', 'worker', { ortProviders: ['webgpu'] }],
     ['worker-cpu', 'worker', { ortProviders: ['cpu'] }],
   ])('gives the %s service an environment that loadConfig accepts for the %s role', (service, role, expected) => {
     const operator = { DISCORD_TOKEN: 'operator-token', DISCORD_APP_ID: '42', POSTGRES_PASSWORD: 'pw' };
@@ -116,7 +129,7 @@ describe('deploy/compose.yaml', () => {
     expect(listenersOf(config).map((listener) => listener.name).sort()).toEqual(['discord', 'http', 'slack', 'web']);
   });
 
-  it.each(['worker', 'worker-cpu'])('runs the %s service’s health server on all addresses, for its in-container health check only', (service) => {
+  it.each(['worker', 'worker-webgpu', 'worker-cpu'])('runs the %s service’s health server on all addresses, for its in-container health check only', (service) => {
     const config = loadConfig(serviceEnv(service, {}), 'worker');
     expect(config.host).toBe('0.0.0.0');
     expect(listenersOf(config)).toEqual([{ name: 'http', variable: 'HTTP_PORT', port: 9090 }]);
@@ -132,7 +145,7 @@ describe('deploy/compose.yaml', () => {
     const example = readFileSync('deploy/.env.example', 'utf8');
     const documented = new Set([...example.matchAll(/^(\w+)=/gm)].map((match) => match[1]));
     const used = new Set([...composeText.matchAll(/\$\{(\w+)/g)].map((match) => match[1]));
-    const missing = [...used].filter((name) => !documented.has(name) && !['IMAGINE_BOT_IMAGE', 'IMAGINE_WORKER_IMAGE'].includes(name));
+    const missing = [...used].filter((name) => !documented.has(name) && !['IMAGINE_BOT_IMAGE', 'IMAGINE_WORKER_IMAGE', 'IMAGINE_WEBGPU_WORKER_IMAGE'].includes(name));
     expect(missing).toEqual([]);
   });
 });

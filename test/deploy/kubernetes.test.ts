@@ -24,7 +24,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
 };
 
-const TARGETS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/cpu', 'deploy/kubernetes/overlays/gpu'];
+const TARGETS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/cpu', 'deploy/kubernetes/overlays/gpu', 'deploy/kubernetes/overlays/webgpu'];
 
 // What an operator fills into secret.yaml before the bot can start (the committed file leaves chat tokens empty):
 // Slack and Discord over HTTP, so that every listener the bot can have is open.
@@ -196,6 +196,20 @@ describe('kubernetes overlays', () => {
     // The patch merged into the base's env list rather than replacing it.
     expect(worker.env.map((entry: Any) => entry.name)).toEqual(['ORT_PROVIDERS', 'WORKER_CONCURRENCY']);
     expect(find(objects, 'ScaledObject', 'imagine-worker').spec.triggers).toHaveLength(3);
+  });
+
+  it('gives each WebGPU worker one NVIDIA GPU, a GPU node, the WebGPU provider and the driver’s graphics (Vulkan) capability', async () => {
+    const objects = await renderKustomization('deploy/kubernetes/overlays/webgpu');
+    const podSpec = find(objects, 'Deployment', 'imagine-worker').spec.template.spec;
+    const worker = podSpec.containers[0];
+    expect(worker.image).toBe('registry.example.com/imagine-worker-webgpu:0.1.0');
+    expect(worker.resources.limits['nvidia.com/gpu']).toBe(1);
+    expect(podSpec.nodeSelector).toEqual({ 'nvidia.com/gpu.present': 'true' });
+    expect(podSpec.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+    const env = containerEnv(objects, worker);
+    expect(loadConfig(env, 'worker').ortProviders).toEqual(['webgpu']);
+    expect(env.NVIDIA_DRIVER_CAPABILITIES.split(',')).toContain('graphics');
+    expect(worker.env.map((entry: Any) => entry.name)).toEqual(['ORT_PROVIDERS', 'WORKER_CONCURRENCY', 'NVIDIA_DRIVER_CAPABILITIES']);
   });
 
   it('runs CPU workers from the bot image with no GPU request', async () => {

@@ -2,7 +2,6 @@ import { invalidInput } from '../errors.js';
 import { EDIT_DEFAULTS } from '../limits.js';
 import { blurMask, checkCoverage, latentMask, type Mask } from '../masks.js';
 import type { ModelFolder } from '../model-folder.js';
-import type { SchedulerStepResult } from '../types.js';
 import {
   checkInputs,
   checkStrength,
@@ -18,9 +17,7 @@ import {
   repeatForBatch,
   type GenerateOptions,
   type GenerateResult,
-  type Noise,
   type PipelineRun,
-  type Schedule,
 } from './stages.js';
 
 export interface InpaintOptions extends Omit<GenerateOptions, 'init'> {
@@ -53,8 +50,8 @@ export async function inpaint(model: ModelFolder, options: InpaintOptions): Prom
   const imageLatents = await encodeImage(run, options.image);
   const conditioning = run.model.unet.inpainting ? await inpaintingConditioning(run, options.image, mask) : undefined;
   const latents = prepareLatents(run, schedule, noise, strength < 1 ? imageLatents : undefined);
-  const keepRegion = keptRegionBlend(run, schedule, noise, imageLatents, softMask, { everyStep: !run.model.unet.inpainting });
-  const denoised = await denoise(run, { schedule, latents, prompt, noise, conditioning, afterStep: keepRegion });
+  const keptRegion = { clean: repeatForBatch(run, imageLatents), mask: latentMask(softMask, model.description.vaeScaleFactor), everyStep: !run.model.unet.inpainting };
+  const denoised = await denoise(run, { schedule, latents, prompt, noise, conditioning, keptRegion });
   return finish(run, await decodeLatents(run, denoised), { denoisingStrength: strength, maskBlur: maskBlurPx, inpaintArea: 'Whole picture' });
 }
 
@@ -64,34 +61,4 @@ function checkMask(run: PipelineRun, mask: Mask): void {
     throw invalidInput(`The mask must be ${width}x${height}, the size being painted; it is ${mask.width}x${mask.height}.`);
   }
   checkCoverage(mask);
-}
-
-/**
- * latents ← (1 − m) · kept + m · latents, with m the soft mask at latent size and `kept` the picture's latents noised
- * to the next timestep (clean after the last one). Plain UNets get it after every step (diffusers' convention for
- * 4-channel UNets); inpainting UNets keep the region themselves and get it once, after the last step (A1111's). The
- * preview's x̂0 gets the clean picture's latents in the kept region at every step.
- */
-function keptRegionBlend(
-  run: PipelineRun,
-  { scheduler, timesteps }: Schedule,
-  { noise }: Noise,
-  imageLatents: Float32Array,
-  softMask: Mask,
-  { everyStep }: { everyStep: boolean },
-): (result: SchedulerStepResult, index: number) => SchedulerStepResult {
-  const cells = latentMask(softMask, run.model.description.vaeScaleFactor);
-  const clean = repeatForBatch(run, imageLatents);
-  const mix = (kept: Float32Array, painted: Float32Array) =>
-    painted.map((value, i) => {
-      const m = cells[i % cells.length];
-      return (1 - m) * kept[i] + m * value;
-    });
-  return (result, index) => {
-    const last = index === timesteps.length - 1;
-    const predOriginalSample = mix(clean, result.predOriginalSample);
-    if (!last && !everyStep) return { ...result, predOriginalSample };
-    const kept = last ? clean : scheduler.addNoise(clean, noise, timesteps[index + 1]);
-    return { prevSample: mix(kept, result.prevSample), predOriginalSample };
-  };
 }

@@ -439,20 +439,29 @@ export interface DenoiseInputs {
   noise: Noise;
   /** 9-channel UNets: one image's mask and masked-picture latents, put after the scaled latents of every UNet input. */
   conditioning?: Float32Array;
-  /** Called after each scheduler step (inpainting puts the kept region back); returns what the loop continues from. */
-  afterStep?: (result: SchedulerStepResult, index: number) => SchedulerStepResult;
+  /** Inpainting with masked latent blending: the part of the picture that is kept. */
+  keptRegion?: KeptRegion;
+}
+
+export interface KeptRegion {
+  /** The picture's latents, one copy per image, [batch, C, h, w]. */
+  clean: Float32Array;
+  /** The soft repaint mask at latent size, [h, w]: 1 = repainted, 0 = the picture's own latents. */
+  mask: Float32Array;
+  /** Blend after every step (plain UNets), or only after the last one (inpainting UNets keep the region themselves). */
+  everyStep: boolean;
 }
 
 /**
  * The loop, as diffusers writes it: for each timestep scale → UNet (unconditional and conditional halves in one call)
- * → guidance → scheduler step → preview callback. On the webgpu provider, with a sampler that is linear in the latents
- * and the prediction (DDIM with η = 0, Euler) and nothing to splice in between steps, the same loop runs with the
- * latents kept on the GPU (device-denoise.ts).
+ * → guidance → scheduler step → (inpainting: kept region) → preview callback. On the webgpu provider, with a sampler
+ * whose step is linear in the latents, the prediction, the previous x̂0 and fresh noise (every one of ours unless x̂0
+ * is clipped), the same loop runs with the latents kept on the GPU (device-denoise.ts).
  */
 export async function denoise(run: PipelineRun, inputs: DenoiseInputs): Promise<Float32Array> {
-  const plan = inputs.conditioning || inputs.afterStep ? undefined : deviceStepPlan(run, inputs.schedule);
+  const plan = deviceStepPlan(run, inputs);
   if (plan) return denoiseOnDevice(run, inputs, plan);
-  const { schedule, prompt, noise, conditioning, afterStep } = inputs;
+  const { schedule, prompt, noise, conditioning, keptRegion } = inputs;
   const { scheduler, timesteps } = schedule;
   const { signal, onStep } = run.options;
   let latents = inputs.latents;
@@ -465,11 +474,33 @@ export async function denoise(run: PipelineRun, inputs: DenoiseInputs): Promise<
     const prediction = await runUnet(run, concat(modelInput), t, prompt);
     const guided = prompt.guided ? applyGuidance(prediction, run.settings.guidance) : prediction;
     let result = scheduler.step(guided, t, latents, noise.stepRandom);
-    if (afterStep) result = afterStep(result, i);
+    if (keptRegion) result = keepRegion(keptRegion, schedule, noise, i, result);
     latents = result.prevSample;
     if (onStep) reportStep(run, i + 1, timesteps.length, result.predOriginalSample);
   }
   return latents;
+}
+
+/**
+ * latents ← (1 − m) · kept + m · latents, with m the soft mask at latent size and `kept` the picture's latents noised
+ * to the next timestep (clean after the last one). Plain UNets get it after every step (diffusers' convention for
+ * 4-channel UNets); inpainting UNets keep the region themselves and get it once, after the last step (A1111's). The
+ * preview's x̂0 gets the clean picture's latents in the kept region at every step.
+ */
+function keepRegion(region: KeptRegion, { scheduler, timesteps }: Schedule, { noise }: Noise, index: number, result: SchedulerStepResult): SchedulerStepResult {
+  const last = index === timesteps.length - 1;
+  const predOriginalSample = blendKeptRegion(region, region.clean, result.predOriginalSample);
+  if (!last && !region.everyStep) return { ...result, predOriginalSample };
+  const kept = last ? region.clean : scheduler.addNoise(region.clean, noise, timesteps[index + 1]);
+  return { prevSample: blendKeptRegion(region, kept, result.prevSample), predOriginalSample };
+}
+
+/** (1 − m) · kept + m · painted, the mask repeated over images and channels. */
+export function blendKeptRegion({ mask }: KeptRegion, kept: Float32Array, painted: Float32Array): Float32Array {
+  return painted.map((value, i) => {
+    const m = mask[i % mask.length];
+    return (1 - m) * kept[i] + m * value;
+  });
 }
 
 /** Tells the caller a step is done; its preview reads x̂0 (`predicted`, or what `predicted()` resolves to) only when asked. */
