@@ -13,7 +13,8 @@ import { appendBenchmarkRow, machineDescription } from './report.js';
  * Our Node/onnxruntime pipeline against the PyTorch reference sampler (models/train/sample_torch.py) on the same
  * weights, prompt, steps, batch, guidance and thread count, side by side. Both sides are measured alike: loaded once,
  * one untimed warm-up generation, then the best of --repeats timed ones in the same process (ours: the pipeline's
- * wall time; PyTorch's: its `denoise_s` — text encoder, denoising loop and VAE decode). It needs Debian's
+ * wall time; PyTorch's: its `denoise_s` — text encoder, denoising loop and VAE decode). Our --threads are split over the
+ * engine's two UNet lanes (one thread each at 2) for a small UNet, as a worker with ORT_THREADS=2 runs. It needs Debian's
  * python3-torch; the PyTorch weights come from the committed training state (models/train/state), so it runs on a
  * fresh clone.
  */

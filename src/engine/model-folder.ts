@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { EngineError, invalidInput, modelFailure } from './errors.js';
@@ -7,6 +8,7 @@ import { createDeviceGraphs, type DeviceGraphs } from './device-graphs.js';
 import { encodeModel } from './onnx-graph.js';
 import { bindingProviderConfig, checkProviderOptions, type GpuProviderOptions } from './provider-options.js';
 import { loadTokenizer, type PromptTokenizer } from './tokenizer.js';
+import { openUnetLane, type UnetLane } from './unet-lane.js';
 
 /**
  * Opens the ONNX sessions of a model folder in the Hugging Face Optimum layout — the components its description
@@ -23,6 +25,12 @@ export interface RuntimeOptions {
   executionProviders?: readonly ExecutionProvider[];
   /** Threads inside one operator; on small CPUs 1 is often as fast as more, with steadier latency. */
   intraOpNumThreads?: number;
+  /**
+   * CPU only: the UNet's batch split over this many sessions that run at once, each on its own thread with
+   * intraOpNumThreads / unetLanes threads (src/engine/unet-lane.ts). Each lane holds its own copy of the UNet's weights.
+   * Default: 2 for a small UNet (at most 64 MB) given 2 or more threads, 1 otherwise.
+   */
+  unetLanes?: number;
   /** CUDA/TensorRT settings; one the binding cannot pass is refused at load (src/engine/provider-options.ts). */
   providerOptions?: GpuProviderOptions;
 }
@@ -67,6 +75,8 @@ export type Unet = Component & {
   /** SDXL's extra conditioning (addition_embed_type "text_time"): the pooled prompt and the size/crop ids. */
   textEmbeds?: TensorPort;
   timeIds?: TensorPort;
+  /** More copies of this UNet on their own threads (RuntimeOptions.unetLanes); a step splits its batch over all of them. */
+  lanes: UnetLane[];
 };
 export type VaeDecoder = Component & { latents: TensorPort; output: string };
 export type VaeEncoder = Component & { image: TensorPort; output: string; outputsMeanAndLogvar: boolean };
@@ -136,6 +146,7 @@ const BIND = {
       hiddenStates: requireInput(component, ['encoder_hidden_states'], ['float32', 'float16'], 3),
       output: requireOutput(component, ['out_sample']),
       maxBatch: typeof batchDim === 'number' && batchDim > 0 ? batchDim : null,
+      lanes: [],
       inChannels,
       inpainting,
       ...(component.session.inputNames.includes('text_embeds') && { textEmbeds: requireInput(component, ['text_embeds'], ['float32', 'float16'], 2) }),
@@ -178,10 +189,20 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
   const { dir } = description;
   const schedulerConfig = await readJson(requireFile(dir, join('scheduler', 'scheduler_config.json')));
 
+  const unetLanes = runtime.unetLanes ?? defaultUnetLanes(dir, executionProviders, runtime.intraOpNumThreads);
+  checkUnetLanes(unetLanes, executionProviders, runtime.intraOpNumThreads);
+  const laneThreads = runtime.intraOpNumThreads === undefined ? undefined : Math.floor(runtime.intraOpNumThreads / unetLanes);
+
   // transformers.js' constructSessions: every session of the folder is created at once, not one after another.
   const onWebgpu = executionProviders[0] === 'webgpu';
   const opening = description.components.map((name) =>
-    openSession(dir, join(name, 'model.onnx'), providerConfigs(executionProviders, providerOptions, name, description), runtime.intraOpNumThreads, onWebgpu && (name === 'unet' || name === 'unet_lcm')),
+    openSession(
+      dir,
+      join(name, 'model.onnx'),
+      providerConfigs(executionProviders, providerOptions, name, description),
+      name === 'unet' || name === 'unet_lcm' ? laneThreads : runtime.intraOpNumThreads,
+      onWebgpu && (name === 'unet' || name === 'unet_lcm'),
+    ),
   );
   const settled = await Promise.allSettled(opening);
   const sessions = new Map<ComponentName, Component>();
@@ -194,12 +215,25 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
   }
 
   const device = onWebgpu ? createDeviceGraphs() : undefined;
+  const lanes: UnetLane[] = [];
+  const releaseLanes = () => Promise.allSettled(lanes.map((lane) => lane.release()));
   try {
     if (onWebgpu) await checkWebgpuFloat16(dir, [...sessions.values()]);
     const textEncoder = BIND.text_encoder(sessions.get('text_encoder')!);
     const vaeDecoder = BIND.vae_decoder(sessions.get('vae_decoder')!);
     const latentChannels = typeof vaeDecoder.latents.dims[1] === 'number' ? vaeDecoder.latents.dims[1] : Number(description.vaeConfig.latent_channels ?? 4);
     const unet = BIND.unet(sessions.get('unet')!, description, latentChannels);
+    const laneOptions = sessionOptions(providerConfigs(executionProviders, providerOptions, 'unet', description), laneThreads, false);
+    const openLanes = async (component: 'unet' | 'unet_lcm'): Promise<UnetLane[]> => {
+      const path = join(dir, component, 'model.onnx');
+      const opened = await Promise.allSettled(Array.from({ length: unetLanes - 1 }, () => openUnetLane({ path, options: laneOptions })));
+      const ready = opened.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+      lanes.push(...ready);
+      const laneFailure = opened.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+      if (laneFailure) throw laneFailure.reason;
+      return ready;
+    };
+    unet.lanes = await openLanes('unet');
     const optional = <T>(name: ComponentName, bind: (component: Component) => T): T | undefined => {
       const component = sessions.get(name);
       return component && bind(component);
@@ -209,6 +243,7 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
     if (lcmUnet && (lcmUnet.inChannels !== unet.inChannels || lcmUnet.hiddenStates.dims[2] !== unet.hiddenStates.dims[2])) {
       throw mismatch(lcmUnet.file, lcmUnet.sample.name, `the same inputs as ${unet.file} (it is that UNet distilled for the lcm sampler)`);
     }
+    if (lcmUnet) lcmUnet.lanes = await openLanes('unet_lcm');
     if (unet.inpainting && !vaeEncoder) {
       throw modelFailure(`${join(dir, 'unet', 'model.onnx')} is an inpainting UNet, which needs the masked picture's latents: add vae_encoder/model.onnx.`);
     }
@@ -243,11 +278,13 @@ export async function loadModelFolder(dirArgument: string, runtime: RuntimeOptio
       device,
       release: async () => {
         await Promise.all([...sessions.values()].map((component) => component.session.release()));
+        await Promise.all(lanes.map((lane) => lane.release()));
         await device?.release();
       },
     };
   } catch (error) {
     await releaseAll();
+    await releaseLanes();
     await device?.release();
     throw error;
   }
@@ -318,6 +355,49 @@ async function checkWebgpuFloat16(dir: string, components: readonly Component[])
   }
 }
 
+/**
+ * Past this size a UNet's operators are large enough for one session to keep every thread busy, and a second copy of
+ * its weights (a lane) costs more memory than it saves time.
+ */
+const SMALL_UNET_BYTES = 64 * 1024 * 1024;
+
+/** Two lanes for a small UNet on the CPU given two threads or more: see src/engine/unet-lane.ts for why. */
+function defaultUnetLanes(dir: string, executionProviders: readonly ExecutionProvider[], intraOpNumThreads: number | undefined): number {
+  if (executionProviders.some((provider) => provider !== 'cpu') || intraOpNumThreads === undefined || intraOpNumThreads < 2) return 1;
+  const unetBytes = statSync(join(dir, 'unet', 'model.onnx'), { throwIfNoEntry: false })?.size;
+  return unetBytes !== undefined && unetBytes <= SMALL_UNET_BYTES ? 2 : 1;
+}
+
+function checkUnetLanes(lanes: number, executionProviders: readonly ExecutionProvider[], intraOpNumThreads: number | undefined): void {
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_UNET_LANES) {
+    throw invalidInput(`unetLanes must be a whole number from 1 to ${MAX_UNET_LANES}; got ${lanes}.`);
+  }
+  if (lanes === 1) return;
+  if (executionProviders.some((provider) => provider !== 'cpu')) {
+    throw invalidInput(`unetLanes ${lanes} splits the UNet over CPU threads; it works with the cpu provider only (set it to 1 for ${executionProviders.join(', ')}).`);
+  }
+  if (intraOpNumThreads === undefined || intraOpNumThreads < lanes) {
+    throw invalidInput(`unetLanes ${lanes} needs at least one thread per lane: set intraOpNumThreads to ${lanes} or more (it is ${intraOpNumThreads ?? 'unset'}).`);
+  }
+}
+
+const MAX_UNET_LANES = 8;
+
+function sessionOptions(
+  executionProviders: readonly ProviderConfig[],
+  intraOpNumThreads: number | undefined,
+  outputsOnDevice: boolean,
+): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [...executionProviders],
+    // onnxruntime-node rejects an explicit undefined here.
+    ...(intraOpNumThreads === undefined ? {} : { intraOpNumThreads }),
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    ...(outputsOnDevice && { preferredOutputLocation: 'gpu-buffer' as const }),
+  };
+}
+
 async function openSession(
   dir: string,
   file: string,
@@ -328,14 +408,7 @@ async function openSession(
   const path = requireFile(dir, file);
   const providerNames = executionProviders.map((provider) => (typeof provider === 'string' ? provider : provider.name));
   try {
-    const session = await ort.InferenceSession.create(path, {
-      executionProviders: [...executionProviders],
-      // onnxruntime-node rejects an explicit undefined here.
-      ...(intraOpNumThreads === undefined ? {} : { intraOpNumThreads }),
-      interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
-      ...(outputsOnDevice && { preferredOutputLocation: 'gpu-buffer' as const }),
-    });
+    const session = await ort.InferenceSession.create(path, sessionOptions(executionProviders, intraOpNumThreads, outputsOnDevice));
     return { session, file };
   } catch (error) {
     const message = (error as Error).message;

@@ -78,6 +78,18 @@ describe('a folder with an LCM-distilled UNet (unet_lcm/)', () => {
     }
   });
 
+  it('splits the distilled UNet’s batch over lanes as it does the main UNet’s', async () => {
+    const model = await loadModelFolder(withLcm.dir, { intraOpNumThreads: 2, unetLanes: 2 });
+    try {
+      expect(model.lcmUnet?.lanes).toHaveLength(1);
+      const two = (folder: ModelFolder) => generate(folder, { prompt: 'a red apple', seed: 7, sampler: 'lcm', batch: 2 });
+      const [laned, single] = await Promise.all([two(model), two(withLcm)]);
+      for (const k of [0, 1]) expect(Buffer.from(laned.images[k].data).equals(Buffer.from(single.images[k].data))).toBe(true);
+    } finally {
+      await model.release();
+    }
+  });
+
   it('refuses a distilled UNet whose prompt states are not the main UNet’s, naming the file', async () => {
     const dir = await folderWithLcmUnet(halfTheSampleUnet(hiddenSize + 8));
     await expect(loadModelFolder(dir)).rejects.toThrow(/unet_lcm.model\.onnx.*encoder_hidden_states|unet_lcm/);

@@ -106,6 +106,8 @@ export interface PipelineRun {
   copies: HostDeviceCopies;
   startedMs: number;
   run(stage: Stage, component: Component, feeds: ort.InferenceSession.FeedsType): Promise<ort.InferenceSession.ReturnType>;
+  /** Runs that go at once (the UNet's lanes, all on the cpu provider), timed as one. */
+  runTogether(stage: Stage, calls: readonly (() => Promise<ort.InferenceSession.ReturnType>)[]): Promise<ort.InferenceSession.ReturnType[]>;
 }
 
 /** Fills in the model's defaults and refuses anything the pipeline cannot honour, saying what to change. */
@@ -189,6 +191,17 @@ export function checkInputs(model: ModelFolder, options: GenerateOptions): Pipel
         copies[stage].uploads += Object.values(feeds).filter((tensor) => tensor.location === 'cpu').length;
         copies[stage].downloads += Object.values(outputs).filter((tensor) => tensor.location === 'cpu').length;
       }
+      return outputs;
+    },
+    async runTogether(stage, calls) {
+      const before = performance.now();
+      // The last call starts first: the first runs on this thread's own session, whose run() holds the thread until done.
+      const started = new Array<Promise<ort.InferenceSession.ReturnType>>(calls.length);
+      for (let k = calls.length - 1; k >= 0; k--) started[k] = calls[k]();
+      const outputs = await Promise.all(started);
+      const elapsed = performance.now() - before;
+      timings[stage] += elapsed;
+      timings.ortMs += elapsed;
       return outputs;
     },
   };
@@ -534,25 +547,38 @@ async function runUnet(run: PipelineRun, sample: Float32Array, timestep: number,
   const { unet } = run.model;
   const [batch, , h, w] = run.latentDims;
   const total = batch * (prompt.guided ? 2 : 1);
-  // Exports with a fixed batch dimension are run in chunks of that size; dynamic ones in one call.
-  const chunk = unet.maxBatch ?? total;
-  if (total % chunk !== 0) {
+  // Exports with a fixed batch dimension are run in chunks of that size; dynamic ones in one part per lane.
+  const lanes = Math.min(1 + unet.lanes.length, total);
+  const chunk = unet.maxBatch ?? Math.ceil(total / lanes);
+  if (total % chunk !== 0 && unet.maxBatch !== null) {
     throw invalidInput(`This UNet takes batches of exactly ${chunk}; use a batch size that makes ${total} UNet inputs a multiple of it.`);
   }
   const perSample = sample.length / total;
   const perOutput = run.model.latentChannels * h * w;
   const perStates = prompt.states.length / total;
+  const feeds = (start: number, size: number): ort.InferenceSession.FeedsType => ({
+    [unet.sample.name]: floatTensor(unet.sample, sample.subarray(start * perSample, (start + size) * perSample), [size, unet.inChannels, h, w]),
+    [unet.timestep.name]: timestepTensor(unet.timestep, timestep, size),
+    [unet.hiddenStates.name]: floatTensor(unet.hiddenStates, prompt.states.subarray(start * perStates, (start + size) * perStates), [size, prompt.tokens, prompt.hidden]),
+    ...sdxlConditioning(run, prompt, start, size),
+  });
   const out = new Float32Array(total * perOutput);
-  for (let start = 0; start < total; start += chunk) {
-    const outputs = await run.run('unetMs', unet, {
-      [unet.sample.name]: floatTensor(unet.sample, sample.subarray(start * perSample, (start + chunk) * perSample), [chunk, unet.inChannels, h, w]),
-      [unet.timestep.name]: timestepTensor(unet.timestep, timestep, chunk),
-      [unet.hiddenStates.name]: floatTensor(unet.hiddenStates, prompt.states.subarray(start * perStates, (start + chunk) * perStates), [chunk, prompt.tokens, prompt.hidden]),
-      ...sdxlConditioning(run, prompt, start, chunk),
-    });
-    const prediction = outputs[unet.output];
-    out.set(await toHost(run, 'unetMs', prediction), start * perOutput);
-    if (prediction.location !== 'cpu') prediction.dispose();
+  if (lanes === 1) {
+    for (let start = 0; start < total; start += chunk) {
+      const prediction = (await run.run('unetMs', unet, feeds(start, chunk)))[unet.output];
+      out.set(await toHost(run, 'unetMs', prediction), start * perOutput);
+      if (prediction.location !== 'cpu') prediction.dispose();
+    }
+    return out;
+  }
+  const runners = [unet.session, ...unet.lanes];
+  for (let wave = 0; wave < total; wave += chunk * lanes) {
+    const starts = runners.map((_, k) => wave + k * chunk).filter((start) => start < total);
+    const outputs = await run.runTogether(
+      'unetMs',
+      starts.map((start, k) => () => runners[k].run(feeds(start, Math.min(chunk, total - start)))),
+    );
+    outputs.forEach((output, k) => out.set(floatData(output[unet.output]), starts[k] * perOutput));
   }
   return out;
 }

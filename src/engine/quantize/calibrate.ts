@@ -80,7 +80,8 @@ export async function calibrateUnet(
       };
     },
   });
-  const calibrating: ModelFolder = { ...model, unet: { ...model.unet, session: observed } };
+  // No lanes (src/engine/unet-lane.ts): a part of the batch run on another thread would go unobserved.
+  const calibrating: ModelFolder = { ...model, unet: { ...model.unet, session: observed, lanes: [] } };
 
   const prompts = calibrationPrompts(model, images);
   // One prompt per image, seeds 1…N, through the same pipeline a user's request takes.

@@ -85,7 +85,8 @@ export async function quantizeFolder(modelDir: string, outDir: string, options: 
     if (unetPlan && unetPlan.convs.length > 0) {
       // The pipeline runs the copy with a UNet that also outputs every convolution's input and output.
       await writeFile(join(partial, 'unet', 'model.onnx'), calibrationModel(unetPlan));
-      const calibrating = await loadModelFolder(partial, { intraOpNumThreads: options.intraOpNumThreads });
+      // One UNet session with every thread: calibration observes each UNet call on this thread.
+      const calibrating = await loadModelFolder(partial, { intraOpNumThreads: options.intraOpNumThreads, unetLanes: 1 });
       try {
         const measured = await calibrateUnet(calibrating, calibrationTensors(unetPlan), images, options.calibrationSteps);
         ranges = measured.ranges;
