@@ -233,7 +233,7 @@ describe('the web chat on the real stack', () => {
     const lastBotMessage = () => page.locator('li.message.bot').last().textContent();
     await page.getByLabel('Message').fill('/settings relax');
     await page.getByLabel('Message').press('Enter');
-    await expect.poll(lastBotMessage).toContain('Saved. Your defaults: model imagine-emoji-64, mode relax.');
+    await expect.poll(lastBotMessage).toContain('Saved. Your defaults: model imagine-emoji-64, mode relax,');
     await page.getByLabel('Message').fill('/settings model=sdxl fast');
     await page.getByLabel('Message').press('Enter');
     await expect.poll(lastBotMessage).toContain('Model "sdxl" is not one of imagine-emoji-64');

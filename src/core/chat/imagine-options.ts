@@ -152,10 +152,17 @@ export function parseImagine(
 
   const size = model ? readSize(options.size, raw.aspect, model, problems) : undefined;
   const seed = raw.seed === undefined ? randomSeed() : readInteger('seed', raw.seed, LIMITS.seed.min, LIMITS.seed.max, problems);
-  const steps = model && readInteger('steps', raw.steps ?? String(model.defaultSteps), LIMITS.steps.min, model.maxSteps, problems);
+  // A /settings default was checked when it was saved, but maybe against another model than this request's.
+  let steps: number | undefined;
+  if (model && raw.steps === undefined && settings.steps !== undefined) {
+    if (settings.steps <= model.maxSteps) steps = settings.steps;
+    else problems.push(`your /settings steps (${settings.steps}) is more than ${model.name} takes (at most ${model.maxSteps}): give --steps, or change it with /settings steps=N`);
+  } else if (model) {
+    steps = readInteger('steps', raw.steps ?? String(model.defaultSteps), LIMITS.steps.min, model.maxSteps, problems);
+  }
   const guidance = readNumber('cfg', raw.guidance ?? String(model?.defaultGuidance ?? 0), LIMITS.guidance.min, LIMITS.guidance.max, problems);
   const batch = readInteger('batch', String(options.batch ?? config.defaultBatch), LIMITS.batch.min, config.maxBatch, problems);
-  const sampler = raw.sampler ?? model?.defaultSampler;
+  const sampler = raw.sampler ?? settings.sampler ?? model?.defaultSampler;
   if (sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
     problems.push(`sampler "${sampler}" is not one of ${SAMPLER_NAMES.join(', ')}`);
   }
