@@ -11,6 +11,15 @@ export const UNIT_PIXELS = 512 * 512;
 /** The engine's upscaler always enlarges 4× per side (src/engine/upscale.ts). */
 export const UPSCALE_FACTOR = 4;
 
+/**
+ * The size of the picture(s) a request makes: an upscale's params describe the picture it enlarges, a Vary of an
+ * upscale's the size it is varied at before its upscale passes.
+ */
+export function resultSize(request: Pick<GenerationRequest, 'kind' | 'params'>): { width: number; height: number } {
+  const factor = UPSCALE_FACTOR ** ((request.kind === 'upscale' ? 1 : 0) + (request.params.upscalePasses ?? 0));
+  return { width: request.params.width * factor, height: request.params.height * factor };
+}
+
 export type QuotaPeriod = 'day' | 'week' | 'month';
 
 /** Every limit that applies to one user in one workspace, after overrides and defaults are merged. */
@@ -65,16 +74,16 @@ export function effectivePolicy(
 /**
  * Units a request costs. Text-to-image: pixels × steps × images. Image-to-image and variations run only the last
  * `strength` of the schedule, as diffusers' img2img does. Upscaling runs one network pass over the output, so it costs
- * one step-equivalent of the output's pixels.
+ * one step-equivalent of the output's pixels; a Vary of an upscale adds that for each of its upscale passes and images.
  */
 export function generationCost(request: Pick<GenerationRequest, 'kind' | 'params'>): number {
-  const { width, height, steps, batch, strength } = request.params;
-  if (request.kind === 'upscale') {
-    return Math.ceil((width * UPSCALE_FACTOR * height * UPSCALE_FACTOR) / UNIT_PIXELS);
-  }
+  const { width, height, steps, batch, strength, upscalePasses = 0 } = request.params;
+  const upscaleCost = (pass: number) => Math.ceil((width * UPSCALE_FACTOR ** pass * height * UPSCALE_FACTOR ** pass) / UNIT_PIXELS);
+  if (request.kind === 'upscale') return upscaleCost(1);
   const partial = request.kind === 'img2img' || request.kind === 'vary-subtle' || request.kind === 'vary-strong';
   const effectiveSteps = partial && strength !== undefined ? Math.max(1, Math.ceil(steps * strength)) : steps;
-  return Math.ceil(((width * height) / UNIT_PIXELS) * effectiveSteps * batch);
+  const passesCost = Array.from({ length: upscalePasses }, (_, k) => upscaleCost(k + 1) * batch).reduce((sum, units) => sum + units, 0);
+  return Math.ceil(((width * height) / UNIT_PIXELS) * effectiveSteps * batch) + passesCost;
 }
 
 /** Throws the error the user should see when the request is outside what their policy allows. */

@@ -1,10 +1,12 @@
-import { resultToPngs, upscalePng, varyImage, VARIATION_STRENGTH } from './actions.js';
+import { resultToPngs, upscaledResultToPngs, upscalePng, varyImage, VARIATION_STRENGTH } from './actions.js';
 import { blendPictures, pan, varyRegion, zoomOut, type EditLineage, type EditOptions } from './edits.js';
 import { invalidInput } from './errors.js';
 import { loadImageFile } from './images.js';
+import { LIMITS } from './limits.js';
 import type { EngineJob } from './jobs.js';
 import type { ModelFolder } from './model-folder.js';
 import { generate, type GenerateOptions, type GenerateResult, type StepEvent } from './pipeline.js';
+import { UPSCALE_FACTOR } from './upscale.js';
 
 /**
  * The engine behind a job queue: one job — a kind and its parameters, as src/engine/jobs.ts defines them — in, PNG
@@ -52,6 +54,13 @@ export function createImageEngine(model: ModelFolder): ImageEngine {
         throw invalidInput(`A ${job.kind} needs the image it acts on, and it is no longer available.`);
       }
       const parent = hooks.parentImage!;
+      const passes = params.upscalePasses ?? 0;
+      if (passes > 0 && job.kind !== 'vary-subtle' && job.kind !== 'vary-strong') {
+        throw invalidInput(`Only a Vary is upscaled within its job; a ${job.kind} takes no upscale passes.`);
+      }
+      if (Math.max(params.width, params.height) * UPSCALE_FACTOR ** passes > LIMITS.sidePx.max) {
+        throw invalidInput(`${passes} upscale(s) of ${params.width}x${params.height} would pass ${LIMITS.sidePx.max} pixels a side.`);
+      }
       if (job.kind === 'upscale') {
         const upscaled = await upscalePng(model, parent);
         return { images: [upscaled.png], seeds: [params.seed], timingsMs: {} };
@@ -79,7 +88,8 @@ export function createImageEngine(model: ModelFolder): ImageEngine {
         case 'vary-subtle':
         case 'vary-strong': {
           const kind = job.kind === 'vary-subtle' ? 'subtle' : 'strong';
-          result = await varyImage(model, parent, kind, { ...options, strength: params.strength ?? VARIATION_STRENGTH[kind] });
+          const workingSize = { width: params.width, height: params.height };
+          result = await varyImage(model, parent, kind, { ...options, strength: params.strength ?? VARIATION_STRENGTH[kind], workingSize });
           break;
         }
         case 'img2img': {
@@ -109,7 +119,7 @@ export function createImageEngine(model: ModelFolder): ImageEngine {
           result = await generate(model, options);
           break;
       }
-      const pngs = await resultToPngs(result);
+      const pngs = passes > 0 ? await upscaledResultToPngs(model, result, passes) : await resultToPngs(result);
       return {
         images: pngs.images,
         grid: pngs.grid,

@@ -51,6 +51,11 @@ export const EngineJobParams = z.object({
   zoomOut: z.number().min(LIMITS.zoomOut.min).max(LIMITS.zoomOut.max).optional(),
   /** pan: the side the picture grows on. */
   pan: z.enum(PAN_DIRECTIONS).optional(),
+  /**
+   * vary-subtle / vary-strong of an upscaled picture: the variations are made at width × height (the model's size)
+   * and then enlarged 4× this many times, so they come out at the size of the picture that was varied.
+   */
+  upscalePasses: z.number().int().min(LIMITS.upscalePasses.min).max(LIMITS.upscalePasses.max).optional(),
 });
 export type EngineJobParams = z.infer<typeof EngineJobParams>;
 

@@ -22,6 +22,8 @@ export const LIMITS = {
   zoomOut: { min: 1.1, max: 2 },
   /** Gaussian σ of the soft mask edge, in pixels (A1111's "Mask blur"). */
   maskBlurPx: { min: 0, max: 64 },
+  /** Vary on an upscale: 4× upscales run on each variation within the job; 8 px × 4⁴ is the first side past sidePx.max's reach. */
+  upscalePasses: { min: 1, max: 4 },
   /** /blend takes this many pictures. */
   blendImages: { min: 2, max: 4 },
   imageFileBytes: 20 * 1024 * 1024,

@@ -46,6 +46,13 @@ describe('generationCost', () => {
   it('charges an upscale by the pixels of its 4× output', () => {
     expect(generationCost(request({ kind: 'upscale', params: { width: 512, height: 512, steps: 30, batch: 1 } }))).toBe(16);
   });
+
+  it('charges a Vary of an upscale as the variations plus each upscale pass of each picture', () => {
+    const params = { width: 256, height: 256, steps: 32, batch: 2, strength: 0.5 };
+    // 16 steps of two 256×256 pictures (8 units), then 4× to 1024×1024 (4 units each) and 4× again to 4096×4096 (64 each).
+    expect(generationCost(request({ kind: 'vary-subtle', params: { ...params, upscalePasses: 2 } }))).toBe(8 + 2 * 4 + 2 * 64);
+    expect(generationCost(request({ kind: 'vary-subtle', params }))).toBe(8);
+  });
 });
 
 describe('effectivePolicy', () => {

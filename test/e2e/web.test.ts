@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { startWebChat, type WebChat } from '../../src/adapters/web/server.js';
 import { createWebTranscriptStore } from '../../src/store/web-transcripts.js';
 import { SESSION_COOKIE, sessionValue } from '../../src/adapters/web/session.js';
+import { generationCost } from '../../src/core/quota.js';
+import type { Requester } from '../../src/core/generation.js';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.js';
 import { GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 
@@ -38,6 +40,9 @@ const loadedWidth = (image: Locator) =>
   });
 
 /** Every job the model's queue holds in any state: a refused command adds none. */
+const USER = { platform: 'web', workspaceId: 'local', userId: USER_ID, isAdmin: false } as const;
+const usedUnits = async (requester: Requester) => (await stack.ledger.standing(requester)).usedUnits;
+
 const jobsEverQueued = async () => Object.values(await stack.modelQueue.getJobCounts()).reduce((sum, count) => sum + count, 0);
 
 describe('the web chat on the real stack', () => {
@@ -89,8 +94,9 @@ describe('the web chat on the real stack', () => {
     await page.close();
   }, GENERATION_TIMEOUT_MS);
 
-  it('labels an upscale with its real size, and varies the picture it came from on Vary (subtle)', async () => {
+  it('labels an upscale with its real size, and on Vary (subtle) varies the picture it came from at the upscale\'s size', async () => {
     browser ??= await launchChromium({ width: 900, height: 1000 });
+    await browser.context.addCookies([{ name: SESSION_COOKIE, value: sessionValue(SESSION_KEYS, USER_ID), url: chat.url }]);
     const page = await browser.context.newPage();
     await page.goto(chat.url);
     await page.locator('#status[data-state="open"]').waitFor();
@@ -105,14 +111,28 @@ describe('the web chat on the real stack', () => {
     await upscale.getByRole('button', { name: 'Vary (subtle)', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
     expect(await upscale.textContent()).toContain('upscaled 256×256 (4× of 64×64)');
 
+    const unitsBefore = await usedUnits(USER);
     await upscale.getByRole('button', { name: 'Vary (subtle)', exact: true }).click();
     const variation = page.locator('li.message.bot').last();
     await variation.getByRole('button', { name: 'V1', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
     expect(await variation.textContent()).not.toContain('failed');
-    // Four variations of the 64×64 picture the upscale came from, in a 2×2 grid.
-    await expect.poll(() => loadedWidth(variation.getByRole('img'))).toBe(128);
+    // Four variations of the 64×64 picture the upscale came from, each upscaled to the 256×256 the user was looking at.
+    expect(await variation.textContent()).toContain('256×256 (varied at 64×64, upscaled 4×)');
+    await expect.poll(() => loadedWidth(variation.getByRole('img'))).toBe(512);
+    // Charged as the variations at the model's size plus one 4× upscale of each, like a U click on each of them.
+    const [varied] = await stack.service.history(USER, 1);
+    const atModelSize = { ...varied.request.params, upscalePasses: undefined };
+    const expectedUnits = generationCost({ kind: 'vary-subtle', params: atModelSize }) + 4 * generationCost({ kind: 'upscale', params: atModelSize });
+    expect(await usedUnits(USER)).toBe(unitsBefore + expectedUnits);
+
+    // Varying one of those varies it at the model's size and enlarges the result again.
+    await variation.getByRole('button', { name: 'V1', exact: true }).click();
+    const again = page.locator('li.message.bot').last();
+    await again.getByRole('button', { name: 'V1', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+    expect(await again.textContent()).toContain('256×256 (varied at 64×64, upscaled 4×)');
+    await expect.poll(() => loadedWidth(again.getByRole('img'))).toBe(512);
     await page.close();
-  }, 3 * GENERATION_TIMEOUT_MS);
+  }, 4 * GENERATION_TIMEOUT_MS);
 
   it('keeps the conversation across a restart of the web chat, and /forget-me erases it', async () => {
     const userId = 'web-00000000000000000000000000000002';
@@ -213,7 +233,7 @@ describe('the web chat on the real stack', () => {
     const lastBotMessage = () => page.locator('li.message.bot').last().textContent();
     await page.getByLabel('Message').fill('/settings relax');
     await page.getByLabel('Message').press('Enter');
-    await expect.poll(lastBotMessage).toContain('Saved. Your defaults: model imagine-emoji-64, mode relax.');
+    await expect.poll(lastBotMessage).toContain('Saved. Your defaults: model imagine-emoji-64, mode relax,');
     await page.getByLabel('Message').fill('/settings model=sdxl fast');
     await page.getByLabel('Message').press('Enter');
     await expect.poll(lastBotMessage).toContain('Model "sdxl" is not one of imagine-emoji-64');

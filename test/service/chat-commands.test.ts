@@ -68,8 +68,8 @@ describe.each(['pglite', 'postgres'] as const)('chat commands over the real serv
 
   it('/settings keeps defaults that the next /imagine uses, and relax mode costs what fast mode costs', async () => {
     const cleo = person('cleo');
-    expect((await run('settings', cleo)).text).toMatch(/^Your defaults: model tiny-sd, mode fast\./);
-    expect((await run('settings', cleo, { mode: 'relax' })).text).toMatch(/^Saved\. Your defaults: model tiny-sd, mode relax\./);
+    expect((await run('settings', cleo)).text).toMatch(/^Your defaults: model tiny-sd, mode fast,/);
+    expect((await run('settings', cleo, { mode: 'relax' })).text).toMatch(/^Saved\. Your defaults: model tiny-sd, mode relax,/);
     expect((await run('settings', cleo)).text).toMatch(/mode relax/);
 
     const before = await used(cleo);
@@ -82,6 +82,22 @@ describe.each(['pglite', 'postgres'] as const)('chat commands over the real serv
     expect(fast.request.mode).toBe('fast');
     expect((await used(cleo)) - before - relaxCost).toBe(relaxCost);
     expect(relaxCost).toBe(2);
+  });
+
+  it('/settings keeps a sampler and steps that the next /imagine uses unless it gives its own, and names an option that is wrong', async () => {
+    const gus = person('gus');
+    expect((await run('settings', gus, { sampler: 'ddim', steps: 3 })).text).toMatch(/^Saved\. Your defaults: model tiny-sd, mode fast, sampler ddim, steps 3\./);
+    await run('imagine', gus, { prompt: 'a blue door', batch: 1 });
+    expect((await finished(gus)).request.params).toMatchObject({ sampler: 'ddim', steps: 3 });
+    await run('imagine', gus, { prompt: 'a green door --steps 2 --sampler euler', batch: 1 });
+    expect((await finished(gus)).request.params).toMatchObject({ sampler: 'euler', steps: 2 });
+
+    const maxSteps = stack.chatConfig.models.find((model) => model.name === 'tiny-sd')!.maxSteps;
+    expect((await run('settings', gus, { steps: maxSteps + 1 })).text).toBe(
+      `⚠️ Steps "${maxSteps + 1}" is not a whole number from 1 to ${maxSteps} (the most tiny-sd takes).`,
+    );
+    expect((await run('settings', gus, { sampler: 'fastest' })).text).toBe('⚠️ Sampler "fastest" is not one of ddpm, ddim, euler, euler-a, dpmpp-2m, dpmpp-2m-karras, lcm.');
+    expect((await run('settings', gus)).text).toMatch(/^Your defaults: model tiny-sd, mode fast, sampler ddim, steps 3\./);
   });
 
   it('/cancel stops the latest unfinished job first, refunds it, and says when nothing is left', async () => {

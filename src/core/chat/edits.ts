@@ -5,7 +5,7 @@ import { LIMITS, REGION_PRESETS, type PanDirection, type RegionPreset } from '..
 import { checkRegionInside, parseRegion } from '../../engine/regions.js';
 import { ImagineError, invalidInput } from '../errors.js';
 import type { GenerationKind, GenerationParams } from '../generation.js';
-import { UPSCALE_FACTOR } from '../quota.js';
+import { resultSize } from '../quota.js';
 import type { ChatConfig } from './chat-config.js';
 import type { GenerationRecord } from './service.js';
 
@@ -28,8 +28,7 @@ export type ChatEdit =
 
 /** The size of the picture a result shows (an upscale is its parent's size times the upscaler's factor). */
 export function pictureSize(record: GenerationRecord): Size {
-  const { width, height } = record.request.params;
-  return record.request.kind === 'upscale' ? { width: width * UPSCALE_FACTOR, height: height * UPSCALE_FACTOR } : { width, height };
+  return resultSize(record.request);
 }
 
 function sizeRules(record: GenerationRecord, config: ChatConfig) {

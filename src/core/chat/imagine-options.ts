@@ -159,11 +159,18 @@ export function parseImagine(
   const draft = raw.draft === 'true';
   if (draft && model && !model.draft) problems.push(`${model.name} has no draft version: remove --draft`);
   if (draft && raw.sampler !== undefined && raw.sampler !== 'lcm') problems.push(`--draft runs the lcm sampler: remove --sampler ${raw.sampler}`);
-  const sampler = draft ? 'lcm' : (raw.sampler ?? model?.defaultSampler);
+  const sampler = draft ? 'lcm' : (raw.sampler ?? settings.sampler ?? model?.defaultSampler);
   // The lcm sampler runs the model's distilled UNet when it has one, which wants its own few steps and no guidance.
-  const defaults = sampler === 'lcm' && model?.draft ? model.draft : model && { steps: model.defaultSteps, guidance: model.defaultGuidance };
-  const steps = model && readInteger('steps', raw.steps ?? String(defaults!.steps), LIMITS.steps.min, model.maxSteps, problems);
-  const guidance = readNumber('cfg', raw.guidance ?? String(defaults?.guidance ?? 0), LIMITS.guidance.min, LIMITS.guidance.max, problems);
+  const distilled = sampler === 'lcm' && model?.draft ? model.draft : undefined;
+  // A /settings default was checked when it was saved, but maybe against another model than this request's.
+  let steps: number | undefined;
+  if (model && raw.steps === undefined && settings.steps !== undefined && !distilled) {
+    if (settings.steps <= model.maxSteps) steps = settings.steps;
+    else problems.push(`your /settings steps (${settings.steps}) is more than ${model.name} takes (at most ${model.maxSteps}): give --steps, or change it with /settings steps=N`);
+  } else if (model) {
+    steps = readInteger('steps', raw.steps ?? String(distilled?.steps ?? model.defaultSteps), LIMITS.steps.min, model.maxSteps, problems);
+  }
+  const guidance = readNumber('cfg', raw.guidance ?? String(distilled?.guidance ?? model?.defaultGuidance ?? 0), LIMITS.guidance.min, LIMITS.guidance.max, problems);
   const batch = readInteger('batch', String(options.batch ?? config.defaultBatch), LIMITS.batch.min, config.maxBatch, problems);
   if (sampler !== undefined && !(SAMPLER_NAMES as readonly string[]).includes(sampler)) {
     problems.push(`sampler "${sampler}" is not one of ${SAMPLER_NAMES.join(', ')}`);

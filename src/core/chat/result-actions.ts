@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ImagineError, invalidInput } from '../errors.js';
 import type { GenerationKind, GenerationRequest, Requester } from '../generation.js';
 import { LIMITS, MAX_SEED, type PanDirection } from '../../engine/limits.js';
-import { UPSCALE_FACTOR } from '../quota.js';
+import { resultSize, UPSCALE_FACTOR } from '../quota.js';
 import type { ChatConfig } from './chat-config.js';
 import { checkRegionSubmission, EDITABLE_KINDS, editParams, pictureSize, regionForm, type ChatEdit, type RegionForm, type RegionSubmission } from './edits.js';
 import type { ActionButton } from './views.js';
@@ -112,12 +112,6 @@ const PAN_BUTTONS: [ResultActionName, string, PanDirection][] = [
   ['pan-down', '⬇️', 'down'],
 ];
 
-/** The size of the picture(s) a request makes: an upscale's params describe the picture it enlarges. */
-export function resultSize(request: Pick<GenerationRequest, 'kind' | 'params'>): { width: number; height: number } {
-  const factor = request.kind === 'upscale' ? UPSCALE_FACTOR : 1;
-  return { width: request.params.width * factor, height: request.params.height * factor };
-}
-
 /** Whether an upscale of this result stays within the largest side the engine makes (no button that cannot work). */
 export function canUpscale(request: Pick<GenerationRequest, 'kind' | 'params'>): boolean {
   const { width, height } = resultSize(request);
@@ -208,9 +202,13 @@ export async function planResultAction(
   const kind = KIND_OF_ACTION[action.action]!;
   if (REDRAWN_FROM_SOURCE.includes(kind) && record.request.kind === 'upscale') {
     // An upscale is the picture it came from, enlarged: varying or rerolling it works on that picture, at the size the
-    // model makes (the enlarged size would come out as noise).
-    const source = await sourceOfUpscale(record, service);
-    return planResultAction({ ...action, generationId: source.generationId, imageIndex: source.imageIndex }, actor, service, config, randomSeed);
+    // model makes (the enlarged size would come out as noise). A Vary then enlarges each variation as many times as the
+    // upscale was, within its own job, so it comes back at the size the user was looking at.
+    const { source, hops } = await sourceOfUpscale(record, service);
+    const plan = await planResultAction({ ...action, generationId: source.generationId, imageIndex: source.imageIndex }, actor, service, config, randomSeed);
+    if (plan.type !== 'generate' || kind === 'reroll') return plan;
+    const upscalePasses = (plan.draft.params.upscalePasses ?? 0) + hops;
+    return { type: 'generate', draft: { ...plan.draft, params: { ...plan.draft.params, upscalePasses } } };
   }
   const parent = record.request;
   if (kind !== 'reroll') checkFinishedImage(record, action.imageIndex);
@@ -225,10 +223,14 @@ export async function planResultAction(
     throw new ImagineError('invalid_input', `${width}×${height} is as large as I make images: another 4× upscale would pass ${LIMITS.sidePx.max} pixels a side.`);
   }
   const parentSeed = record.result?.seeds[action.imageIndex] ?? parent.params.seed;
+  // A Vary keeps the upscale passes of what it varies (it is varied at the model's size and enlarged again); an
+  // upscale's params describe the finished picture it enlarges, and a reroll makes pictures at the model's size.
   const params =
     kind === 'upscale'
-      ? { ...parent.params, ...resultSize(parent), batch: 1, seed: parentSeed }
-      : { ...parent.params, seed: randomSeed() };
+      ? { ...withoutUpscalePasses(parent.params), ...resultSize(parent), batch: 1, seed: parentSeed }
+      : kind === 'reroll'
+        ? { ...withoutUpscalePasses(parent.params), seed: randomSeed() }
+        : { ...parent.params, seed: randomSeed() };
   return {
     type: 'generate',
     draft: {
@@ -245,17 +247,27 @@ export async function planResultAction(
 /** Actions that draw the picture anew from its prompt: on an upscale they go back to the picture it enlarged. */
 const REDRAWN_FROM_SOURCE: readonly GenerationKind[] = ['vary-subtle', 'vary-strong', 'reroll'];
 
-/** The generated picture an upscale (or an upscale of an upscale) enlarges. */
-async function sourceOfUpscale(record: GenerationRecord, service: ImagineService): Promise<{ generationId: string; imageIndex: number }> {
+function withoutUpscalePasses(params: GenerationRequest['params']): GenerationRequest['params'] {
+  const { upscalePasses: _passes, ...rest } = params;
+  return rest;
+}
+
+/** The generated picture an upscale (or an upscale of an upscale) enlarges, and how many upscales lie between. */
+async function sourceOfUpscale(
+  record: GenerationRecord,
+  service: ImagineService,
+): Promise<{ source: { generationId: string; imageIndex: number }; hops: number }> {
   const gone = () => new ImagineError('not_found', 'The picture this upscale came from is gone, so there is nothing to vary; upscale it again from a new one.');
   let current = record;
   let source = current.request.parent;
+  let hops = 1;
   while (source && current.request.kind === 'upscale') {
     const found = await service.findGeneration(source.generationId);
     if (!found) throw gone();
     current = found;
-    if (current.request.kind !== 'upscale') return source;
+    if (current.request.kind !== 'upscale') return { source, hops };
     source = current.request.parent;
+    hops += 1;
   }
   throw gone();
 }

@@ -1,5 +1,6 @@
 import type { GenerationRequest, Platform, Requester } from '../generation.js';
 import type { GenerationResult, GenerationStatus } from '../ports.js';
+import type { SamplerName } from '../../engine/types.js';
 
 /**
  * What the chat flow needs from the rest of the system (queue, store, quota ledger). Chat adapters talk to this port
@@ -32,9 +33,12 @@ export interface QuotaStatus {
   banned: boolean;
 }
 
+/** A user's defaults for /imagine; what the command line says wins over them. */
 export interface UserSettings {
   model?: string;
   mode?: 'fast' | 'relax';
+  sampler?: SamplerName;
+  steps?: number;
 }
 
 export interface WorkspaceStats {

@@ -1,7 +1,8 @@
 import type { ImagineError } from '../errors.js';
 import type { GenerationParams, GenerationRequest } from '../generation.js';
 import type { GenerationResult } from '../ports.js';
-import { canUpscale, resultButtonRows, resultReactions, resultSize } from './result-actions.js';
+import { resultSize, UPSCALE_FACTOR } from '../quota.js';
+import { canUpscale, resultButtonRows, resultReactions } from './result-actions.js';
 import type { GenerationEvent, GenerationRecord, QuotaStatus, QueuePlacement } from './service.js';
 
 /**
@@ -78,14 +79,21 @@ export function doneView(request: GenerationRequest, result: GenerationResult): 
   const { params } = request;
   const batch = result.imageKeys.length;
   const shown = result.gridKey ?? result.imageKeys[0];
-  const { width, height } = resultSize(request);
-  const upscaled = request.kind === 'upscale' ? `upscaled ${width}×${height} (4× of ${params.width}×${params.height})` : `${width}×${height}`;
   const warnings = (result.warnings ?? []).map((warning) => `\n⚠️ ${warning}`).join('');
-  return view(`${quoted(params)} — ${upscaled}, seed ${result.seeds[0] ?? params.seed}${warnings}`, {
+  return view(`${quoted(params)} — ${sizeLabel(request)}, seed ${result.seeds[0] ?? params.seed}${warnings}`, {
     images: shown ? [{ key: shown, fileName: `${request.generationId}.png` }] : [],
     buttonRows: resultButtonRows(request.generationId, batch, request.kind, canUpscale(request)),
     reactions: resultReactions(batch, canUpscale(request)),
   });
+}
+
+/** The real size of a request's pictures, and how it came about when an upscale made it. */
+function sizeLabel(request: Pick<GenerationRequest, 'kind' | 'params'>): string {
+  const { width, height } = resultSize(request);
+  const made = `${request.params.width}×${request.params.height}`;
+  if (request.kind === 'upscale') return `upscaled ${width}×${height} (4× of ${made})`;
+  const passes = request.params.upscalePasses ?? 0;
+  return passes > 0 ? `${width}×${height} (varied at ${made}, upscaled ${UPSCALE_FACTOR ** passes}×)` : `${width}×${height}`;
 }
 
 export function failedView(request: GenerationRequest, userMessage: string, refunded: boolean): ChatView {
@@ -112,7 +120,7 @@ export function parametersView(record: GenerationRecord, ephemeral = true): Chat
     `Prompt: ${params.prompt}`,
     params.negativePrompt ? `Negative prompt: ${params.negativePrompt}` : undefined,
     `Seed: ${seeds}`,
-    `Size: ${kind === 'upscale' ? `${resultSize(record.request).width}×${resultSize(record.request).height}, upscaled 4× from ` : ''}${params.width}×${params.height}, steps: ${params.steps}, cfg: ${params.guidance}, sampler: ${params.sampler}`,
+    `Size: ${sizeLabel(record.request)}, steps: ${params.steps}, cfg: ${params.guidance}, sampler: ${params.sampler}`,
     `Model: ${params.model}, batch: ${params.batch}, kind: ${kind}, status: ${record.status}`,
     edit.length > 0 ? `Edit: ${edit.join(', ')}` : undefined,
     blendParents

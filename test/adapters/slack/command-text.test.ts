@@ -31,7 +31,10 @@ describe('Slack command text', () => {
     expect(parseCommandText(definition('settings'), 'relax imagine-emoji-64').options).toEqual({ mode: 'relax', model: 'imagine-emoji-64' });
     expect(parseCommandText(definition('settings'), 'mode=fast model:tiny-sd').options).toEqual({ mode: 'fast', model: 'tiny-sd' });
     expect(parseCommandText(definition('settings'), 'imagine-emoji-64 relax').options).toEqual({ model: 'imagine-emoji-64', mode: 'relax' });
-    expect(() => parseCommandText(definition('settings'), 'sampler=ddim')).toThrow('There is no option "sampler"; the options are model, mode');
+    expect(parseCommandText(definition('settings'), 'steps=30 euler relax').options).toEqual({ steps: 30, sampler: 'euler', mode: 'relax' });
+    expect(() => parseCommandText(definition('settings'), 'cfg=7')).toThrow('There is no option "cfg"; the options are model, mode, sampler, steps');
+    expect(() => parseCommandText(definition('settings'), 'steps=many')).toThrow('steps must be a whole number');
+    expect(() => parseCommandText(definition('settings'), 'sampler=fastest')).toThrow('sampler must be one of ddpm, ddim');
     expect(() => parseCommandText(definition('settings'), 'mode=slow')).toThrow('mode must be one of fast, relax');
     expect(() => parseCommandText(definition('settings'), 'relax mode=fast')).toThrow('mode is given twice');
   });

@@ -191,7 +191,7 @@ describe('web chat commands', () => {
     client.send({ type: 'command', text: '/quota' });
     await client.waitForMessage((message) => message.text.startsWith('You have 7 '));
     client.send({ type: 'command', text: '/settings pixel-32 relax' });
-    await client.waitForMessage((message) => message.text === 'Saved. Your defaults: model pixel-32, mode relax.');
+    await client.waitForMessage((message) => message.text.startsWith('Saved. Your defaults: model pixel-32, mode relax,'));
     client.send({ type: 'command', text: '/cancel' });
     await client.waitForMessage((message) => message.text === 'You have nothing queued or running.');
     expect(service.cancelled).toEqual([{ requester: { platform: 'web', workspaceId: 'local', userId: client.userId, isAdmin: false }, generationId: undefined }]);

@@ -176,6 +176,10 @@ describe('--draft: the model distilled for a few lcm steps', () => {
     expect(parseImagine({ prompt: 'a fox --sampler lcm' }, withDraft).params).toMatchObject({ steps: 4, guidance: 1 });
   });
 
+  it('keeps the distilled steps over the ones saved with /settings, which are for the full model', () => {
+    expect(parseImagine({ prompt: 'a fox --draft' }, withDraft, { steps: 30, sampler: 'ddim' }).params).toMatchObject({ sampler: 'lcm', steps: 4 });
+  });
+
   it('says what to remove when the model has no draft version or another sampler is asked for', () => {
     expect(problemOf(() => parseImagine({ prompt: 'a fox --draft --model pixel-32' }, withDraft))).toContain('pixel-32 has no draft version: remove --draft');
     expect(problemOf(() => parseImagine({ prompt: 'a fox --draft --sampler ddim' }, withDraft))).toContain('--draft runs the lcm sampler: remove --sampler ddim');

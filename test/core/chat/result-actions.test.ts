@@ -109,7 +109,7 @@ describe('planResultAction', () => {
     expect(isImagineError(error) && error.kind).toBe('not_found');
   });
 
-  it('varies and rerolls an upscale as the generated picture it came from, and offers no upscale past the largest side', async () => {
+  it('varies an upscale as the picture it came from, enlarged again, rerolls it at the model\'s size, and offers no upscale past the largest side', async () => {
     const service = await serviceWithResult(4);
     const plan = await planResultAction({ action: 'upscale', generationId, imageIndex: 2 }, owner, service, TEST_CHAT_CONFIG);
     if (plan.type !== 'generate') throw new Error('expected a generation');
@@ -121,7 +121,10 @@ describe('planResultAction', () => {
 
     for (const action of ['vary-subtle', 'vary-strong', 'reroll'] as const) {
       const again = await planResultAction({ action, generationId: plan.draft.generationId, imageIndex: 0 }, owner, service, TEST_CHAT_CONFIG, () => 7);
-      expect(again.type === 'generate' && again.draft).toMatchObject({ kind: action, parent: { generationId, imageIndex: 2 }, params: { width: 512, height: 512, batch: 4 } });
+      if (again.type !== 'generate') throw new Error('expected a generation');
+      expect(again.draft).toMatchObject({ kind: action, parent: { generationId, imageIndex: 2 }, params: { width: 512, height: 512, batch: 4 } });
+      // A Vary is enlarged again to the upscale's size within its job; a reroll draws new pictures at the model's size.
+      expect(again.draft.params.upscalePasses).toBe(action === 'reroll' ? undefined : 1);
     }
     await expect(planResultAction({ action: 'upscale', generationId: plan.draft.generationId, imageIndex: 0 }, owner, service, TEST_CHAT_CONFIG)).rejects.toThrow(
       '2048×2048 is as large as I make images',

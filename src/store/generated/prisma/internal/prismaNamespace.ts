@@ -1219,6 +1219,7 @@ export const GenerationScalarFieldEnum = {
   maskBlur: 'maskBlur',
   zoomOut: 'zoomOut',
   pan: 'pan',
+  upscalePasses: 'upscalePasses',
   drawnMaskKey: 'drawnMaskKey',
   maskKey: 'maskKey',
   blendParents: 'blendParents',

@@ -167,6 +167,7 @@ export const GenerationScalarFieldEnum = {
   maskBlur: 'maskBlur',
   zoomOut: 'zoomOut',
   pan: 'pan',
+  upscalePasses: 'upscalePasses',
   drawnMaskKey: 'drawnMaskKey',
   maskKey: 'maskKey',
   blendParents: 'blendParents',

@@ -38,6 +38,7 @@ export type GenerationAvgAggregateOutputType = {
   variationStrength: number | null
   maskBlur: number | null
   zoomOut: number | null
+  upscalePasses: number | null
   parentImageIndex: number | null
   imageSeeds: number | null
 }
@@ -54,6 +55,7 @@ export type GenerationSumAggregateOutputType = {
   variationStrength: number | null
   maskBlur: number | null
   zoomOut: number | null
+  upscalePasses: number | null
   parentImageIndex: number | null
   imageSeeds: bigint[]
 }
@@ -82,6 +84,7 @@ export type GenerationMinAggregateOutputType = {
   maskBlur: number | null
   zoomOut: number | null
   pan: string | null
+  upscalePasses: number | null
   drawnMaskKey: string | null
   maskKey: string | null
   replyTarget: string | null
@@ -122,6 +125,7 @@ export type GenerationMaxAggregateOutputType = {
   maskBlur: number | null
   zoomOut: number | null
   pan: string | null
+  upscalePasses: number | null
   drawnMaskKey: string | null
   maskKey: string | null
   replyTarget: string | null
@@ -162,6 +166,7 @@ export type GenerationCountAggregateOutputType = {
   maskBlur: number
   zoomOut: number
   pan: number
+  upscalePasses: number
   drawnMaskKey: number
   maskKey: number
   blendParents: number
@@ -196,6 +201,7 @@ export type GenerationAvgAggregateInputType = {
   variationStrength?: true
   maskBlur?: true
   zoomOut?: true
+  upscalePasses?: true
   parentImageIndex?: true
   imageSeeds?: true
 }
@@ -212,6 +218,7 @@ export type GenerationSumAggregateInputType = {
   variationStrength?: true
   maskBlur?: true
   zoomOut?: true
+  upscalePasses?: true
   parentImageIndex?: true
   imageSeeds?: true
 }
@@ -240,6 +247,7 @@ export type GenerationMinAggregateInputType = {
   maskBlur?: true
   zoomOut?: true
   pan?: true
+  upscalePasses?: true
   drawnMaskKey?: true
   maskKey?: true
   replyTarget?: true
@@ -280,6 +288,7 @@ export type GenerationMaxAggregateInputType = {
   maskBlur?: true
   zoomOut?: true
   pan?: true
+  upscalePasses?: true
   drawnMaskKey?: true
   maskKey?: true
   replyTarget?: true
@@ -320,6 +329,7 @@ export type GenerationCountAggregateInputType = {
   maskBlur?: true
   zoomOut?: true
   pan?: true
+  upscalePasses?: true
   drawnMaskKey?: true
   maskKey?: true
   blendParents?: true
@@ -451,6 +461,7 @@ export type GenerationGroupByOutputType = {
   maskBlur: number | null
   zoomOut: number | null
   pan: string | null
+  upscalePasses: number | null
   drawnMaskKey: string | null
   maskKey: string | null
   blendParents: runtime.JsonValue | null
@@ -518,6 +529,7 @@ export type GenerationWhereInput = {
   maskBlur?: Prisma.IntNullableFilter<"Generation"> | number | null
   zoomOut?: Prisma.FloatNullableFilter<"Generation"> | number | null
   pan?: Prisma.StringNullableFilter<"Generation"> | string | null
+  upscalePasses?: Prisma.IntNullableFilter<"Generation"> | number | null
   drawnMaskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
   maskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
   blendParents?: Prisma.JsonNullableFilter<"Generation">
@@ -566,6 +578,7 @@ export type GenerationOrderByWithRelationInput = {
   maskBlur?: Prisma.SortOrderInput | Prisma.SortOrder
   zoomOut?: Prisma.SortOrderInput | Prisma.SortOrder
   pan?: Prisma.SortOrderInput | Prisma.SortOrder
+  upscalePasses?: Prisma.SortOrderInput | Prisma.SortOrder
   drawnMaskKey?: Prisma.SortOrderInput | Prisma.SortOrder
   maskKey?: Prisma.SortOrderInput | Prisma.SortOrder
   blendParents?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -617,6 +630,7 @@ export type GenerationWhereUniqueInput = Prisma.AtLeast<{
   maskBlur?: Prisma.IntNullableFilter<"Generation"> | number | null
   zoomOut?: Prisma.FloatNullableFilter<"Generation"> | number | null
   pan?: Prisma.StringNullableFilter<"Generation"> | string | null
+  upscalePasses?: Prisma.IntNullableFilter<"Generation"> | number | null
   drawnMaskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
   maskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
   blendParents?: Prisma.JsonNullableFilter<"Generation">
@@ -665,6 +679,7 @@ export type GenerationOrderByWithAggregationInput = {
   maskBlur?: Prisma.SortOrderInput | Prisma.SortOrder
   zoomOut?: Prisma.SortOrderInput | Prisma.SortOrder
   pan?: Prisma.SortOrderInput | Prisma.SortOrder
+  upscalePasses?: Prisma.SortOrderInput | Prisma.SortOrder
   drawnMaskKey?: Prisma.SortOrderInput | Prisma.SortOrder
   maskKey?: Prisma.SortOrderInput | Prisma.SortOrder
   blendParents?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -717,6 +732,7 @@ export type GenerationScalarWhereWithAggregatesInput = {
   maskBlur?: Prisma.IntNullableWithAggregatesFilter<"Generation"> | number | null
   zoomOut?: Prisma.FloatNullableWithAggregatesFilter<"Generation"> | number | null
   pan?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
+  upscalePasses?: Prisma.IntNullableWithAggregatesFilter<"Generation"> | number | null
   drawnMaskKey?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
   maskKey?: Prisma.StringNullableWithAggregatesFilter<"Generation"> | string | null
   blendParents?: Prisma.JsonNullableWithAggregatesFilter<"Generation">
@@ -759,6 +775,7 @@ export type GenerationCreateInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -806,6 +823,7 @@ export type GenerationUncheckedCreateInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -849,6 +867,7 @@ export type GenerationUpdateInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -896,6 +915,7 @@ export type GenerationUncheckedUpdateInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -941,6 +961,7 @@ export type GenerationCreateManyInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -983,6 +1004,7 @@ export type GenerationUpdateManyMutationInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1026,6 +1048,7 @@ export type GenerationUncheckedUpdateManyInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1093,6 +1116,7 @@ export type GenerationCountOrderByAggregateInput = {
   maskBlur?: Prisma.SortOrder
   zoomOut?: Prisma.SortOrder
   pan?: Prisma.SortOrder
+  upscalePasses?: Prisma.SortOrder
   drawnMaskKey?: Prisma.SortOrder
   maskKey?: Prisma.SortOrder
   blendParents?: Prisma.SortOrder
@@ -1125,6 +1149,7 @@ export type GenerationAvgOrderByAggregateInput = {
   variationStrength?: Prisma.SortOrder
   maskBlur?: Prisma.SortOrder
   zoomOut?: Prisma.SortOrder
+  upscalePasses?: Prisma.SortOrder
   parentImageIndex?: Prisma.SortOrder
   imageSeeds?: Prisma.SortOrder
 }
@@ -1153,6 +1178,7 @@ export type GenerationMaxOrderByAggregateInput = {
   maskBlur?: Prisma.SortOrder
   zoomOut?: Prisma.SortOrder
   pan?: Prisma.SortOrder
+  upscalePasses?: Prisma.SortOrder
   drawnMaskKey?: Prisma.SortOrder
   maskKey?: Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
@@ -1193,6 +1219,7 @@ export type GenerationMinOrderByAggregateInput = {
   maskBlur?: Prisma.SortOrder
   zoomOut?: Prisma.SortOrder
   pan?: Prisma.SortOrder
+  upscalePasses?: Prisma.SortOrder
   drawnMaskKey?: Prisma.SortOrder
   maskKey?: Prisma.SortOrder
   replyTarget?: Prisma.SortOrder
@@ -1221,6 +1248,7 @@ export type GenerationSumOrderByAggregateInput = {
   variationStrength?: Prisma.SortOrder
   maskBlur?: Prisma.SortOrder
   zoomOut?: Prisma.SortOrder
+  upscalePasses?: Prisma.SortOrder
   parentImageIndex?: Prisma.SortOrder
   imageSeeds?: Prisma.SortOrder
 }
@@ -1439,6 +1467,7 @@ export type GenerationCreateWithoutWorkspaceInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1484,6 +1513,7 @@ export type GenerationUncheckedCreateWithoutWorkspaceInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1558,6 +1588,7 @@ export type GenerationScalarWhereInput = {
   maskBlur?: Prisma.IntNullableFilter<"Generation"> | number | null
   zoomOut?: Prisma.FloatNullableFilter<"Generation"> | number | null
   pan?: Prisma.StringNullableFilter<"Generation"> | string | null
+  upscalePasses?: Prisma.IntNullableFilter<"Generation"> | number | null
   drawnMaskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
   maskKey?: Prisma.StringNullableFilter<"Generation"> | string | null
   blendParents?: Prisma.JsonNullableFilter<"Generation">
@@ -1600,6 +1631,7 @@ export type GenerationCreateWithoutUserInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1645,6 +1677,7 @@ export type GenerationUncheckedCreateWithoutUserInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1714,6 +1747,7 @@ export type GenerationCreateWithoutChildrenInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1760,6 +1794,7 @@ export type GenerationUncheckedCreateWithoutChildrenInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1807,6 +1842,7 @@ export type GenerationCreateWithoutParentInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1853,6 +1889,7 @@ export type GenerationUncheckedCreateWithoutParentInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1916,6 +1953,7 @@ export type GenerationUpdateWithoutChildrenInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -1962,6 +2000,7 @@ export type GenerationUncheckedUpdateWithoutChildrenInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2021,6 +2060,7 @@ export type GenerationCreateManyWorkspaceInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2063,6 +2103,7 @@ export type GenerationUpdateWithoutWorkspaceInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2108,6 +2149,7 @@ export type GenerationUncheckedUpdateWithoutWorkspaceInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2152,6 +2194,7 @@ export type GenerationUncheckedUpdateManyWithoutWorkspaceInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2195,6 +2238,7 @@ export type GenerationCreateManyUserInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2237,6 +2281,7 @@ export type GenerationUpdateWithoutUserInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2282,6 +2327,7 @@ export type GenerationUncheckedUpdateWithoutUserInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2326,6 +2372,7 @@ export type GenerationUncheckedUpdateManyWithoutUserInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2370,6 +2417,7 @@ export type GenerationCreateManyParentInput = {
   maskBlur?: number | null
   zoomOut?: number | null
   pan?: string | null
+  upscalePasses?: number | null
   drawnMaskKey?: string | null
   maskKey?: string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2411,6 +2459,7 @@ export type GenerationUpdateWithoutParentInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2457,6 +2506,7 @@ export type GenerationUncheckedUpdateWithoutParentInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2501,6 +2551,7 @@ export type GenerationUncheckedUpdateManyWithoutParentInput = {
   maskBlur?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   zoomOut?: Prisma.NullableFloatFieldUpdateOperationsInput | number | null
   pan?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  upscalePasses?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   drawnMaskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   maskKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   blendParents?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
@@ -2575,6 +2626,7 @@ export type GenerationSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   maskBlur?: boolean
   zoomOut?: boolean
   pan?: boolean
+  upscalePasses?: boolean
   drawnMaskKey?: boolean
   maskKey?: boolean
   blendParents?: boolean
@@ -2624,6 +2676,7 @@ export type GenerationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   maskBlur?: boolean
   zoomOut?: boolean
   pan?: boolean
+  upscalePasses?: boolean
   drawnMaskKey?: boolean
   maskKey?: boolean
   blendParents?: boolean
@@ -2671,6 +2724,7 @@ export type GenerationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   maskBlur?: boolean
   zoomOut?: boolean
   pan?: boolean
+  upscalePasses?: boolean
   drawnMaskKey?: boolean
   maskKey?: boolean
   blendParents?: boolean
@@ -2718,6 +2772,7 @@ export type GenerationSelectScalar = {
   maskBlur?: boolean
   zoomOut?: boolean
   pan?: boolean
+  upscalePasses?: boolean
   drawnMaskKey?: boolean
   maskKey?: boolean
   blendParents?: boolean
@@ -2738,7 +2793,7 @@ export type GenerationSelectScalar = {
   announcingUntil?: boolean
 }
 
-export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt" | "announcedAt" | "deletedAt" | "announcingUntil", ExtArgs["result"]["generation"]>
+export type GenerationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "kind" | "status" | "mode" | "workspaceId" | "userId" | "prompt" | "negativePrompt" | "seed" | "width" | "height" | "steps" | "guidance" | "sampler" | "batch" | "model" | "strength" | "variationSeed" | "variationStrength" | "region" | "maskBlur" | "zoomOut" | "pan" | "upscalePasses" | "drawnMaskKey" | "maskKey" | "blendParents" | "replyTarget" | "messageRef" | "parentId" | "parentImageIndex" | "imageKeys" | "gridKey" | "imageSeeds" | "timingsMs" | "errorMessage" | "createdAt" | "startedAt" | "finishedAt" | "announcedAt" | "deletedAt" | "announcingUntil", ExtArgs["result"]["generation"]>
 export type GenerationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   workspace?: boolean | Prisma.WorkspaceDefaultArgs<ExtArgs>
   user?: boolean | Prisma.UserDefaultArgs<ExtArgs>
@@ -2795,6 +2850,10 @@ export type $GenerationPayload<ExtArgs extends runtime.Types.Extensions.Internal
     maskBlur: number | null
     zoomOut: number | null
     pan: string | null
+    /**
+     * Vary of an upscale: how many 4× upscales each variation got after it was made at width × height.
+     */
+    upscalePasses: number | null
     /**
      * Vary (Region) from a painted mask: the image store key of the mask the user drew.
      */
@@ -3291,6 +3350,7 @@ export interface GenerationFieldRefs {
   readonly maskBlur: Prisma.FieldRef<"Generation", 'Int'>
   readonly zoomOut: Prisma.FieldRef<"Generation", 'Float'>
   readonly pan: Prisma.FieldRef<"Generation", 'String'>
+  readonly upscalePasses: Prisma.FieldRef<"Generation", 'Int'>
   readonly drawnMaskKey: Prisma.FieldRef<"Generation", 'String'>
   readonly maskKey: Prisma.FieldRef<"Generation", 'String'>
   readonly blendParents: Prisma.FieldRef<"Generation", 'Json'>
