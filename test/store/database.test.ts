@@ -23,7 +23,9 @@ afterAll(async () => {
   await rm(tempDir, { recursive: true, force: true });
 });
 
-describe('the embedded PGlite database', () => {
+// Each test opens one or two fresh PGlite databases (initdb in a throwaway thread, then the migrations): seconds on an
+// idle machine, but close to a minute beside the Chromium suites on two busy cores.
+describe('the embedded PGlite database', { timeout: 180_000 }, () => {
   it('is created, migrated and kept in its data directory between runs', async () => {
     const dataDir = join(tempDir, 'nested', 'pglite');
     const first = await openDatabase({ dataDir });
