@@ -83,6 +83,8 @@ describe.each(TEST_BACKENDS)('the reconciler on %s', (_backend, open) => {
     closers.push(worker.stop);
     for (const input of accepted) {
       await eventually(async () => ((await findGeneration(database.prisma, input.generationId))?.status === 'succeeded' ? true : undefined));
+      // The worker stores the result, then settles the charge: wait for the second write as well.
+      await eventually(async () => ((await ledger.settlement(input.generationId)) === 'reserved' ? undefined : true));
       expect(await ledger.settlement(input.generationId)).toBe('committed');
       expect(await usedUnits(input)).toBe(2);
     }
