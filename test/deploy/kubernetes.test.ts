@@ -184,14 +184,20 @@ describe.each(TARGETS)('kubernetes manifests rendered from %s', (target) => {
 });
 
 describe('kubernetes overlays', () => {
-  it('gives each GPU worker one NVIDIA GPU, a GPU node and the CUDA provider', async () => {
-    const objects = await renderKustomization('deploy/kubernetes/overlays/gpu');
+  /** The worker container of a GPU overlay, after checking it gets its image, one NVIDIA GPU and a GPU node. */
+  const gpuWorker = (objects: Any[], image: string) => {
     const podSpec = find(objects, 'Deployment', 'imagine-worker').spec.template.spec;
     const worker = podSpec.containers[0];
-    expect(worker.image).toBe('registry.example.com/imagine-worker-cuda:0.1.0');
+    expect(worker.image).toBe(image);
     expect(worker.resources.limits['nvidia.com/gpu']).toBe(1);
     expect(podSpec.nodeSelector).toEqual({ 'nvidia.com/gpu.present': 'true' });
     expect(podSpec.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+    return worker;
+  };
+
+  it('gives each GPU worker one NVIDIA GPU, a GPU node and the CUDA provider', async () => {
+    const objects = await renderKustomization('deploy/kubernetes/overlays/gpu');
+    const worker = gpuWorker(objects, 'registry.example.com/imagine-worker-cuda:0.1.0');
     expect(loadConfig(containerEnv(objects, worker), 'worker').ortProviders).toEqual(['cuda']);
     // The patch merged into the base's env list rather than replacing it.
     expect(worker.env.map((entry: Any) => entry.name)).toEqual(['ORT_PROVIDERS', 'WORKER_CONCURRENCY']);
@@ -200,12 +206,7 @@ describe('kubernetes overlays', () => {
 
   it('gives each WebGPU worker one NVIDIA GPU, a GPU node, the WebGPU provider and the driver’s graphics (Vulkan) capability', async () => {
     const objects = await renderKustomization('deploy/kubernetes/overlays/webgpu');
-    const podSpec = find(objects, 'Deployment', 'imagine-worker').spec.template.spec;
-    const worker = podSpec.containers[0];
-    expect(worker.image).toBe('registry.example.com/imagine-worker-webgpu:0.1.0');
-    expect(worker.resources.limits['nvidia.com/gpu']).toBe(1);
-    expect(podSpec.nodeSelector).toEqual({ 'nvidia.com/gpu.present': 'true' });
-    expect(podSpec.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+    const worker = gpuWorker(objects, 'registry.example.com/imagine-worker-webgpu:0.1.0');
     const env = containerEnv(objects, worker);
     expect(loadConfig(env, 'worker').ortProviders).toEqual(['webgpu']);
     expect(env.NVIDIA_DRIVER_CAPABILITIES.split(',')).toContain('graphics');
