@@ -108,14 +108,22 @@ async function createSoakEngine(): Promise<ImageEngine> {
   };
 }
 
+/** The stores every soak process opens: the shared PostgreSQL database, with no quota limit. */
+async function openSoakStores(databaseUrl: string) {
+  const database = await openDatabase({ url: databaseUrl, poolSize: 4 });
+  const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
+  const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
+  return { database, ledgerOptions, ledger, history: createGenerationHistory(database.prisma) };
+}
+
 async function runWorkerChild(config: WorkerConfig): Promise<void> {
-  const database = await openDatabase({ url: config.databaseUrl, poolSize: 4 });
+  const { database, ledger, history } = await openSoakStores(config.databaseUrl);
   const worker = await startWorker({
     redisUrl: config.redisUrl,
     prefix: config.prefix,
     engine: await createSoakEngine(),
-    ledger: new PrismaQuotaLedger(database.prisma, { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) }),
-    history: createGenerationHistory(database.prisma),
+    ledger,
+    history,
     images: createLocalImageStore(config.imageDir),
     previewIntervalMs: 300,
     lockDurationMs: LOCK_DURATION_MS,
@@ -135,10 +143,7 @@ async function runWorkerChild(config: WorkerConfig): Promise<void> {
 
 /** The bot as the `bot` role runs it, on the same stores, its poster appending to a file the parent audits. */
 async function runBotChild(config: BotConfig): Promise<void> {
-  const database = await openDatabase({ url: config.databaseUrl, poolSize: 4 });
-  const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
-  const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
-  const history = createGenerationHistory(database.prisma);
+  const { database, ledgerOptions, ledger, history } = await openSoakStores(config.databaseUrl);
   const service = createImagineService({
     prisma: database.prisma,
     ledger,
@@ -243,10 +248,7 @@ async function runSoak(): Promise<void> {
   let redisRestarts = 0;
   let botKills = 0;
   const redis = await startSoakRedis(scratchDir, appendOnly);
-  const database = await openDatabase({ url: databaseUrl, poolSize: 4 });
-  const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
-  const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
-  const history = createGenerationHistory(database.prisma);
+  const { database, ledgerOptions, ledger, history } = await openSoakStores(databaseUrl);
   const queue = createGenerationQueue({
     redisUrl: redis.url,
     prefix,
