@@ -1,11 +1,8 @@
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { startDiscordBot, type DiscordBot } from '../../src/adapters/discord/bot.js';
 import type { SlackBot } from '../../src/adapters/slack/bot.js';
 import { decodeReplyTarget as decodeSlackTarget } from '../../src/adapters/slack/reply-target.js';
-import type { ServerMessage, WebMessage } from '../../src/adapters/web/protocol.js';
 import { decodeReplyTarget as decodeWebTarget } from '../../src/adapters/web/reply-target.js';
 import { startWebChat, type WebChat } from '../../src/adapters/web/server.js';
 import { encodeActionId, type ResultActionName } from '../../src/core/chat/result-actions.js';
@@ -17,7 +14,7 @@ import { FakeSlack } from '../support/fake-slack.js';
 import { waitFor } from '../support/recording-imagine-service.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 import { startSocketModeBot, stopSocketModeBot } from '../support/slack-socket-bot.js';
-import { openWebSession } from '../support/web-session.js';
+import { openWebChatPage } from '../support/web-chat-client.js';
 
 /**
  * Buttons on results, on every platform, over the real queue, worker, store and ledger: the generation checked is the
@@ -187,24 +184,12 @@ describe('result buttons in the web chat', () => {
 
   /** A page's side of the socket: the messages it shows, kept up to date as the page does. */
   async function openPage() {
-    const socket = new WebSocket(`${chat.url.replace('http:', 'ws:')}chat`, { origin: chat.url.slice(0, -1), headers: { cookie: await openWebSession(chat.url) } });
-    const shown = new Map<string, WebMessage>();
-    let userId = '';
-    socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as ServerMessage;
-      if (message.type === 'transcript') {
-        userId = message.userId;
-        for (const entry of message.messages) shown.set(entry.id, entry);
-      } else if (message.type === 'upsert') shown.set(message.message.id, message.message);
-      else if (message.type === 'remove') shown.delete(message.messageId);
-    });
-    await once(socket, 'open');
-    await waitFor(() => userId !== '');
+    const { socket, shown, userId, send } = await openWebChatPage(chat.url);
     const page = {
       socket,
       shown,
-      requester: (): Requester => ({ platform: 'web', workspaceId: 'local', userId, isAdmin: false }),
-      send: (message: object) => socket.send(JSON.stringify(message)),
+      requester: (): Requester => ({ platform: 'web', workspaceId: 'local', userId: userId(), isAdmin: false }),
+      send,
       /** Resolves with the next message whose text is `text`. */
       answer: (text: string) => {
         const seen = new Set([...shown.values()].filter((message) => message.text === text).map((message) => message.id));

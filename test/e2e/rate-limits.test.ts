@@ -1,9 +1,6 @@
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
-import type { ServerMessage, WebMessage } from '../../src/adapters/web/protocol.js';
 import { decodeReplyTarget } from '../../src/adapters/web/reply-target.js';
 import { startWebChat, type WebChat } from '../../src/adapters/web/server.js';
 import { encodeActionId, type ResultActionName } from '../../src/core/chat/result-actions.js';
@@ -14,7 +11,7 @@ import { createRedisRateLimiter } from '../../src/service/rate-limit.js';
 import { waitFor } from '../support/recording-imagine-service.js';
 import { deletePrefix, sharedRedisUrl, testPrefix } from '../support/redis.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
-import { openWebSession } from '../support/web-session.js';
+import { openWebChatPage } from '../support/web-chat-client.js';
 
 /**
  * The per-user command limit as `npm start` puts it in front of the service (withSafety over a Redis counter), driven
@@ -50,21 +47,8 @@ afterAll(async () => {
 
 describe('the per-user command limit in the web chat', () => {
   it('counts commands and clicks that start work, not clicks that only show or hide', async () => {
-    const socket = new WebSocket(`${chat.url.replace('http:', 'ws:')}chat`, { origin: chat.url.slice(0, -1), headers: { cookie: await openWebSession(chat.url) } });
-    const shown = new Map<string, WebMessage>();
-    let forms = 0;
-    let userId = '';
-    socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as ServerMessage;
-      if (message.type === 'transcript') userId = message.userId;
-      else if (message.type === 'upsert') shown.set(message.message.id, message.message);
-      else if (message.type === 'remove') shown.delete(message.messageId);
-      else if (message.type === 'form') forms += 1;
-    });
-    await once(socket, 'open');
-    await waitFor(() => userId !== '');
-    const requester: Requester = { platform: 'web', workspaceId: 'local', userId, isAdmin: false };
-    const send = (message: object) => socket.send(JSON.stringify(message));
+    const { socket, shown, userId, forms, send } = await openWebChatPage(chat.url);
+    const requester: Requester = { platform: 'web', workspaceId: 'local', userId: userId(), isAdmin: false };
     const messagesSaying = (text: string) => [...shown.values()].filter((message) => message.text.includes(text)).length;
     const generations = async () => (await stack.service.history(requester, 20)).length;
     /** The newest generation once it has finished and its message shows its buttons. */
@@ -99,7 +83,7 @@ describe('the per-user command limit in the web chat', () => {
       // Shown, not counted: the Vary (Region) form, three times; hidden, not counted: ❌ on the upscale.
       for (let k = 1; k <= 3; k++) {
         click(upscale, 'vary-region');
-        await waitFor(() => forms === k || messagesSaying('slow down') > 0);
+        await waitFor(() => forms() === k || messagesSaying('slow down') > 0);
         expect(messagesSaying('slow down')).toBe(0);
       }
       click(upscale, 'delete');

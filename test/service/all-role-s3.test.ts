@@ -5,12 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
-import type { ServerMessage, WebMessage } from '../../src/adapters/web/protocol.js';
 import { freePort, startPrivateRedis, type PrivateRedis } from '../support/redis.js';
 import { startTestS3Server, type TestS3Server } from '../support/s3-server.js';
 import { eventually, TINY_SD_DIR } from '../support/service-stack.js';
-import { openWebSession } from '../support/web-session.js';
+import { openWebChatPage, type WebChatPage } from '../support/web-chat-client.js';
 
 /**
  * `npm start`'s role with the S3_* variables set, as docs/DEPLOY.md offers: the worker writes finished images to the
@@ -29,9 +27,7 @@ describe('the all-in-one role with images in S3', () => {
   let child: ChildProcess;
   let output = '';
   let webUrl: string;
-  let cookie: string;
-  let socket: WebSocket;
-  const shown = new Map<string, WebMessage>();
+  let page: WebChatPage;
 
   beforeAll(async () => {
     [redis, s3] = await Promise.all([startPrivateRedis(), startTestS3Server('imagine-all-role')]);
@@ -67,19 +63,11 @@ describe('the all-in-one role with images in S3', () => {
       return status === 200 ? true : undefined;
     }, START_TIMEOUT_MS);
 
-    cookie = await openWebSession(webUrl);
-    socket = new WebSocket(`${webUrl.replace('http:', 'ws:')}/chat`, { origin: webUrl, headers: { cookie } });
-    socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as ServerMessage;
-      if (message.type === 'transcript') message.messages.forEach((shownMessage) => shown.set(shownMessage.id, shownMessage));
-      else if (message.type === 'upsert') shown.set(message.message.id, message.message);
-      else if (message.type === 'remove') shown.delete(message.messageId);
-    });
-    await once(socket, 'open');
+    page = await openWebChatPage(webUrl);
   }, START_TIMEOUT_MS + 30_000);
 
   afterAll(async () => {
-    socket?.close();
+    page?.socket.close();
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
@@ -91,8 +79,8 @@ describe('the all-in-one role with images in S3', () => {
   });
 
   it('writes a finished image to the bucket, serves it in the web chat from there, and keeps nothing under IMAGE_DIR', async () => {
-    socket.send(JSON.stringify({ type: 'command', text: '/imagine a red apple --steps 2' }));
-    const result = await eventually(async () => [...shown.values()].find((message) => message.author === 'bot' && message.images.some((image) => image.key.startsWith('generations/'))), 150_000);
+    page.send({ type: 'command', text: '/imagine a red apple --steps 2' });
+    const result = await eventually(async () => [...page.shown.values()].find((message) => message.author === 'bot' && message.images.some((image) => image.key.startsWith('generations/'))), 150_000);
     const image = result.images.find((candidate) => candidate.key.startsWith('generations/'))!;
 
     const listed = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'generations/' }));
@@ -100,7 +88,7 @@ describe('the all-in-one role with images in S3', () => {
     const stored = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: image.key }))).Body!.transformToByteArray());
     expect(stored.subarray(0, 8)).toEqual(PNG_SIGNATURE);
 
-    const served = await fetch(new URL(image.url, webUrl), { headers: { cookie } });
+    const served = await fetch(new URL(image.url, webUrl), { headers: { cookie: page.cookie } });
     expect(served.status).toBe(200);
     expect(Buffer.from(await served.arrayBuffer())).toEqual(stored);
 

@@ -4,11 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
-import type { ServerMessage, WebMessage } from '../../src/adapters/web/protocol.js';
 import { freePort, startPrivateRedis, type PrivateRedis } from '../support/redis.js';
 import { eventually, TINY_SD_DIR } from '../support/service-stack.js';
-import { openWebSession } from '../support/web-session.js';
+import { openWebChatPage, type WebChatPage } from '../support/web-chat-client.js';
 
 /**
  * `npm start`'s role (`all`) as a child process, driven the way a person drives it: commands typed into the web chat
@@ -24,12 +22,11 @@ describe('the all-in-one role behind its web chat (own Redis, embedded PGlite)',
   let output = '';
   let healthUrl: string;
   let webUrl: string;
-  let socket: WebSocket;
-  const shown = new Map<string, WebMessage>();
+  let page: WebChatPage;
 
   const botSays = (fragment: string) =>
-    eventually(async () => [...shown.values()].find((message) => message.author === 'bot' && message.text.includes(fragment)), 120_000);
-  const type = (text: string) => socket.send(JSON.stringify({ type: 'command', text }));
+    eventually(async () => [...page.shown.values()].find((message) => message.author === 'bot' && message.text.includes(fragment)), 120_000);
+  const type = (text: string) => page.send({ type: 'command', text });
   const completedJobs = async () => {
     const text = await (await fetch(`${healthUrl}/metrics`)).text();
     return [...text.matchAll(/^imagine_jobs_total\{[^}]*state="completed"[^}]*\} (\S+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
@@ -66,18 +63,11 @@ describe('the all-in-one role behind its web chat (own Redis, embedded PGlite)',
       return status === 200 ? true : undefined;
     }, START_TIMEOUT_MS);
 
-    socket = new WebSocket(`${webUrl.replace('http:', 'ws:')}/chat`, { origin: webUrl, headers: { cookie: await openWebSession(webUrl) } });
-    socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as ServerMessage;
-      if (message.type === 'transcript') message.messages.forEach((shownMessage) => shown.set(shownMessage.id, shownMessage));
-      else if (message.type === 'upsert') shown.set(message.message.id, message.message);
-      else if (message.type === 'remove') shown.delete(message.messageId);
-    });
-    await once(socket, 'open');
+    page = await openWebChatPage(webUrl);
   }, START_TIMEOUT_MS + 30_000);
 
   afterAll(async () => {
-    socket?.close();
+    page?.socket.close();
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');

@@ -5,15 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
-import type { ServerMessage, WebMessage } from '../../src/adapters/web/protocol.js';
 import { queueNameForModel } from '../../src/queue/job.js';
 import { SIGNAL_ECHO_WINDOW_MS } from '../../src/service/main.js';
 import { redisOptions } from '../../src/service/redis.js';
 import { openDatabase } from '../../src/store/database.js';
 import { freePort, startPrivateRedis, type PrivateRedis } from '../support/redis.js';
 import { eventually, TINY_SD_DIR } from '../support/service-stack.js';
-import { openWebSession } from '../support/web-session.js';
+import { openWebChatPage } from '../support/web-chat-client.js';
 
 /**
  * Ctrl-C on `npm start` in a terminal: the terminal sends SIGINT to every process of the foreground group (npm, node)
@@ -78,16 +76,10 @@ describe('npm start interrupted with Ctrl-C while a job runs', () => {
       output: () => output,
       closed,
       async startLongJob() {
-        const socket = new WebSocket(`${webUrl.replace('http:', 'ws:')}/chat`, { origin: webUrl, headers: { cookie: await openWebSession(webUrl) } });
-        const shown = new Map<string, WebMessage>();
-        socket.on('message', (data) => {
-          const message = JSON.parse(data.toString()) as ServerMessage;
-          if (message.type === 'transcript') message.messages.forEach((shownMessage) => shown.set(shownMessage.id, shownMessage));
-          else if (message.type === 'upsert') shown.set(message.message.id, message.message);
-        });
+        const { socket, shown, send } = await openWebChatPage(webUrl);
+        // The service is about to be interrupted under it.
         socket.on('error', () => {});
-        await once(socket, 'open');
-        socket.send(JSON.stringify({ type: 'command', text: '/imagine a red apple --steps 150' }));
+        send({ type: 'command', text: '/imagine a red apple --steps 150' });
         await eventually(async () => ([...shown.values()].some((message) => /step \d+\/150/.test(message.text)) ? true : undefined), 120_000);
         void closed.then(() => socket.terminate());
       },
