@@ -202,42 +202,50 @@ def read_position(image: np.ndarray) -> str | None:
 
 
 def read_size(image: np.ndarray) -> str | None:
-    """'small' when the foreground's bounding box spans at most smallMaxExtentPx, 'large' from largeMinExtentPx."""
-    mask = foreground(image)
-    if mask.sum() < RULES["minForegroundPx"]:
+    """'small' when the shapes' bounding box spans at most smallMaxExtentPx, 'large' from largeMinExtentPx.
+
+    Only shapes that count (read_count's) span the box: a decoder leaves a stray off-white pixel in a corner of
+    pictures, and one such pixel would otherwise stretch a small thing's box across the picture."""
+    boxes = [box for size, box in shapes(foreground(image)) if size >= RULES["minShapePx"]]
+    if not boxes:
         return None
-    ys, xs = np.nonzero(mask)
-    extent = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+    top, left = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    bottom, right = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    extent = max(bottom - top + 1, right - left + 1)
     return "small" if extent <= RULES["smallMaxExtentPx"] else "large" if extent >= RULES["largeMinExtentPx"] else None
 
 
 def read_count(image: np.ndarray) -> int:
     """Connected shapes of at least minShapePx in the foreground, after closing one-pixel gaps (4-neighbour growth)."""
-    mask = foreground(image)
+    return sum(1 for size, _ in shapes(foreground(image)) if size >= RULES["minShapePx"])
+
+
+def shapes(mask: np.ndarray) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """Each 4-connected shape of the mask after closing one-pixel gaps: its pixel count (gaps closed) and the box
+    (top, left, bottom, right) of its own mask pixels."""
     grown = mask.copy()
     grown[1:] |= mask[:-1]; grown[:-1] |= mask[1:]; grown[:, 1:] |= mask[:, :-1]; grown[:, :-1] |= mask[:, 1:]
-    return sum(1 for size in component_sizes(grown) if size >= RULES["minShapePx"])
-
-
-def component_sizes(mask: np.ndarray) -> list[int]:
-    seen = np.zeros_like(mask)
-    sizes = []
-    height, width = mask.shape
+    seen = np.zeros_like(grown)
+    found = []
+    height, width = grown.shape
     for y0 in range(height):
         for x0 in range(width):
-            if not mask[y0, x0] or seen[y0, x0]:
+            if not grown[y0, x0] or seen[y0, x0]:
                 continue
             stack, size = [(y0, x0)], 0
+            box = [height, width, -1, -1]
             seen[y0, x0] = True
             while stack:
                 y, x = stack.pop()
                 size += 1
+                if mask[y, x]:
+                    box = [min(box[0], y), min(box[1], x), max(box[2], y), max(box[3], x)]
                 for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-                    if 0 <= ny < height and 0 <= nx < width and mask[ny, nx] and not seen[ny, nx]:
+                    if 0 <= ny < height and 0 <= nx < width and grown[ny, nx] and not seen[ny, nx]:
                         seen[ny, nx] = True
                         stack.append((ny, nx))
-            sizes.append(size)
-    return sizes
+            found.append((size, tuple(box)))
+    return found
 
 
 def load_sprites(work: str) -> tuple[dict, torch.Tensor]:

@@ -85,24 +85,38 @@ export function readPosition(image: RgbImage, rules: AttributeRules): string | n
   return rules.positions[row][column];
 }
 
+/**
+ * 'small' when the shapes' bounding box spans at most smallMaxExtentPx, 'large' from largeMinExtentPx. Only shapes
+ * that readCount counts span the box: a decoder leaves a stray off-white pixel in a corner of pictures, and one such
+ * pixel would otherwise stretch a small thing's box across the picture.
+ */
 export function readSize(image: RgbImage, rules: AttributeRules): 'small' | 'large' | null {
-  const mask = foregroundMask(image, rules);
-  let count = 0;
-  let [minX, minY, maxX, maxY] = [Infinity, Infinity, -Infinity, -Infinity];
-  mask.forEach((on, k) => {
-    if (!on) return;
-    count++;
-    const x = k % image.width;
-    const y = Math.floor(k / image.width);
-    [minX, minY, maxX, maxY] = [Math.min(minX, x), Math.min(minY, y), Math.max(maxX, x), Math.max(maxY, y)];
-  });
-  if (count < rules.minForegroundPx) return null;
-  const extent = Math.max(maxX - minX + 1, maxY - minY + 1);
+  const counted = shapes(image, rules).filter((shape) => shape.pixels >= rules.minShapePx);
+  if (counted.length === 0) return null;
+  const top = Math.min(...counted.map((shape) => shape.top));
+  const left = Math.min(...counted.map((shape) => shape.left));
+  const bottom = Math.max(...counted.map((shape) => shape.bottom));
+  const right = Math.max(...counted.map((shape) => shape.right));
+  const extent = Math.max(right - left + 1, bottom - top + 1);
   return extent <= rules.smallMaxExtentPx ? 'small' : extent >= rules.largeMinExtentPx ? 'large' : null;
 }
 
-/** Shapes of at least minShapePx pixels after closing one-pixel gaps (each foreground pixel grows into its 4 neighbours). */
+/** Shapes of at least minShapePx pixels. */
 export function readCount(image: RgbImage, rules: AttributeRules): number {
+  return shapes(image, rules).filter((shape) => shape.pixels >= rules.minShapePx).length;
+}
+
+interface Shape {
+  /** Pixels once one-pixel gaps are closed (each foreground pixel grown into its 4 neighbours). */
+  pixels: number;
+  /** The box of the shape's own foreground pixels. */
+  top: number;
+  left: number;
+  bottom: number;
+  right: number;
+}
+
+function shapes(image: RgbImage, rules: AttributeRules): Shape[] {
   const { width, height } = image;
   const mask = foregroundMask(image, rules);
   const grown = new Uint8Array(mask);
@@ -116,16 +130,18 @@ export function readCount(image: RgbImage, rules: AttributeRules): number {
     }
   }
   const seen = new Uint8Array(grown.length);
-  let shapes = 0;
+  const found: Shape[] = [];
   for (let start = 0; start < grown.length; start++) {
     if (!grown[start] || seen[start]) continue;
-    let size = 0;
+    const shape: Shape = { pixels: 0, top: height, left: width, bottom: -1, right: -1 };
     const stack = [start];
     seen[start] = 1;
     while (stack.length > 0) {
       const k = stack.pop()!;
-      size++;
+      shape.pixels++;
       const x = k % width;
+      const y = Math.floor(k / width);
+      if (mask[k]) [shape.top, shape.left, shape.bottom, shape.right] = [Math.min(shape.top, y), Math.min(shape.left, x), Math.max(shape.bottom, y), Math.max(shape.right, x)];
       const neighbours = [k - width, k + width, x > 0 ? k - 1 : -1, x < width - 1 ? k + 1 : -1];
       for (const n of neighbours) {
         if (n >= 0 && n < grown.length && grown[n] && !seen[n]) {
@@ -134,7 +150,7 @@ export function readCount(image: RgbImage, rules: AttributeRules): number {
         }
       }
     }
-    if (size >= rules.minShapePx) shapes++;
+    found.push(shape);
   }
-  return shapes;
+  return found;
 }
