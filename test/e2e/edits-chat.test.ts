@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDiscordBot, type DiscordBot } from '../../src/adapters/discord/bot.js';
@@ -92,7 +94,7 @@ describe('edits in Discord', () => {
   const click = (record: GenerationRecord, action: ResultAction['action'], member = owner) =>
     fake.clickButton(messageOf(record), encodeActionId({ action, generationId: record.request.generationId, imageIndex: 0 }), member);
 
-  it('shows the edit buttons on an upscale; Vary (Region) opens a modal whose answer repaints the left half, charged like an imagine of its size and shown by /info', async () => {
+  it('shows the edit buttons on an upscale; Vary (Region) opens a modal whose answer repaints the left half, charged like an imagine of its size and shown by /info; pans left and zooms out 2×', async () => {
     const { token } = fake.slashCommand('imagine', [{ name: 'prompt', type: 3, value: `red apple --seed 3 --steps ${STEPS}` }], owner);
     const gridMessage = await waitFor(() => fake.originalMessage(token));
     await waitFor(() => resultEdit(gridMessage.id), GENERATION_TIMEOUT_MS);
@@ -149,6 +151,12 @@ describe('edits in Discord', () => {
     const panned = await finished((await onlyChildOf(upscale.request.generationId, 'pan')).request.generationId);
     expect(panned).toMatchObject({ status: 'succeeded', request: { kind: 'pan', params: { pan: 'left', width: 64, height: 64 } } });
     await waitFor(() => resultEdit(messageOf(panned)), GENERATION_TIMEOUT_MS);
+
+    click(upscale, 'zoom-out-2');
+    const zoomed = await finished((await onlyChildOf(upscale.request.generationId, 'zoom-out')).request.generationId);
+    expect(zoomed).toMatchObject({ status: 'succeeded', request: { kind: 'zoom-out', params: { zoomOut: 2, width: 64, height: 64 } } });
+    expect(await charged(zoomed.request.generationId)).toBe(imagineCost(zoomed));
+    await waitFor(() => resultEdit(messageOf(zoomed)), GENERATION_TIMEOUT_MS);
     expect(errors).toEqual([]);
   }, 4 * GENERATION_TIMEOUT_MS);
 });
@@ -177,7 +185,7 @@ describe('edits in Slack', () => {
     fake.push('interactive', fake.buttonClickPayload(target.channel, target.ts, encodeActionId({ action, generationId: record.request.generationId, imageIndex: 0 }), userId));
   };
 
-  it('opens Vary (Region) as a modal view whose preset repaints the top, zooms out 1.5×, and answers a form for a deleted picture privately', async () => {
+  it('opens Vary (Region) as a modal view whose preset repaints the top, zooms out 1.5×, pans down, and answers a form for a deleted picture privately', async () => {
     fake.push('slash_commands', fake.slashCommandPayload('/imagine', `red apple --seed 4 --steps ${STEPS}`, 'UANA'));
     const grid = await eventually(async () => (await stack.service.history({ platform: 'slack', workspaceId: fake.teamId, userId: 'UANA', isAdmin: false }, 1))[0]);
     await waitFor(() => resultUpdate(grid), GENERATION_TIMEOUT_MS);
@@ -210,6 +218,12 @@ describe('edits in Slack', () => {
     expect(await charged(zoomed.request.generationId)).toBe(imagineCost(zoomed));
     await waitFor(() => resultUpdate(zoomed), GENERATION_TIMEOUT_MS);
 
+    click(upscale, 'pan-down');
+    const panned = await finished((await onlyChildOf(upscale.request.generationId, 'pan')).request.generationId);
+    expect(panned).toMatchObject({ status: 'succeeded', request: { kind: 'pan', params: { pan: 'down', width: 64, height: 64 } } });
+    expect(await charged(panned.request.generationId)).toBe(imagineCost(panned));
+    await waitFor(() => resultUpdate(panned), GENERATION_TIMEOUT_MS);
+
     const before = await stack.database.prisma.generation.count();
     await stack.database.prisma.generation.delete({ where: { id: varied.request.generationId } });
     const formForGone = { ...view, private_metadata: JSON.stringify({ ...JSON.parse(view.private_metadata), formId: encodeActionId({ action: 'vary-region', generationId: varied.request.generationId, imageIndex: 0 }) }) };
@@ -238,7 +252,7 @@ describe('edits in the web chat, in Chromium', () => {
     await chat?.close();
   });
 
-  it('paints a mask with the brush and the rectangle over an upscale, repaints it, zooms out 2× and blends the two', async () => {
+  it('paints a mask with the brush and the rectangle over an upscale, repaints it, zooms out 2×, pans up and blends the repainted and zoomed-out pictures', async () => {
     browser = await launchChromium({ width: 900, height: 1100 });
     await browser.context.addCookies([{ name: SESSION_COOKIE, value: sessionValue(sessionKeys, userId), url: chat.url }]);
     const page = await browser.context.newPage();
@@ -293,6 +307,17 @@ describe('edits in the web chat, in Chromium', () => {
     await upscaleMessage.getByRole('button', { name: 'Zoom Out 2×', exact: true }).click();
     const zoomed = await finished((await onlyChildOf(upscale.request.generationId, 'zoom-out')).request.generationId);
     expect(zoomed).toMatchObject({ status: 'succeeded', request: { kind: 'zoom-out', params: { zoomOut: 2 } } });
+    await upscaleMessage.getByRole('button', { name: 'Pan up', exact: true }).click();
+    const panned = await finished((await onlyChildOf(upscale.request.generationId, 'pan')).request.generationId);
+    expect(panned).toMatchObject({ status: 'succeeded', request: { kind: 'pan', params: { pan: 'up', width: 64, height: 64 } } });
+    expect(await charged(panned.request.generationId)).toBe(imagineCost(panned));
+    // The upscale, the repainted picture, the zoomed-out one and the panned one, each shown with its edit buttons.
+    const editable = page.locator('li.message.bot').filter({ has: page.getByRole('button', { name: 'Vary (Region)', exact: true }) });
+    await expect.poll(() => editable.count(), { timeout: GENERATION_TIMEOUT_MS }).toBe(4);
+    // The edits' seeds are random, so this picture differs from run to run: it goes to the temp dir, and
+    // docs/screenshots/edit-results.png is a copy of one run's.
+    await page.setViewportSize({ width: 900, height: 1900 });
+    await page.screenshot({ path: join(tmpdir(), 'imagine-edit-results.png') });
 
     await page.getByLabel('Message').fill(`/blend ${done.request.generationId} ${zoomed.request.generationId}`);
     await page.getByLabel('Message').press('Enter');

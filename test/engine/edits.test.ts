@@ -94,6 +94,14 @@ describe('Pan', () => {
     expect(difference(result, canvas.image, kept).mean).toBeLessThanOrEqual(roundTripError + 1);
   });
 
+  it('paints the new strip from the seed and keeps the picture (tiny-sd)', async () => {
+    const a = (await pan(tinySd, tinyPicture, 'up', { seed: 1 })).images[0];
+    const b = (await pan(tinySd, tinyPicture, 'up', { seed: 2 })).images[0];
+    const { rgb } = await loadImageFile(tinyPicture, { width: 64, height: 64 });
+    const kept = untouchedPixels((await panCanvas(rgb, 'up', planPan(tinySd.description, { width: 64, height: 64 }, 'up'))).mask, 4);
+    expect(difference(a, b, complement(kept)).mean).toBeGreaterThan(2 * difference(a, b, kept).mean);
+  });
+
   it('grows the canvas by half on that side to the model’s next listed size', async () => {
     const result = await pan(tinySd, tinyPicture, 'up', seed);
     expect(result.images[0]).toMatchObject({ width: 64, height: 128 });

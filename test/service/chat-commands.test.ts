@@ -16,6 +16,8 @@ const person = (userId: string): Requester => ({ platform: 'discord', workspaceI
 describe.each(['pglite', 'postgres'] as const)('chat commands over the real service (%s)', (database) => {
   let stack: ServiceStack;
   const links = new Map<string, string>();
+  /** Messages a permutation prompt opened after the command's reply, with the text each shows. */
+  const others: { replyTarget: string; shown: string }[] = [];
 
   beforeAll(async () => {
     stack = await startServiceStack({ database, quotaUnitsPerPeriod: 100, name: `chat-commands-${database}` });
@@ -30,6 +32,11 @@ describe.each(['pglite', 'postgres'] as const)('chat commands over the real serv
       service: stack.service,
       config: stack.chatConfig,
       openGenerationMessage: async () => `message-${links.size + 1}`,
+      openAnotherGenerationMessage: async () => {
+        const message = { replyTarget: `another-message-${others.length + 1}`, shown: '' };
+        others.push(message);
+        return { replyTarget: message.replyTarget, show: async (view) => void (message.shown = view.text), remove: async () => undefined };
+      },
       generationIdOfMessageLink: async (link) => links.get(link) ?? null,
     } satisfies CommandContext);
 
@@ -139,5 +146,21 @@ describe.each(['pglite', 'postgres'] as const)('chat commands over the real serv
     expect((await run('admin', admin, {}, ['stats'])).text).toMatch(/^Queued 0, running 0; today \d+ done, \d+ failed, \d+ active users\.$/);
     const actions = await stack.database.prisma.adminAction.findMany({ orderBy: { id: 'asc' } });
     expect(actions.map((action) => action.action)).toEqual(['quota.policy', 'quota.grant', 'quota.reset', 'ban.add', 'ban.remove']);
+  });
+
+  it('/imagine with a permutation prompt queues and charges each combination, and stops at the one the quota does not cover', async () => {
+    const fay = person('fay');
+    expect((await run('admin', admin, { user: 'fay', units: 5 }, ['quota', 'set'])).text).toBe('fay: 5 of 5 units left.');
+    expect((await run('imagine', fay, { prompt: 'a {red, green} barn --steps 20' })).text).toMatch(/^🎨 “a red barn”/);
+    const green = await eventually(async () => (await stack.service.history(fay, 2)).find((record) => record.request.params.prompt === 'a green barn'));
+    expect(green.request.replyTarget).toBe(others.at(-1)!.replyTarget);
+    expect(others.at(-1)!.shown).toMatch(/^🎨 “a green barn”/);
+    await eventually(async () => ((await stack.service.history(fay, 2)).every((record) => record.status === 'succeeded') ? true : undefined));
+    expect(await used(fay)).toBe(4);
+
+    const opened = others.length;
+    expect((await run('imagine', fay, { prompt: 'a {blue, white} barn --steps 2 --seed 9' })).text).toMatch(/^🎨 “a blue barn”/);
+    expect(others.slice(opened).map((message) => message.shown)).toEqual([expect.stringMatching(/^⚠️ This needs 1 units? and you have 0 left/)]);
+    expect((await stack.service.history(fay, 5)).map((record) => record.request.params.prompt)).toEqual(['a blue barn', 'a green barn', 'a red barn']);
   });
 });

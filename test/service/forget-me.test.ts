@@ -34,6 +34,9 @@ describe.each(['pglite', 'postgres'] as const)('/forget-me keeps what is owed (%
     service: stack.service,
     config: stack.chatConfig,
     openGenerationMessage: async () => 'unused',
+    openAnotherGenerationMessage: async () => {
+      throw new Error('/forget-me opens no generation message');
+    },
     generationIdOfMessageLink: async () => null,
   });
   const missing = (key: string) => stack.service.readImage(key).then(() => false, () => true);

@@ -35,6 +35,9 @@ describe.each(['pglite', 'postgres'] as const)('prompts the service refuses (%s)
     service: stack.service,
     config: stack.chatConfig,
     openGenerationMessage: async () => 'web:transcript-1',
+    openAnotherGenerationMessage: async () => {
+      throw new Error('a prompt without {…} options is one generation');
+    },
     generationIdOfMessageLink: async () => null,
   });
 

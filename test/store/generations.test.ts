@@ -177,6 +177,31 @@ describe.each(TEST_BACKENDS)('generation history on %s', (_backend, open) => {
     expect(await ancestorGenerations(database.prisma, original.generationId)).toEqual([]);
   });
 
+  it('keeps the lineage of edits: what was done to which picture, the masks drawn and made, and the pictures of a blend', async () => {
+    const user = newUser();
+    const picture = await generate(request(user));
+    const parent = { generationId: picture.generationId, imageIndex: 0 };
+    const edit = (kind: 'vary-region' | 'zoom-out' | 'pan' | 'blend', params: Partial<GenerationRequest['params']>, extra: Partial<GenerationRequest> = {}) =>
+      request(user, { kind, parent, params: { ...request(user).params, ...params }, ...extra });
+    const edits = [
+      edit('vary-region', { region: '0,0,32,16', maskBlur: 6, prompt: 'a green hat' }),
+      edit('vary-region', {}, { maskKey: 'generations/drawn/drawn-mask.png' }),
+      edit('zoom-out', { zoomOut: 1.5 }),
+      edit('pan', { pan: 'left' }),
+    ];
+    const other = await generate(request(user));
+    edits.push(edit('blend', { strength: 0.8 }, { blendParents: [parent, { generationId: other.generationId, imageIndex: 0 }] }));
+
+    for (const input of edits) {
+      await history.recordQueued(input);
+      await history.markSucceeded({ generationId: input.generationId, imageKeys: [`${input.generationId}/0.png`], seeds: [1], timingsMs: {}, maskKey: `generations/${input.generationId}/mask.png` });
+      const record = await findGeneration(database.prisma, input.generationId);
+      expect(record?.request).toEqual(input);
+      expect(record?.result?.maskKey).toBe(`generations/${input.generationId}/mask.png`);
+    }
+    expect((await childGenerations(database.prisma, picture.generationId)).map((record) => record.request.kind)).toEqual(['vary-region', 'vary-region', 'zoom-out', 'pan', 'blend']);
+  });
+
   it("erases a user's generations, images and previews, keeps their ledger rows and balance, and leaves other users alone", async () => {
     const user = newUser();
     const other = newUser();

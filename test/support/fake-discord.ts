@@ -343,6 +343,11 @@ export class FakeDiscord {
       if (!message) return this.json(response, 404, { message: 'Unknown Message', code: 10008 });
       return this.messageCall(method, message, body, files, response);
     }
+    if ((match = /^\/webhooks\/(\d+)\/([^/]+)\/messages\/(\d+)$/.exec(path))) {
+      const message = this.messages.get(match[3]);
+      if (!message) return this.json(response, 404, { message: 'Unknown Message', code: 10008 });
+      return this.messageCall(method, message, body, files, response);
+    }
     if ((match = /^\/webhooks\/(\d+)\/([^/]+)$/.exec(path)) && method === 'POST') {
       return this.json(response, 200, this.createMessage(body, this.channelId));
     }

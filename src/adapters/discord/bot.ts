@@ -144,12 +144,13 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     });
   };
 
+  const webhookMessageRoute = (webhook: NonNullable<DiscordReplyTarget['webhook']>) =>
+    Routes.webhookMessage(webhook.applicationId, webhook.token, webhook.messageId ?? '@original');
+
   const editTarget = async (target: DiscordReplyTarget, view: ChatView) => {
     const { view: shown, files } = await viewFiles(view, (key) => service.readImage(key));
     const body = renderDiscordMessage({ ...shown, ephemeral: false }, files);
-    const route = target.webhook
-      ? Routes.webhookMessage(target.webhook.applicationId, target.webhook.token, '@original')
-      : Routes.channelMessage(target.channelId, target.messageId);
+    const route = target.webhook ? webhookMessageRoute(target.webhook) : Routes.channelMessage(target.channelId, target.messageId);
     await client.rest.patch(route, { body, files, auth: !target.webhook });
   };
 
@@ -238,6 +239,16 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
         const reply = await interaction.fetchReply();
         generationTarget = { ...original, messageId: reply.id, webhook: ephemeral ? original.webhook : undefined };
         return encodeReplyTarget(generationTarget);
+      },
+      // A follow-up goes where the reply went, private if it was; a private one is edited through the webhook by its id.
+      openAnotherGenerationMessage: async () => {
+        const posted = await interaction.followUp({ content: '🎨 …', ...(ephemeral && { flags: MessageFlags.Ephemeral }) });
+        const target: DiscordReplyTarget = { ...original, messageId: posted.id, webhook: ephemeral ? { ...original.webhook!, messageId: posted.id } : undefined };
+        return {
+          replyTarget: encodeReplyTarget(target),
+          show: async (view) => coalescer.schedule(target.messageId, () => editTarget(target, view)),
+          remove: async () => void (await client.rest.delete(target.webhook ? webhookMessageRoute(target.webhook) : Routes.channelMessage(target.channelId, target.messageId))),
+        };
       },
       generationIdOfMessageLink,
     };

@@ -8,8 +8,8 @@ export const DiscordReplyTarget = z.object({
   channelId: z.string(),
   messageId: z.string(),
   guildId: z.string().optional(),
-  /** Set for ephemeral replies: the interaction webhook that can still edit them. */
-  webhook: z.object({ applicationId: z.string(), token: z.string() }).optional(),
+  /** Set for ephemeral replies: the interaction webhook that can still edit them (a follow-up by its id, else the reply). */
+  webhook: z.object({ applicationId: z.string(), token: z.string(), messageId: z.string().optional() }).optional(),
 });
 export type DiscordReplyTarget = z.infer<typeof DiscordReplyTarget>;
 

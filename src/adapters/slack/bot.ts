@@ -203,6 +203,10 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
       // Slack drops a command not acknowledged within 3 s; everything slow happens after this.
       await ack();
       let generationTarget: SlackReplyTarget | undefined;
+      const postGenerationMessage = async (privateReply: boolean): Promise<SlackReplyTarget> => {
+        const posted = await client.chat.postMessage({ channel: privateReply ? payload.user_id : payload.channel_id, text: '🎨 …' });
+        return { channel: posted.channel!, ts: posted.ts! };
+      };
       const context: CommandContext = {
         requester: await requesterOf(payload.team_id, payload.user_id, command.definition.adminOnly),
         subcommand: parsed.subcommand,
@@ -210,9 +214,16 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
         service,
         config,
         openGenerationMessage: async (privateReply) => {
-          const posted = await client.chat.postMessage({ channel: privateReply ? payload.user_id : payload.channel_id, text: '🎨 …' });
-          generationTarget = { channel: posted.channel!, ts: posted.ts! };
+          generationTarget = await postGenerationMessage(privateReply);
           return encodeReplyTarget(generationTarget);
+        },
+        openAnotherGenerationMessage: async (privateReply) => {
+          const target = await postGenerationMessage(privateReply);
+          return {
+            replyTarget: encodeReplyTarget(target),
+            show: async (view) => coalescer.schedule(`${target.channel}:${target.ts}`, () => updateTarget(target, view)),
+            remove: async () => void (await client.chat.delete({ channel: target.channel, ts: target.ts })),
+          };
         },
         generationIdOfMessageLink: async (link) => {
           const match = /\/archives\/([A-Z0-9]+)\/p(\d{10})(\d{6})/.exec(link);

@@ -227,6 +227,14 @@ export async function startWebChat(options: WebChatOptions): Promise<WebChat> {
         generationEntry = post(userId, 'bot', textView('🎨 …', false));
         return encodeReplyTarget({ userId, messageId: generationEntry.message.id });
       },
+      openAnotherGenerationMessage: async () => {
+        const entry = post(userId, 'bot', textView('🎨 …', false));
+        return {
+          replyTarget: encodeReplyTarget({ userId, messageId: entry.message.id }),
+          show: async (view) => answer(userId, entry, view),
+          remove: async () => remove(userId, entry.message.id),
+        };
+      },
       generationIdOfMessageLink: async (link) => {
         const messageId = /#m-([0-9a-f-]{36})$/.exec(link)?.[1];
         return (messageId && transcripts.find(userId, messageId)?.generationId) || null;

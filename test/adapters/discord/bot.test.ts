@@ -76,6 +76,31 @@ describe('Discord bot', () => {
     expect(edit.authorization).toBeUndefined();
   });
 
+  it('posts each further combination of a permutation prompt as a follow-up, edited with the bot token; private ones through the webhook', async () => {
+    fake.slashCommand('imagine', [{ name: 'prompt', type: 3, value: 'a {red, green} fox --seed 5' }], owner);
+    const [red, green] = await waitFor(() => (service.submitted.length === 2 ? service.submitted : undefined));
+    expect([red.params.prompt, green.params.prompt]).toEqual(['a red fox', 'a green fox']);
+    const followUp = fake.requests.find((call) => call.method === 'POST' && call.path.startsWith(`/webhooks/${fake.applicationId}/`))!;
+    expect(followUp.body.flags ?? 0).toBe(0);
+    const greenTarget = decodeReplyTarget(green.replyTarget)!;
+    expect(greenTarget.channelId).toBe(fake.channelId);
+    expect(greenTarget.webhook).toBeUndefined();
+    expect(greenTarget.messageId).not.toBe(decodeReplyTarget(red.replyTarget)!.messageId);
+    const shown = await fake.waitForRequest((call) => call.method === 'PATCH' && call.path === `/channels/${fake.channelId}/messages/${greenTarget.messageId}`);
+    expect(shown.body.content).toBe('🎨 “a green fox” — position 2 in the queue, ready in about 40 s.');
+
+    const { token } = fake.slashCommand('imagine', [{ name: 'prompt', type: 3, value: 'a {blue, white} fox' }, { name: 'private', type: 5, value: true }], owner);
+    const [, , , white] = await waitFor(() => (service.submitted.length === 4 ? service.submitted : undefined));
+    const privateFollowUp = fake.requests.find((call) => call.method === 'POST' && call.path === `/webhooks/${fake.applicationId}/${token}`)!;
+    expect(privateFollowUp.body.flags & 64).toBe(64);
+    const whiteTarget = decodeReplyTarget(white.replyTarget)!;
+    const from = fake.requests.length;
+    service.emit({ type: 'progress', generationId: white.generationId, platform: 'discord', replyTarget: white.replyTarget, step: 2, totalSteps: 30 });
+    const edit = await fake.waitForRequest((call) => call.method === 'PATCH' && call.body.content.includes('“a white fox” — step 2/30'), from);
+    expect(edit.path).toBe(`/webhooks/${fake.applicationId}/${token}/messages/${whiteTarget.messageId}`);
+    expect(edit.authorization).toBeUndefined();
+  });
+
   it('answers a bad flag with a private error at once and submits nothing', async () => {
     fake.slashCommand('imagine', [{ name: 'prompt', type: 3, value: 'a fox --chaos 9' }], owner);
     const reply = await fake.waitForRequest((call) => call.path.endsWith('/callback'));

@@ -53,6 +53,17 @@ describe('Slack bot in Socket Mode', () => {
     expect(fake.acks.length).toBeGreaterThan(0);
   });
 
+  it('posts each further combination of a permutation prompt as its own channel message', async () => {
+    fake.push('slash_commands', fake.slashCommandPayload('/imagine', 'a {red, green} fox --seed 8', 'UANA'));
+    const [red, green] = await waitFor(() => (service.submitted.length === 2 ? service.submitted : undefined));
+    const [redTarget, greenTarget] = [red, green].map((request) => decodeReplyTarget(request.replyTarget)!);
+    expect(greenTarget.channel).toBe(fake.channelId);
+    expect(greenTarget.ts).not.toBe(redTarget.ts);
+    await waitFor(() => fake.message(greenTarget.channel, greenTarget.ts)?.text.includes('position'));
+    expect(fake.message(redTarget.channel, redTarget.ts)!.text).toMatch(/^🎨 “a red fox” — position/);
+    expect(fake.message(greenTarget.channel, greenTarget.ts)!.text).toBe('🎨 “a green fox” — position 2 in the queue, ready in about 40 s.');
+  });
+
   it('answers a bad flag in the ack, privately, and submits nothing', async () => {
     const envelope = fake.push('slash_commands', fake.slashCommandPayload('/imagine', 'a fox --chaos 3'));
     const ack = await fake.waitForAck(envelope);

@@ -169,6 +169,17 @@ describe('web chat commands', () => {
     expect(accepted).toMatchObject({ id: messageId, author: 'bot', text: '🎨 “a red fox” — position 2 in the queue, ready in about 40 s.' });
   });
 
+  it('shows each combination of a permutation prompt in its own message', async () => {
+    const client = await connect();
+    client.send({ type: 'command', text: '/imagine a {red, green} fox --seed 8' });
+    const [red, green] = await waitFor(() => (service.submitted.length === 2 ? service.submitted : undefined));
+    const [redId, greenId] = [red, green].map((request) => decodeReplyTarget(request.replyTarget)!.messageId);
+    expect(greenId).not.toBe(redId);
+    await waitFor(() => client.message(redId)?.text.includes('queue') && client.message(greenId)?.text.includes('queue'));
+    expect(client.message(redId)!.text).toMatch(/^🎨 “a red fox” — position/);
+    expect(client.message(greenId)!.text).toMatch(/^🎨 “a green fox” — position/);
+  });
+
   it('answers a bad flag with an error message and submits nothing', async () => {
     const client = await connect();
     client.send({ type: 'command', text: '/imagine a fox --chaos 3' });

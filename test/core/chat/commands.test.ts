@@ -3,6 +3,7 @@ import type { Requester } from '../../../src/core/generation.js';
 import { isChatAdmin } from '../../../src/core/chat/admin.js';
 import type { CommandContext, OptionValues } from '../../../src/core/chat/commands/command.js';
 import { CHAT_COMMANDS, findCommand, runCommand } from '../../../src/core/chat/commands/index.js';
+import type { ChatView } from '../../../src/core/chat/views.js';
 import { RecordingImagineService, TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
 
 const member: Requester = { platform: 'discord', workspaceId: 'g1', userId: 'u1', isAdmin: false };
@@ -15,9 +16,27 @@ function context(service: RecordingImagineService, options: OptionValues, extra:
     service,
     config: TEST_CHAT_CONFIG,
     openGenerationMessage: async () => 'reply-target-1',
+    openAnotherGenerationMessage: async () => {
+      throw new Error('one generation opens one message');
+    },
     generationIdOfMessageLink: async () => null,
     ...extra,
   };
+}
+
+/** Messages opened after the command's reply, with what each was last shown. */
+function anotherMessages() {
+  const shown: { replyTarget: string; text?: string; ephemeral?: boolean }[] = [];
+  const openAnotherGenerationMessage = async () => {
+    const message: (typeof shown)[number] = { replyTarget: `reply-target-${shown.length + 2}` };
+    shown.push(message);
+    return {
+      replyTarget: message.replyTarget,
+      show: async (view: ChatView) => void Object.assign(message, { text: view.text, ephemeral: view.ephemeral }),
+      remove: async () => undefined,
+    };
+  };
+  return { shown, openAnotherGenerationMessage };
 }
 
 describe('chat commands', () => {
@@ -45,6 +64,34 @@ describe('chat commands', () => {
       requester: member,
       params: { prompt: 'a fox', width: 680, height: 384, seed: 5 },
     });
+  });
+
+  it('/imagine with a permutation prompt submits one generation per combination, each shown in its own message', async () => {
+    const service = new RecordingImagineService();
+    const more = anotherMessages();
+    const view = await runCommand(findCommand('imagine')!, context(service, { prompt: 'a {red, green} {fox, cat} --seed 5' }, more));
+    expect(view.text).toMatch(/^🎨 “a red fox” — position 2 in the queue/);
+    expect(service.submitted.map((request) => [request.params.prompt, request.params.seed, request.replyTarget])).toEqual([
+      ['a red fox', 5, 'reply-target-1'],
+      ['a red cat', 5, 'reply-target-2'],
+      ['a green fox', 5, 'reply-target-3'],
+      ['a green cat', 5, 'reply-target-4'],
+    ]);
+    expect(more.shown.map((message) => message.text)).toEqual([
+      expect.stringMatching(/^🎨 “a red cat” — position/),
+      expect.stringMatching(/^🎨 “a green fox” — position/),
+      expect.stringMatching(/^🎨 “a green cat” — position/),
+    ]);
+  });
+
+  it('/imagine refuses more than four combinations, or a flag that one of them gets wrong, before anything is submitted', async () => {
+    const service = new RecordingImagineService();
+    const tooMany = await runCommand(findCommand('imagine')!, context(service, { prompt: 'a {red, green, blue} {fox, cat}' }, anotherMessages()));
+    expect(tooMany).toMatchObject({ ephemeral: true, text: expect.stringMatching(/at least 6 prompts; one command runs at most 4/) });
+    const badFlag = await runCommand(findCommand('imagine')!, context(service, { prompt: 'a fox --steps {4, 400}' }, anotherMessages()));
+    expect(badFlag).toMatchObject({ ephemeral: true, text: expect.stringMatching(/steps/) });
+    expect(() => findCommand('imagine')!.check!({ prompt: 'a {red fox' }, TEST_CHAT_CONFIG)).toThrow(/\{ without its \}/);
+    expect(service.submitted).toEqual([]);
   });
 
   it('/imagine with a bad flag answers privately and submits nothing', async () => {

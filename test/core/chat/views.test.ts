@@ -53,4 +53,25 @@ describe('chat views', () => {
       'Generation: gen-0001-abcdef',
     ]);
   });
+
+  it('says in /info what an edit did, to which picture, and where its mask is', () => {
+    const parent = { generationId: 'gen-0000-parent', imageIndex: 0 };
+    const edit = (change: Partial<GenerationRequest>, params: Partial<GenerationRequest['params']> = {}) =>
+      parametersView({
+        request: { ...request, parent, ...change, params: { ...request.params, ...params } },
+        status: 'succeeded',
+        createdAt: new Date(),
+        result: { generationId: request.generationId, imageKeys: ['k0'], seeds: [9], timingsMs: {}, maskKey: 'generations/gen-0001-abcdef/mask.png' },
+      }).text.split('\n');
+    const zoomed = edit({ kind: 'zoom-out' }, { zoomOut: 1.5 });
+    expect(zoomed).toContain('Edit: zoom out 1.5×');
+    expect(zoomed).toContain('Parent: gen-0000-parent, image 1');
+    expect(zoomed).toContain('Mask: generations/gen-0001-abcdef/mask.png');
+    expect(edit({ kind: 'pan' }, { pan: 'up' })).toContain('Edit: pan up');
+    expect(edit({ kind: 'vary-region' }, { region: '0,0,8,8' })).toContain('Edit: vary region 0,0,8,8');
+    expect(edit({ kind: 'vary-region', maskKey: 'generations/x/drawn-mask.png' })).toContain('Edit: vary region (painted mask)');
+    const blended = edit({ kind: 'blend', blendParents: [parent, { generationId: 'gen-0002-other', imageIndex: 0 }] });
+    expect(blended).toContain('Blend of: gen-0000-parent, gen-0002-other');
+    expect(blended.some((line) => line.startsWith('Parent:'))).toBe(false);
+  });
 });

@@ -1,6 +1,7 @@
 import { invalidInput } from '../../errors.js';
 import type { Requester } from '../../generation.js';
 import type { ChatConfig } from '../chat-config.js';
+import type { OpenedMessage } from '../result-flow.js';
 import type { ImagineService } from '../service.js';
 import type { ChatView } from '../views.js';
 
@@ -52,6 +53,11 @@ export interface CommandContext {
   config: ChatConfig;
   /** Opens the message a generation will be rendered in and returns its replyTarget. */
   openGenerationMessage(privateReply: boolean): Promise<string>;
+  /**
+   * Posts one more message where the command's reply went, for another generation of the same command (the next
+   * combination of a permutation prompt), to show that generation's acceptance in and render it.
+   */
+  openAnotherGenerationMessage(privateReply: boolean): Promise<OpenedMessage>;
   /** The generation a message link on this platform shows, if it is one of ours. */
   generationIdOfMessageLink(link: string): Promise<string | null>;
 }
