@@ -1,25 +1,34 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { GenerationHistory, ImageEngine, ImageStore, QuotaLedger } from '../core/ports.js';
+import pg from 'pg';
+import type { GenerationHistory, GenerationIntake, ImageEngine, ImageStore, QuotaLedger } from '../core/ports.js';
+import { defaultQuotaPolicy } from '../core/quota.js';
 import { createGenerationQueue } from '../queue/producer.js';
 import { redisOptions } from '../service/redis.js';
 import { startWorker } from '../service/worker.js';
+import { openDatabase, parseDatabaseUrl } from '../store/database.js';
+import { createGenerationHistory } from '../store/generations.js';
+import { createGenerationIntake } from '../store/intake.js';
+import { PrismaQuotaLedger } from '../store/quota-ledger.js';
 import { appendBenchmarkRow, machineDescription } from './report.js';
 
 /**
- * `npm run bench:queue -- [--jobs N] [--latency-jobs N] [--redis URL] [--json]`
+ * `npm run bench:queue -- [--jobs N] [--latency-jobs N] [--redis URL] [--database URL] [--json]`
  * What our queue costs around the engine, with an engine that does nothing: enqueue→pickup latency (one job at a time,
  * worker idle), jobsPerSecond through enqueue + worker + events + bookkeeping (jobs queued up front, concurrency 1),
  * overheadMsPerJob = 1000 / jobsPerSecond, and the same count of no-op jobs through bare BullMQ (addBulk + a Worker
- * that returns at once) for `vsBareBullmq` = ours ÷ bare.
+ * that returns at once) for `vsBareBullmq` = ours ÷ bare. Two rows: the headline with the quota ledger, generation
+ * history and intake on PostgreSQL (a schema of its own), as the service runs them; then the same with ports that keep
+ * nothing (`ports: no-op`), which is the queue's own share.
  */
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '500' },
     'latency-jobs': { type: 'string', default: '100' },
     redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    database: { type: 'string', default: process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -28,9 +37,16 @@ const latencyJobCount = Number(values['latency-jobs']);
 const redisUrl = values.redis;
 const prefix = `bench-${randomUUID().slice(0, 8)}`;
 
-// Ports that keep nothing: the bench measures the queue, not a database.
-const ledger: QuotaLedger = { reserve: async (request, units) => ({ generationId: request.generationId, units }), commit: async () => {}, refund: async () => {} };
-const history: GenerationHistory = { recordQueued: async () => {}, markRunning: async () => {}, markSucceeded: async () => 'succeeded', markFailed: async (_id, status) => status };
+interface Ports {
+  ledger: QuotaLedger;
+  history: GenerationHistory;
+  intake?: GenerationIntake;
+}
+
+const noOpPorts: Ports = {
+  ledger: { reserve: async (request, units) => ({ generationId: request.generationId, units }), commit: async () => {}, refund: async () => {} },
+  history: { recordQueued: async () => {}, markRunning: async () => {}, markSucceeded: async () => 'succeeded', markFailed: async (_id, status) => status },
+};
 const images: ImageStore = { put: async () => {}, get: async () => null, delete: async () => {}, deletePrefix: async () => {} };
 
 let onPickup: (atMs: number) => void = () => {};
@@ -52,37 +68,65 @@ const requestFor = (index: number) => ({
   replyTarget: 'bench',
 });
 
-const queue = createGenerationQueue({ redisUrl, prefix, ledger, history, caps: { perUser: jobCount + 1, perWorkspace: jobCount + 1 } });
-const worker = await startWorker({ redisUrl, prefix, engine, ledger, history, images });
-let completed = 0;
-const originalCommit = ledger.commit;
-ledger.commit = async (generationId) => {
-  await originalCommit(generationId);
-  completed += 1;
-  onDone();
-};
+/** Pickup latency and throughput of our queue over the given ports; a job is done once its charge is committed. */
+async function measure(ports: Ports) {
+  let completed = 0;
+  const ledger: QuotaLedger = {
+    ...ports.ledger,
+    commit: async (generationId) => {
+      await ports.ledger.commit(generationId);
+      completed += 1;
+      onDone();
+    },
+  };
+  const { history, intake } = ports;
+  const queue = createGenerationQueue({ redisUrl, prefix, ledger, history, intake, caps: { perUser: jobCount + 1, perWorkspace: jobCount + 1 } });
+  const worker = await startWorker({ redisUrl, prefix, engine, ledger, history, images });
 
-const latenciesMs: number[] = [];
-for (let index = 0; index < latencyJobCount; index += 1) {
-  const picked = new Promise<number>((resolve) => (onPickup = resolve));
-  const finished = new Promise<void>((resolve) => (onDone = resolve));
-  const startMs = performance.now();
-  await queue.enqueue(requestFor(index), { units: 1 });
-  latenciesMs.push((await picked) - startMs);
-  await finished;
+  const latenciesMs: number[] = [];
+  for (let index = 0; index < latencyJobCount; index += 1) {
+    const picked = new Promise<number>((resolve) => (onPickup = resolve));
+    const finished = new Promise<void>((resolve) => (onDone = resolve));
+    const startMs = performance.now();
+    await queue.enqueue(requestFor(index), { units: 1 });
+    latenciesMs.push((await picked) - startMs);
+    await finished;
+  }
+  onPickup = () => {};
+
+  await worker.stop();
+  completed = 0;
+  const allDone = new Promise<void>((resolve) => (onDone = () => completed === jobCount && resolve()));
+  for (let index = 0; index < jobCount; index += 1) await queue.enqueue(requestFor(index), { units: 1 });
+  const throughputStartMs = performance.now();
+  const throughputWorker = await startWorker({ redisUrl, prefix, engine, ledger, history, images });
+  await allDone;
+  const jobsPerSecond = (jobCount * 1000) / (performance.now() - throughputStartMs);
+  await throughputWorker.stop();
+  await queue.close();
+
+  latenciesMs.sort((a, b) => a - b);
+  const percentile = (fraction: number) => latenciesMs[Math.min(latenciesMs.length - 1, Math.floor(fraction * latenciesMs.length))]!;
+  return { pickupP50Ms: round(percentile(0.5)), pickupP99Ms: round(percentile(0.99)), jobsPerSecond };
 }
-onPickup = () => {};
 
-await worker.stop();
-completed = 0;
-const allDone = new Promise<void>((resolve) => (onDone = () => completed === jobCount && resolve()));
-for (let index = 0; index < jobCount; index += 1) await queue.enqueue(requestFor(index), { units: 1 });
-const throughputStartMs = performance.now();
-const throughputWorker = await startWorker({ redisUrl, prefix, engine, ledger, history, images });
-await allDone;
-const jobsPerSecond = (jobCount * 1000) / (performance.now() - throughputStartMs);
-await throughputWorker.stop();
-await queue.close();
+const schema = `bench_queue_${randomBytes(6).toString('hex')}`;
+const schemaUrl = new URL(values.database);
+schemaUrl.searchParams.set('schema', schema);
+const database = await openDatabase({ url: schemaUrl.toString(), poolSize: 4 });
+const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
+let withDatabase: Awaited<ReturnType<typeof measure>>;
+try {
+  withDatabase = await measure({
+    ledger: new PrismaQuotaLedger(database.prisma, ledgerOptions),
+    history: createGenerationHistory(database.prisma),
+    intake: createGenerationIntake(database.prisma, ledgerOptions),
+  });
+} finally {
+  await database.close();
+  await dropSchema(values.database, schema);
+}
+const withNoOpPorts = await measure(noOpPorts);
 
 const connection = redisOptions(redisUrl, 'worker') as ConnectionOptions;
 const bareQueue = new Queue('bare', { connection, prefix });
@@ -109,21 +153,35 @@ do {
 } while (cursor !== '0');
 cleanup.disconnect();
 
-latenciesMs.sort((a, b) => a - b);
-const percentile = (fraction: number) => latenciesMs[Math.min(latenciesMs.length - 1, Math.floor(fraction * latenciesMs.length))];
-const figures = {
+const rows = [
+  { ports: 'postgres', ...withDatabase },
+  { ports: 'no-op', ...withNoOpPorts },
+].map(({ ports, pickupP50Ms, pickupP99Ms, jobsPerSecond }) => ({
   jobs: jobCount,
-  pickupP50Ms: round(percentile(0.5)),
-  pickupP99Ms: round(percentile(0.99)),
+  ports,
+  pickupP50Ms,
+  pickupP99Ms,
   jobsPerSecond: round(jobsPerSecond),
   overheadMsPerJob: round(1000 / jobsPerSecond),
   bareBullmqJobsPerSecond: round(bareJobsPerSecond),
   vsBareBullmq: round(jobsPerSecond / bareJobsPerSecond),
   machine: machineDescription(),
   date: new Date().toISOString().slice(0, 10),
-};
-await appendBenchmarkRow('queue', figures);
-process.stdout.write(values.json ? `${JSON.stringify(figures)}\n` : `${JSON.stringify(figures, null, 2)}\n`);
+}));
+for (const row of rows) {
+  await appendBenchmarkRow('queue', row);
+  process.stdout.write(values.json ? `${JSON.stringify(row)}\n` : `${JSON.stringify(row, null, 2)}\n`);
+}
+
+async function dropSchema(databaseUrl: string, name: string): Promise<void> {
+  const sql = new pg.Client({ connectionString: parseDatabaseUrl(databaseUrl).connectionString });
+  await sql.connect();
+  try {
+    await sql.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+  } finally {
+    await sql.end();
+  }
+}
 
 function round(value: number): number {
   return Math.round(value * 1000) / 1000;

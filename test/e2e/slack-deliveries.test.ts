@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SLACK_MAX_BODY_BYTES, startSlackBot, type SlackBot } from '../../src/adapters/slack/bot.js';
 import { decodeReplyTarget } from '../../src/adapters/slack/reply-target.js';
+import { encodeActionId } from '../../src/core/chat/result-actions.js';
 import type { Requester } from '../../src/core/generation.js';
 import { createRedisDeliveryLog } from '../../src/service/delivery-log.js';
 import { childGenerations } from '../../src/store/generations.js';
@@ -95,6 +96,30 @@ describe('Slack deliveries over HTTP on the real stack', () => {
     expect((await postSigned(eventsUrl, commandBody('a sailboat --steps 2'), 'application/x-www-form-urlencoded', {}, future)).status).toBe(401);
     expect((await postSigned(eventsUrl, commandBody('a sailboat --steps 2'), 'application/x-www-form-urlencoded', {}, future - 110)).status).toBe(200);
     await eventually(async () => ((await stack.database.prisma.generation.count()) === before + 1 ? true : undefined));
+  });
+
+  it('makes one job from a signed slash command and one from a signed click, each replayed with its signature inside the five-minute window', async () => {
+    const eventsUrl = bots[0] ? `http://127.0.0.1:${(bots[0].httpServer!.address() as AddressInfo).port}/slack/events` : await startBot();
+    // A replay is the captured request sent again as it was: same body, same timestamp, same signature.
+    const replayed = async (body: string) => {
+      const headers = { 'content-type': 'application/x-www-form-urlencoded', ...slackSignatureHeaders(signingSecret, body) };
+      for (let attempt = 0; attempt < 3; attempt += 1) expect((await fetch(eventsUrl, { method: 'POST', headers, body })).status).toBe(200);
+    };
+    const windmills = async () =>
+      (await stack.service.history(ana, 20)).filter((record) => record.request.kind === 'imagine' && record.request.params.prompt === 'a windmill');
+
+    await replayed(commandBody('a windmill --steps 2'));
+    const [grid] = await eventually(async () => ((await windmills()).length > 0 ? windmills() : undefined));
+    const target = decodeReplyTarget(grid!.request.replyTarget)!;
+    await waitFor(() => fake.message(target.channel, target.ts)?.blocks.some((block) => block.type === 'actions'), GENERATION_TIMEOUT_MS);
+    expect(await windmills()).toHaveLength(1);
+
+    const click = fake.buttonClickPayload(target.channel, target.ts, encodeActionId({ action: 'upscale', generationId: grid!.request.generationId, imageIndex: 0 }));
+    await replayed(new URLSearchParams({ payload: JSON.stringify(click) }).toString());
+    await eventually(async () => (await childGenerations(stack.database.prisma, grid!.request.generationId))[0]);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await childGenerations(stack.database.prisma, grid!.request.generationId)).toHaveLength(1);
+    expect(await windmills()).toHaveLength(1);
   });
 
   it('refuses a body over the limit from its Content-Length before reading it, and cuts a chunked one at the limit', async () => {

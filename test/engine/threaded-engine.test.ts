@@ -1,3 +1,4 @@
+import { Session } from 'node:inspector/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineJob } from '../../src/engine/jobs.js';
 import { createImageEngine } from '../../src/engine/image-engine.js';
@@ -12,6 +13,37 @@ const request = (overrides: Partial<EngineJob['params']> = {}): EngineJob => ({
   kind: 'imagine',
   params: { prompt: 'a red fox', negativePrompt: '', width: 64, height: 64, steps: 6, guidance: 5, sampler: 'euler', seed: 3, batch: 2, ...overrides },
 });
+
+/**
+ * Kills worker threads from outside, as a native crash or a bug would: through the inspector, each thread started
+ * after `mark()` is made to throw an uncaught error at its next turn. Our own code is left as it runs in production.
+ */
+async function threadKiller() {
+  const session = new Session();
+  session.connect();
+  const threads: string[] = [];
+  session.on('NodeWorker.attachedToWorker', ({ params }) => {
+    // Node's module loader threads are not ours.
+    if (params.workerInfo.url !== 'node:internal/modules/esm/worker') threads.push(params.sessionId);
+  });
+  await session.post('NodeWorker.enable', { waitForDebuggerOnStart: false });
+  let since = threads.length;
+  return {
+    mark: () => {
+      since = threads.length;
+    },
+    crashStartedSinceMark: async () => {
+      const victims = threads.slice(since);
+      expect(victims).toHaveLength(1);
+      const expression = "setImmediate(() => { throw new Error('engine thread crashed on purpose'); })";
+      await session.post('NodeWorker.sendMessageToWorker', {
+        sessionId: victims[0]!,
+        message: JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } }),
+      });
+    },
+    close: () => session.disconnect(),
+  };
+}
 
 beforeAll(async () => {
   threaded = await startThreadedEngine(TINY_SD, { intraOpNumThreads: 1 });
@@ -86,6 +118,37 @@ describe('engine on a worker thread', () => {
       expect(engine.restarts).toBe(0);
     } finally {
       await engine.release();
+    }
+  });
+
+  it('hands back a running job as transient when its thread dies, settles its preview, and serves the next job on a new thread', async () => {
+    const killer = await threadKiller();
+    killer.mark();
+    const engine = await startThreadedEngine(TINY_SD, { intraOpNumThreads: 1 });
+    try {
+      let preview: Promise<Buffer> | undefined;
+      let crashed: Promise<void> | undefined;
+      // Far longer than it takes the crash to land: 150 steps of a 128×128 batch of 4.
+      const running = engine.generate(request({ width: 128, height: 128, batch: 4, steps: 150 }), {
+        onStep: (event) => {
+          if (event.step !== 1) return;
+          preview = event.preview();
+          crashed = killer.crashStartedSinceMark();
+        },
+      });
+      await expect(running).rejects.toMatchObject({ kind: 'transient', userMessage: expect.stringContaining('stopped unexpectedly') });
+      await crashed;
+      expect(engine.health()).toBe('restarting');
+      // Made before the thread died, or refused as transient: never left waiting.
+      expect(await preview!.then(() => 'made', (error: { kind?: string }) => error.kind)).toMatch(/^(made|transient)$/);
+
+      const next = await engine.generate(request({ batch: 1, steps: 2 }), {});
+      expect(next.images).toHaveLength(1);
+      expect(engine.health()).toBe('ready');
+      expect(engine.restarts).toBe(1);
+    } finally {
+      await engine.release();
+      killer.close();
     }
   });
 

@@ -137,6 +137,18 @@ describe.each(TEST_BACKENDS)('the reconciler on %s', (_backend, open) => {
     expect(await usedUnits(abandoned)).toBe(0);
   });
 
+  it('reports a generation still waiting in the queue after an hour as stuck, and leaves it queued and charged', async () => {
+    const waiting = request();
+    await queue.enqueue(waiting, { units: 2 });
+
+    expect((await later().run()).stuck).toEqual([]);
+    const report = await reconcilerAt(2 * 3_600_000).run();
+    expect(report.stuck).toEqual([waiting.generationId]);
+    expect(report.requeued).toEqual([]);
+    expect(await queue.position(waiting.generationId)).toMatchObject({ state: 'waiting' });
+    expect(await ledger.settlement(waiting.generationId)).toBe('reserved');
+  });
+
   it('reserves and records in one transaction: a generation the database refuses leaves no charge behind', async () => {
     const intake = createGenerationIntake(database.prisma, ledgerOptions);
     const refused = request();

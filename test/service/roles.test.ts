@@ -4,15 +4,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { Queue, type ConnectionOptions } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
 import type { z } from 'zod';
 import type { ServerMessage } from '../../src/adapters/web/protocol.js';
-import type { GenerationRequest } from '../../src/core/generation.js';
+import { GenerationRequest } from '../../src/core/generation.js';
 import { defaultQuotaPolicy } from '../../src/core/quota.js';
+import { queueNameForModel } from '../../src/queue/job.js';
 import { createGenerationQueue, type GenerationQueue } from '../../src/queue/producer.js';
 import { createGenerationHistory, findGeneration } from '../../src/store/generations.js';
+import { redisOptions } from '../../src/service/redis.js';
+import { createGenerationIntake } from '../../src/store/intake.js';
 import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
 import { openTestPostgres, type TestDatabase } from '../support/postgres.js';
 import { deletePrefix, freePort, startPrivateRedis, testPrefix, type PrivateRedis } from '../support/redis.js';
@@ -204,11 +208,20 @@ describe('the bot role with no chat platform configured (own Redis, PostgreSQL)'
   let bot: RoleProcess;
   let webUrl: string;
   const prefix = testPrefix('roles-bot');
+  const lostByRedis = tinySdRequest({ steps: 2, size: 64, batch: 1 });
+  const neverRecorded = tinySdRequest({ steps: 2, size: 64, batch: 1 });
 
   beforeAll(async () => {
     redis = await startPrivateRedis();
     database = await openTestPostgres();
     dataDir = await mkdtemp(join(tmpdir(), 'imagine-roles-bot-'));
+    // What a Redis restarted without persistence and a bot killed mid-submit leave behind, two minutes ago: an accepted
+    // generation that no queue holds, and a reservation whose generation was never recorded.
+    const twoMinutesAgo = () => new Date(Date.now() - 120_000);
+    const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: 10, period: 'day' }), now: twoMinutesAgo };
+    await createGenerationIntake(database.prisma, ledgerOptions).accept(GenerationRequest.parse(lostByRedis), 1);
+    await new PrismaQuotaLedger(database.prisma, ledgerOptions).reserve(GenerationRequest.parse(neverRecorded), 1);
+    await database.prisma.$executeRaw`UPDATE "UsageLedger" SET "createdAt" = ${twoMinutesAgo()}::timestamp(3)`;
     const [httpPort, webPort] = [await freePort(), await freePort()];
     webUrl = `http://127.0.0.1:${webPort}`;
     bot = runRole('bot', {
@@ -250,6 +263,22 @@ describe('the bot role with no chat platform configured (own Redis, PostgreSQL)'
     expect(answer).toContain('units left');
     socket.close();
   }, 60_000);
+
+  it('repairs on start what PostgreSQL says was accepted: queues the generation Redis lost and refunds the unrecorded reservation', async () => {
+    const queue = new Queue(queueNameForModel('tiny-sd'), { connection: redisOptions(redis.url, 'worker') as ConnectionOptions, prefix });
+    try {
+      const requeued = await eventually(async () => (await queue.getJob(lostByRedis.generationId)) ?? undefined, 30_000);
+      expect(requeued.data).toMatchObject({ generationId: lostByRedis.generationId, params: { prompt: 'a red apple' } });
+    } finally {
+      await queue.close();
+    }
+    const settled = await eventually(async () => {
+      const rows = await database.prisma.usageLedger.findMany({ where: { generationId: neverRecorded.generationId }, orderBy: { id: 'asc' } });
+      return rows.length === 2 ? rows : undefined;
+    }, 30_000);
+    expect(settled.map((row) => row.kind)).toEqual(['reserve', 'refund']);
+    expect(await findGeneration(database.prisma, neverRecorded.generationId)).toBeNull();
+  }, 90_000);
 });
 
 describe('start-up refusals', () => {

@@ -132,11 +132,17 @@ export async function startSlackBot(options: SlackBotOptions): Promise<SlackBot>
   const now = options.now ?? Date.now;
 
   // Bolt acknowledges an Events API delivery before any middleware runs, so a repeat (Slack's retry after a slow or
-  // lost ack, X-Slack-Retry-Num 1–3, same event_id) is simply not passed on.
-  app.use(async ({ body, next }) => {
-    const eventId = (body as { event_id?: unknown }).event_id;
+  // lost ack, X-Slack-Retry-Num 1–3, same event_id) is simply not passed on. Slash commands, clicks and form submissions
+  // carry no event_id but a trigger_id Slack makes for each one: a captured signed request replayed inside its
+  // five-minute window repeats it, and is acknowledged and dropped.
+  app.use(async (args) => {
+    const { event_id: eventId, trigger_id: triggerId } = args.body as { event_id?: unknown; trigger_id?: unknown };
     if (typeof eventId === 'string' && !(await deliveries.firstDelivery(`slack:event:${eventId}`))) return;
-    await next();
+    if (typeof triggerId === 'string' && !(await deliveries.firstDelivery(`slack:trigger:${triggerId}`))) {
+      if ('ack' in args && args.ack) await args.ack();
+      return;
+    }
+    await args.next();
   });
 
   /** Admin status costs an API call, so it is asked only when an answer depends on it — and then every time. */
