@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -38,8 +39,8 @@ interface RoleProcess {
   exited: Promise<number | null>;
 }
 
-function runRole(role: string, env: Record<string, string>): RoleProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/service/main.ts', role], {
+function runRole(role: string, env: Record<string, string>, nodeFlags: string[] = []): RoleProcess {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', 'src/service/main.ts', role], {
     // Nothing from the test runner's environment leaks in (no REDIS_URL, DATABASE_URL or tokens of the developer's).
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -199,6 +200,130 @@ describe('the worker role as a child process (own Redis, PostgreSQL)', () => {
     expect(['finished', 'waiting']).toContain(after.state);
     if (after.state === 'finished') expect((await findGeneration(database.prisma, receipt.generationId))?.status).toBe('succeeded');
   }, EXIT_TIMEOUT_MS + 150_000);
+});
+
+/**
+ * Kills the engine thread of a role process from outside, as a native crash or a bug would, through the inspector the
+ * process opened with `--inspect=127.0.0.1:0`: the Chrome DevTools Protocol on the URL it prints reaches each of its
+ * worker threads, and the one whose workerData names the model folder is made to throw an uncaught error.
+ */
+async function crashEngineThread(run: RoleProcess, modelDir: string): Promise<void> {
+  const url = await eventually(async () => /Debugger listening on (ws:\/\/\S+)/.exec(run.output())?.[1], 30_000);
+  const socket = new WebSocket(url);
+  await once(socket, 'open');
+  try {
+    const threads: string[] = [];
+    const answers = new Map<number, (message: { error?: { message: string } }) => void>();
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as { id?: number; method?: string; params?: { sessionId: string }; error?: { message: string } };
+      if (message.id !== undefined) answers.get(message.id)?.(message);
+      if (message.method === 'NodeWorker.attachedToWorker') threads.push(message.params!.sessionId);
+    });
+    let lastId = 0;
+    const post = async (method: string, params: Record<string, unknown>) => {
+      const id = (lastId += 1);
+      const answer = await new Promise<{ error?: { message: string } }>((resolve) => {
+        answers.set(id, resolve);
+        socket.send(JSON.stringify({ id, method, params }));
+      });
+      if (answer.error) throw new Error(`${method}: ${answer.error.message}`);
+    };
+    // Threads already running are reported on enable, before its answer.
+    await post('NodeWorker.enable', { waitForDebuggerOnStart: false });
+    // Node's module loader threads and the UNet lanes run no engine: only the engine thread was given the model folder.
+    const expression = `setImmediate(() => {
+      if (globalThis.require?.('node:worker_threads').workerData?.modelDir === ${JSON.stringify(modelDir)}) throw new Error('engine thread crashed on purpose');
+    })`;
+    for (const sessionId of threads) {
+      await post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } }) });
+    }
+  } finally {
+    socket.close();
+  }
+}
+
+describe('the worker role whose engine thread dies (own Redis, PostgreSQL)', () => {
+  let redis: PrivateRedis;
+  let database: TestDatabase;
+  let dataDir: string;
+  let modelDir: string;
+  let worker: RoleProcess;
+  let healthUrl: string;
+  const prefix = testPrefix('roles-engine');
+
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    database = await openTestPostgres();
+    dataDir = await mkdtemp(join(tmpdir(), 'imagine-roles-engine-'));
+    // A copy of the model folder, so the test can stall the reload without touching the fixture.
+    modelDir = join(dataDir, 'model');
+    await cp(TINY_SD_DIR, modelDir, { recursive: true });
+    const httpPort = await freePort();
+    healthUrl = `http://127.0.0.1:${httpPort}`;
+    worker = runRole(
+      'worker',
+      {
+        REDIS_URL: redis.url,
+        DATABASE_URL: database.url!,
+        QUEUE_PREFIX: prefix,
+        MODEL_DIR: modelDir,
+        DATA_DIR: dataDir,
+        HTTP_PORT: String(httpPort),
+        ORT_THREADS: '1',
+      },
+      ['--inspect=127.0.0.1:0'],
+    );
+    await eventually(async () => {
+      if (worker.child.exitCode !== null) throw new Error(`the worker role exited ${worker.child.exitCode}:\n${worker.output()}`);
+      return (await statusOf(`${healthUrl}/readyz`)) === 200 ? true : undefined;
+    }, START_TIMEOUT_MS);
+  }, START_TIMEOUT_MS + 30_000);
+
+  afterAll(async () => {
+    if (worker && worker.child.exitCode === null && worker.child.signalCode === null) {
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+    }
+    await deletePrefix(redis.url, prefix).catch(() => {});
+    await redis?.dispose();
+    await database?.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('reports the model not ready while its engine thread is being replaced, and ready again once the new one has loaded', async () => {
+    const modelIndex = join(modelDir, 'model_index.json');
+    const indexText = await readFile(modelIndex);
+    // Reloading the tiny model takes too little time to be seen reliably. A named pipe in place of the first file the
+    // new thread reads holds the reload until the test writes the file into it, as a stalled model volume would.
+    await rm(modelIndex);
+    execFileSync('mkfifo', [modelIndex]);
+
+    await crashEngineThread(worker, modelDir);
+
+    await eventually(async () => ((await statusOf(`${healthUrl}/readyz`)) === 503 ? true : undefined), 60_000);
+    const notReady = (await (await fetch(`${healthUrl}/readyz`)).json()) as { status: string; checks: Record<string, { ok: boolean; error?: string }> };
+    expect(notReady.status).toBe('not_ready');
+    expect(notReady.checks.model).toEqual({ ok: false, error: 'the engine is restarting' });
+    expect(notReady.checks.redis.ok).toBe(true);
+    expect(notReady.checks.database.ok).toBe(true);
+
+    // The reload waits on the pipe: open it for writing once the new thread has it open for reading.
+    const pipe = await eventually(async () => {
+      try {
+        return openSync(modelIndex, constants.O_WRONLY | constants.O_NONBLOCK);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENXIO') return undefined;
+        throw error;
+      }
+    }, 60_000);
+    writeSync(pipe, indexText);
+    closeSync(pipe);
+
+    await eventually(async () => ((await statusOf(`${healthUrl}/readyz`)) === 200 ? true : undefined), 120_000);
+    const ready = (await (await fetch(`${healthUrl}/readyz`)).json()) as { checks: Record<string, { ok: boolean }> };
+    expect(ready.checks.model).toEqual({ ok: true });
+    expect(worker.child.exitCode).toBeNull();
+  }, 240_000);
 });
 
 describe('the bot role with no chat platform configured (own Redis, PostgreSQL)', () => {

@@ -5,6 +5,7 @@ import { promptTextProblem } from '../../engine/prompt-text.js';
 import { SAMPLER_NAMES, type SamplerName } from '../../engine/types.js';
 import { isImagineError, invalidInput } from '../errors.js';
 import type { GenerationParams } from '../generation.js';
+import { MAX_PERMUTATIONS } from '../permutations.js';
 import { parseAspectRatio, parseSize, sizeForAspectRatio, supportedAspectRatios, type ImageSize } from './aspect.js';
 import type { ChatConfig, ModelLimits } from './chat-config.js';
 import type { UserSettings } from './service.js';
@@ -102,7 +103,7 @@ export function composerHints(config: ChatConfig, settings: UserSettings = {}): 
     example: `/imagine a fox in the snow${exampleRatio ? ` --ar ${exampleRatio}` : ''}`,
     help: `/imagine PROMPT [${[aspect, '--seed N', '--no WORDS', `--steps 1–${model?.maxSteps ?? LIMITS.steps.max}`, '--cfg N', model?.draft ? '--draft' : undefined]
       .filter((flag) => flag !== undefined)
-      .join(' ')}] · /quota · /history · /info SEED · /cancel · /settings · /blend ID ID [ID ID] · on an upscale: 🖌️ Vary (Region), 🔍 Zoom Out, ⬅️ ➡️ ⬆️ ⬇️`,
+      .join(' ')}] · a {red, green} apple: one job per option, at most ${MAX_PERMUTATIONS}, each charged · /quota · /history · /info SEED · /cancel · /settings · /blend ID ID [ID ID] · on an upscale: 🖌️ Vary (Region), 🔍 Zoom Out, ⬅️ ➡️ ⬆️ ⬇️`,
   };
 }
 

@@ -152,7 +152,7 @@ describe('models that make a few sizes only', () => {
   it('gives an example and help for the chat box with only what the model takes', () => {
     expect(composerHints(onlySquare)).toEqual({
       example: '/imagine a fox in the snow',
-      help: '/imagine PROMPT [--seed N --no WORDS --steps 1–50 --cfg N] · /quota · /history · /info SEED · /cancel · /settings · /blend ID ID [ID ID] · on an upscale: 🖌️ Vary (Region), 🔍 Zoom Out, ⬅️ ➡️ ⬆️ ⬇️',
+      help: '/imagine PROMPT [--seed N --no WORDS --steps 1–50 --cfg N] · a {red, green} apple: one job per option, at most 4, each charged · /quota · /history · /info SEED · /cancel · /settings · /blend ID ID [ID ID] · on an upscale: 🖌️ Vary (Region), 🔍 Zoom Out, ⬅️ ➡️ ⬆️ ⬇️',
     });
     expect(composerHints(fewShapes).example).toBe('/imagine a fox in the snow --ar 1:2');
     expect(composerHints(fewShapes).help).toContain('--ar 1:1|1:2|2:1');
