@@ -52,6 +52,53 @@ function runRole(role: string, env: Record<string, string>, nodeFlags: string[] 
   return { child, output: () => output, exited };
 }
 
+/** What each role process below runs against: a Redis of its own, a PostgreSQL schema of its own and a data folder. */
+interface RoleStores {
+  redis: PrivateRedis;
+  database: TestDatabase;
+  dataDir: string;
+  prefix: string;
+  /** The environment that points a role at these stores. */
+  env: Record<string, string>;
+  dispose(): Promise<void>;
+}
+
+async function openRoleStores(name: string): Promise<RoleStores> {
+  const redis = await startPrivateRedis();
+  const database = await openTestPostgres();
+  const dataDir = await mkdtemp(join(tmpdir(), `imagine-${name}-`));
+  const prefix = testPrefix(name);
+  return {
+    redis,
+    database,
+    dataDir,
+    prefix,
+    env: { REDIS_URL: redis.url, DATABASE_URL: database.url!, QUEUE_PREFIX: prefix, DATA_DIR: dataDir },
+    async dispose() {
+      await deletePrefix(redis.url, prefix).catch(() => {});
+      await redis.dispose();
+      await database.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs the role and waits until its /readyz answers 200, failing with its output if it exits first. */
+async function startRole(role: string, env: Record<string, string>, healthUrl: string, nodeFlags: string[] = []): Promise<RoleProcess> {
+  const run = runRole(role, env, nodeFlags);
+  await eventually(async () => {
+    if (run.child.exitCode !== null) throw new Error(`the ${role} role exited ${run.child.exitCode}:\n${run.output()}`);
+    return (await statusOf(`${healthUrl}/readyz`)) === 200 ? true : undefined;
+  }, START_TIMEOUT_MS);
+  return run;
+}
+
+async function killRole(run: RoleProcess | undefined): Promise<void> {
+  if (!run || run.child.exitCode !== null || run.child.signalCode !== null) return;
+  run.child.kill('SIGKILL');
+  await run.exited;
+}
+
 async function runToExit(role: string, env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   const run = runRole(role, env);
   const code = await within(run.exited, EXIT_TIMEOUT_MS, () => run.child.kill('SIGKILL'));
@@ -110,49 +157,31 @@ function tinySdRequest(options: { steps: number; size: number; batch: number }):
 }
 
 describe('the worker role as a child process (own Redis, PostgreSQL)', () => {
+  let stores: RoleStores;
   let redis: PrivateRedis;
-  let database: TestDatabase;
   let queue: GenerationQueue;
-  let dataDir: string;
   let worker: RoleProcess;
   let healthUrl: string;
-  const prefix = testPrefix('roles');
 
   beforeAll(async () => {
-    redis = await startPrivateRedis();
-    database = await openTestPostgres();
-    dataDir = await mkdtemp(join(tmpdir(), 'imagine-roles-'));
+    stores = await openRoleStores('roles');
+    redis = stores.redis;
+    const { database, prefix } = stores;
     const ledger = new PrismaQuotaLedger(database.prisma, { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) });
     queue = createGenerationQueue({ redisUrl: redis.url, prefix, ledger, history: createGenerationHistory(database.prisma) });
     const httpPort = await freePort();
     healthUrl = `http://127.0.0.1:${httpPort}`;
-    worker = runRole('worker', {
-      REDIS_URL: redis.url,
-      DATABASE_URL: database.url!,
-      QUEUE_PREFIX: prefix,
-      MODEL_DIR: TINY_SD_DIR,
-      DATA_DIR: dataDir,
-      HTTP_PORT: String(httpPort),
-      ORT_THREADS: '1',
-      PREVIEW_INTERVAL_MS: '0',
-      WORKER_SHUTDOWN_DEADLINE_MS: '60000',
-    });
-    worker.exited.then((code) => {
-      if (code !== null && code !== 0) process.stderr.write(`worker exited ${code}:\n${worker.output()}\n`);
-    });
-    await eventually(async () => ((await statusOf(`${healthUrl}/readyz`)) === 200 ? true : undefined), START_TIMEOUT_MS);
+    worker = await startRole(
+      'worker',
+      { ...stores.env, MODEL_DIR: TINY_SD_DIR, HTTP_PORT: String(httpPort), ORT_THREADS: '1', PREVIEW_INTERVAL_MS: '0', WORKER_SHUTDOWN_DEADLINE_MS: '60000' },
+      healthUrl,
+    );
   }, START_TIMEOUT_MS + 30_000);
 
   afterAll(async () => {
-    if (worker && worker.child.exitCode === null && worker.child.signalCode === null) {
-      worker.child.kill('SIGKILL');
-      await worker.exited;
-    }
+    await killRole(worker);
     await queue?.close();
-    await deletePrefix(redis.url, prefix).catch(() => {});
-    await redis?.dispose();
-    await database?.close();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await stores?.dispose();
   });
 
   it('reports not ready while its Redis is down and ready again once it is back, without a restart', async () => {
@@ -198,7 +227,7 @@ describe('the worker role as a child process (own Redis, PostgreSQL)', () => {
     // Finished within the deadline, or handed back to the queue for another worker: never lost, never left "running".
     const after = await queue.position(receipt.generationId);
     expect(['finished', 'waiting']).toContain(after.state);
-    if (after.state === 'finished') expect((await findGeneration(database.prisma, receipt.generationId))?.status).toBe('succeeded');
+    if (after.state === 'finished') expect((await findGeneration(stores.database.prisma, receipt.generationId))?.status).toBe('succeeded');
   }, EXIT_TIMEOUT_MS + 150_000);
 });
 
@@ -243,51 +272,24 @@ async function crashEngineThread(run: RoleProcess, modelDir: string): Promise<vo
 }
 
 describe('the worker role whose engine thread dies (own Redis, PostgreSQL)', () => {
-  let redis: PrivateRedis;
-  let database: TestDatabase;
-  let dataDir: string;
+  let stores: RoleStores;
   let modelDir: string;
   let worker: RoleProcess;
   let healthUrl: string;
-  const prefix = testPrefix('roles-engine');
 
   beforeAll(async () => {
-    redis = await startPrivateRedis();
-    database = await openTestPostgres();
-    dataDir = await mkdtemp(join(tmpdir(), 'imagine-roles-engine-'));
+    stores = await openRoleStores('roles-engine');
     // A copy of the model folder, so the test can stall the reload without touching the fixture.
-    modelDir = join(dataDir, 'model');
+    modelDir = join(stores.dataDir, 'model');
     await cp(TINY_SD_DIR, modelDir, { recursive: true });
     const httpPort = await freePort();
     healthUrl = `http://127.0.0.1:${httpPort}`;
-    worker = runRole(
-      'worker',
-      {
-        REDIS_URL: redis.url,
-        DATABASE_URL: database.url!,
-        QUEUE_PREFIX: prefix,
-        MODEL_DIR: modelDir,
-        DATA_DIR: dataDir,
-        HTTP_PORT: String(httpPort),
-        ORT_THREADS: '1',
-      },
-      ['--inspect=127.0.0.1:0'],
-    );
-    await eventually(async () => {
-      if (worker.child.exitCode !== null) throw new Error(`the worker role exited ${worker.child.exitCode}:\n${worker.output()}`);
-      return (await statusOf(`${healthUrl}/readyz`)) === 200 ? true : undefined;
-    }, START_TIMEOUT_MS);
+    worker = await startRole('worker', { ...stores.env, MODEL_DIR: modelDir, HTTP_PORT: String(httpPort), ORT_THREADS: '1' }, healthUrl, ['--inspect=127.0.0.1:0']);
   }, START_TIMEOUT_MS + 30_000);
 
   afterAll(async () => {
-    if (worker && worker.child.exitCode === null && worker.child.signalCode === null) {
-      worker.child.kill('SIGKILL');
-      await worker.exited;
-    }
-    await deletePrefix(redis.url, prefix).catch(() => {});
-    await redis?.dispose();
-    await database?.close();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await killRole(worker);
+    await stores?.dispose();
   });
 
   it('reports the model not ready while its engine thread is being replaced, and ready again once the new one has loaded', async () => {
@@ -327,19 +329,17 @@ describe('the worker role whose engine thread dies (own Redis, PostgreSQL)', () 
 });
 
 describe('the bot role with no chat platform configured (own Redis, PostgreSQL)', () => {
+  let stores: RoleStores;
   let redis: PrivateRedis;
   let database: TestDatabase;
-  let dataDir: string;
   let bot: RoleProcess;
   let webUrl: string;
-  const prefix = testPrefix('roles-bot');
   const lostByRedis = tinySdRequest({ steps: 2, size: 64, batch: 1 });
   const neverRecorded = tinySdRequest({ steps: 2, size: 64, batch: 1 });
 
   beforeAll(async () => {
-    redis = await startPrivateRedis();
-    database = await openTestPostgres();
-    dataDir = await mkdtemp(join(tmpdir(), 'imagine-roles-bot-'));
+    stores = await openRoleStores('roles-bot');
+    ({ redis, database } = stores);
     // What a Redis restarted without persistence and a bot killed mid-submit leave behind, two minutes ago: an accepted
     // generation that no queue holds, and a reservation whose generation was never recorded.
     const twoMinutesAgo = () => new Date(Date.now() - 120_000);
@@ -349,30 +349,12 @@ describe('the bot role with no chat platform configured (own Redis, PostgreSQL)'
     await database.prisma.$executeRaw`UPDATE "UsageLedger" SET "createdAt" = ${twoMinutesAgo()}::timestamp(3)`;
     const [httpPort, webPort] = [await freePort(), await freePort()];
     webUrl = `http://127.0.0.1:${webPort}`;
-    bot = runRole('bot', {
-      REDIS_URL: redis.url,
-      DATABASE_URL: database.url!,
-      QUEUE_PREFIX: prefix,
-      MODEL_DIR: TINY_SD_DIR,
-      DATA_DIR: dataDir,
-      HTTP_PORT: String(httpPort),
-      WEB_PORT: String(webPort),
-    });
-    await eventually(async () => {
-      if (bot.child.exitCode !== null) throw new Error(`the bot role exited ${bot.child.exitCode}:\n${bot.output()}`);
-      return (await statusOf(`http://127.0.0.1:${httpPort}/readyz`)) === 200 ? true : undefined;
-    }, START_TIMEOUT_MS);
+    bot = await startRole('bot', { ...stores.env, MODEL_DIR: TINY_SD_DIR, HTTP_PORT: String(httpPort), WEB_PORT: String(webPort) }, `http://127.0.0.1:${httpPort}`);
   }, START_TIMEOUT_MS + 30_000);
 
   afterAll(async () => {
-    if (bot && bot.child.exitCode === null && bot.child.signalCode === null) {
-      bot.child.kill('SIGKILL');
-      await bot.exited;
-    }
-    await deletePrefix(redis.url, prefix).catch(() => {});
-    await redis?.dispose();
-    await database?.close();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await killRole(bot);
+    await stores?.dispose();
   });
 
   it('serves the web chat alone: a visitor gets a session and the chat answers /quota', async () => {
@@ -390,7 +372,7 @@ describe('the bot role with no chat platform configured (own Redis, PostgreSQL)'
   }, 60_000);
 
   it('repairs on start what PostgreSQL says was accepted: queues the generation Redis lost and refunds the unrecorded reservation', async () => {
-    const queue = new Queue(queueNameForModel('tiny-sd'), { connection: redisOptions(redis.url, 'worker') as ConnectionOptions, prefix });
+    const queue = new Queue(queueNameForModel('tiny-sd'), { connection: redisOptions(redis.url, 'worker') as ConnectionOptions, prefix: stores.prefix });
     try {
       const requeued = await eventually(async () => (await queue.getJob(lostByRedis.generationId)) ?? undefined, 30_000);
       expect(requeued.data).toMatchObject({ generationId: lostByRedis.generationId, params: { prompt: 'a red apple' } });
