@@ -2,13 +2,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import type { GenerationHistory, GenerationIntake, ImageEngine, ImageStore, QuotaLedger } from '../core/ports.js';
 import { defaultQuotaPolicy } from '../core/quota.js';
 import { createGenerationQueue } from '../queue/producer.js';
 import { redisOptions } from '../service/redis.js';
 import { startWorker } from '../service/worker.js';
-import { openDatabase, parseDatabaseUrl } from '../store/database.js';
+import { dropSchema, openDatabase } from '../store/database.js';
 import { createGenerationHistory } from '../store/generations.js';
 import { createGenerationIntake } from '../store/intake.js';
 import { PrismaQuotaLedger } from '../store/quota-ledger.js';
@@ -171,16 +170,6 @@ const rows = [
 for (const row of rows) {
   await appendBenchmarkRow('queue', row);
   process.stdout.write(values.json ? `${JSON.stringify(row)}\n` : `${JSON.stringify(row, null, 2)}\n`);
-}
-
-async function dropSchema(databaseUrl: string, name: string): Promise<void> {
-  const sql = new pg.Client({ connectionString: parseDatabaseUrl(databaseUrl).connectionString });
-  await sql.connect();
-  try {
-    await sql.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
-  } finally {
-    await sql.end();
-  }
 }
 
 function round(value: number): number {

@@ -12,7 +12,7 @@ import type { GenerationRequest } from '../core/generation.js';
 import { queueNameForModel } from '../queue/job.js';
 import { createReconciler } from '../service/reconciler.js';
 import { redisAnswers } from '../service/redis-server.js';
-import { parseDatabaseUrl } from '../store/database.js';
+import { dropSchema, parseDatabaseUrl } from '../store/database.js';
 import { appendBenchmarkRow, machineDescription } from './report.js';
 import {
   FAILING_PROMPT,
@@ -578,16 +578,6 @@ async function countOutcomes(options: {
     uncharged,
     recoveredAfterKill,
   };
-}
-
-async function dropSchema(databaseUrl: string, schema: string): Promise<void> {
-  const sql = new pg.Client({ connectionString: parseDatabaseUrl(databaseUrl).connectionString });
-  await sql.connect();
-  try {
-    await sql.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await sql.end();
-  }
 }
 
 if (values.worker) await runWorkerChild(JSON.parse(process.env.SOAK_WORKER ?? '{}') as WorkerConfig);

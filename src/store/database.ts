@@ -47,6 +47,17 @@ export function parseDatabaseUrl(url: string): { connectionString: string; schem
 
 const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
+/** Drops a PostgreSQL schema and everything in it: what a benchmark made for itself (it names its own schema). */
+export async function dropSchema(databaseUrl: string, schema: string): Promise<void> {
+  const sql = new pg.Client({ connectionString: parseDatabaseUrl(databaseUrl).connectionString });
+  await sql.connect();
+  try {
+    await sql.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`);
+  } finally {
+    await sql.end();
+  }
+}
+
 async function openPostgres(url: string, options: DatabaseOptions): Promise<Database> {
   const { connectionString, schema } = parseDatabaseUrl(url);
   // Raw statements (the quota ledger's) name tables without a schema; the search_path sends them to the right one.
