@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { EngineError, type EngineErrorKind } from './errors.js';
 import type { EditLineage } from './edits.js';
 import type { EngineOutput, ImageEngine } from './image-engine.js';
 import type { EngineJob } from './jobs.js';
 import type { RuntimeOptions } from './model-folder.js';
+import { startTypescriptWorker } from './typescript-worker.js';
 
 /**
  * onnxruntime-node runs each session.run() synchronously on the calling thread, so an engine on the main thread
@@ -80,9 +81,7 @@ interface PendingJob {
  * transient, so the queue retries them) and is replaced by a new one.
  */
 export async function startThreadedEngine(modelDir: string, runtime: RuntimeOptions = {}, options: ThreadedEngineOptions = {}): Promise<ThreadedEngine> {
-  const entry = new URL('./engine-thread.ts', import.meta.url).href;
-  // Worker threads do not inherit tsx's module hooks on Node 20; the thread registers them before loading its entry.
-  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
+  const entry = new URL('./engine-thread.ts', import.meta.url);
   const jobTimeoutMs = options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
 
   const jobs = new Map<string, PendingJob>();
@@ -111,7 +110,7 @@ export async function startThreadedEngine(modelDir: string, runtime: RuntimeOpti
 
   const spawn = () =>
     new Promise<{ worker: Worker; name: string }>((resolve, reject) => {
-      const worker = new Worker(bootstrap, { eval: true, workerData: { modelDir, runtime } satisfies EngineThreadData });
+      const worker = startTypescriptWorker(entry, { modelDir, runtime } satisfies EngineThreadData);
       let loaded = false;
       let crash: unknown;
       worker.on('error', (error) => {

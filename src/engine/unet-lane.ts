@@ -1,6 +1,6 @@
-import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 import { modelFailure } from './errors.js';
+import { startTypescriptWorker } from './typescript-worker.js';
 
 /**
  * A second copy of the UNet session on its own thread, so one denoising step can run two parts of its batch at once.
@@ -46,10 +46,7 @@ export function laneBuffers(tensors: Record<string, LaneTensor>): ArrayBuffer[] 
 
 export async function openUnetLane(data: UnetLaneData): Promise<UnetLane> {
   const { Tensor } = await import('onnxruntime-node');
-  const entry = new URL('./unet-lane-thread.ts', import.meta.url).href;
-  // Worker threads do not inherit tsx's module hooks on Node 20; the thread registers them before loading its entry.
-  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
-  const worker = new Worker(bootstrap, { eval: true, workerData: data satisfies UnetLaneData });
+  const worker = startTypescriptWorker(new URL('./unet-lane-thread.ts', import.meta.url), data satisfies UnetLaneData);
   const pending = new Map<number, { resolve(outputs: ort.InferenceSession.ReturnType): void; reject(error: Error): void }>();
   let nextId = 0;
   let released: (() => void) | undefined;
