@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -234,40 +234,76 @@ describe('the worker role as a child process (own Redis, PostgreSQL)', () => {
 /**
  * Kills the engine thread of a role process from outside, as a native crash or a bug would, through the inspector the
  * process opened with `--inspect=127.0.0.1:0`: the Chrome DevTools Protocol on the URL it prints reaches each of its
- * worker threads, and the one whose workerData names the model folder is made to throw an uncaught error.
+ * worker threads. The engine thread is the one whose workerData names the model folder (Node's module loader threads
+ * and the UNet lanes have none); it is made to throw an uncaught error once `trigger` exists.
+ *
+ * The throw waits for the file, not for the call, so that the session is detached and closed before the replacement
+ * engine thread starts: it then starts as it would in production, with no debugger attached to it.
  */
-async function crashEngineThread(run: RoleProcess, modelDir: string): Promise<void> {
+async function armEngineThreadCrash(run: RoleProcess, modelDir: string, trigger: string): Promise<void> {
   const url = await eventually(async () => /Debugger listening on (ws:\/\/\S+)/.exec(run.output())?.[1], 30_000);
   const socket = new WebSocket(url);
   await once(socket, 'open');
   try {
-    const threads: string[] = [];
-    const answers = new Map<number, (message: { error?: { message: string } }) => void>();
+    interface Answer {
+      id?: number;
+      error?: { message: string };
+      result?: { result?: { value?: unknown } };
+    }
+    const threads = new Set<string>();
+    const answers = new Map<string, (message: Answer) => void>();
     socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as { id?: number; method?: string; params?: { sessionId: string }; error?: { message: string } };
-      if (message.id !== undefined) answers.get(message.id)?.(message);
-      if (message.method === 'NodeWorker.attachedToWorker') threads.push(message.params!.sessionId);
+      const message = JSON.parse(data.toString()) as Answer & { method?: string; params?: { sessionId: string; message?: string } };
+      if (message.id !== undefined) answers.get(`main:${message.id}`)?.(message);
+      if (message.method === 'NodeWorker.attachedToWorker') threads.add(message.params!.sessionId);
+      if (message.method === 'NodeWorker.receivedMessageFromWorker') {
+        const inner = JSON.parse(message.params!.message!) as Answer;
+        if (inner.id !== undefined) answers.get(`${message.params!.sessionId}:${inner.id}`)?.(inner);
+      }
     });
     let lastId = 0;
+    const answerTo = (key: string, send: () => void, timeoutMs: number) =>
+      new Promise<Answer | undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), timeoutMs);
+        answers.set(key, (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        });
+        send();
+      });
     const post = async (method: string, params: Record<string, unknown>) => {
       const id = (lastId += 1);
-      const answer = await new Promise<{ error?: { message: string } }>((resolve) => {
-        answers.set(id, resolve);
-        socket.send(JSON.stringify({ id, method, params }));
-      });
-      if (answer.error) throw new Error(`${method}: ${answer.error.message}`);
+      const answer = await answerTo(`main:${id}`, () => socket.send(JSON.stringify({ id, method, params })), 10_000);
+      if (!answer || answer.error) throw new Error(`${method}: ${answer?.error?.message ?? 'no answer'}`);
     };
-    // Threads already running are reported on enable, before its answer.
+    // A thread busy in native code may not answer; it is then not the idle engine thread the test looks for.
+    const evaluate = async (sessionId: string, expression: string) => {
+      const id = (lastId += 1);
+      const message = JSON.stringify({ id, method: 'Runtime.evaluate', params: { expression, returnByValue: true } });
+      const answer = await answerTo(`${sessionId}:${id}`, () => void post('NodeWorker.sendMessageToWorker', { sessionId, message }), 2_000);
+      return answer?.result?.result?.value;
+    };
+
     await post('NodeWorker.enable', { waitForDebuggerOnStart: false });
-    // Node's module loader threads and the UNet lanes run no engine: only the engine thread was given the model folder.
-    const expression = `setImmediate(() => {
-      if (globalThis.require?.('node:worker_threads').workerData?.modelDir === ${JSON.stringify(modelDir)}) throw new Error('engine thread crashed on purpose');
-    })`;
-    for (const sessionId of threads) {
-      await post('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } }) });
-    }
+    const isEngine = `process.getBuiltinModule('node:worker_threads').workerData?.modelDir === ${JSON.stringify(modelDir)}`;
+    // Asked until one thread says it is the engine thread, rather than once per thread reported by enable's answer.
+    const engine = await eventually(async () => {
+      for (const sessionId of threads) if ((await evaluate(sessionId, isEngine)) === true) return sessionId;
+      return undefined;
+    }, 30_000);
+    const armed = await evaluate(
+      engine,
+      `const timer = setInterval(() => {
+        if (!process.getBuiltinModule('node:fs').existsSync(${JSON.stringify(trigger)})) return;
+        clearInterval(timer);
+        throw new Error('engine thread crashed on purpose');
+      }, 50); 'armed'`,
+    );
+    expect(armed).toBe('armed');
+    await post('NodeWorker.disable', {});
   } finally {
     socket.close();
+    await once(socket, 'close');
   }
 }
 
@@ -300,7 +336,9 @@ describe('the worker role whose engine thread dies (own Redis, PostgreSQL)', () 
     await rm(modelIndex);
     execFileSync('mkfifo', [modelIndex]);
 
-    await crashEngineThread(worker, modelDir);
+    const trigger = join(stores.dataDir, 'crash-now');
+    await armEngineThreadCrash(worker, modelDir, trigger);
+    await writeFile(trigger, '');
 
     await eventually(async () => ((await statusOf(`${healthUrl}/readyz`)) === 503 ? true : undefined), 60_000);
     const notReady = (await (await fetch(`${healthUrl}/readyz`)).json()) as { status: string; checks: Record<string, { ok: boolean; error?: string }> };
@@ -317,7 +355,10 @@ describe('the worker role whose engine thread dies (own Redis, PostgreSQL)', () 
         if ((error as NodeJS.ErrnoException).code === 'ENXIO') return undefined;
         throw error;
       }
-    }, 60_000);
+    }, 90_000).catch(async (error: unknown) => {
+      const readiness = await fetch(`${healthUrl}/readyz`).then((response) => response.text(), String);
+      throw new Error(`the new engine thread never opened model_index.json; /readyz says ${readiness}; the worker printed:\n${worker.output().slice(-3000)}`, { cause: error });
+    });
     writeSync(pipe, indexText);
     closeSync(pipe);
 
