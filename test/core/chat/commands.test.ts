@@ -1,28 +1,26 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Requester } from '../../../src/core/generation.js';
 import { isChatAdmin } from '../../../src/core/chat/admin.js';
 import type { CommandContext, OptionValues } from '../../../src/core/chat/commands/command.js';
 import { CHAT_COMMANDS, findCommand, runCommand } from '../../../src/core/chat/commands/index.js';
+import type { GenerationRecord } from '../../../src/core/chat/service.js';
 import type { ChatView } from '../../../src/core/chat/views.js';
-import { RecordingImagineService, TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
+import { generationCost } from '../../../src/core/quota.js';
+import type { QueuedGeneration } from '../../../src/queue/job.js';
+import { TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
+import { eventually, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
 
-const member: Requester = { platform: 'discord', workspaceId: 'g1', userId: 'u1', isAdmin: false };
+/**
+ * The chat commands as every adapter runs them (runCommand), over the real ImagineService of one service stack: the
+ * queue in Redis, a worker running the tiny-sd fixture, the ledger and history in PGlite. What test/service/
+ * chat-commands.test.ts already covers (/history, /info, /settings defaults, /cancel, /admin quota and bans, quota
+ * running out in a permutation prompt) is not repeated here.
+ */
 
-function context(service: RecordingImagineService, options: OptionValues, extra: Partial<CommandContext> = {}): CommandContext {
-  return {
-    requester: member,
-    subcommand: [],
-    options,
-    service,
-    config: TEST_CHAT_CONFIG,
-    openGenerationMessage: async () => 'reply-target-1',
-    openAnotherGenerationMessage: async () => {
-      throw new Error('one generation opens one message');
-    },
-    generationIdOfMessageLink: async () => null,
-    ...extra,
-  };
-}
+const member = (userId: string): Requester => ({ platform: 'discord', workspaceId: 'guild-core-commands', userId, isAdmin: false });
+
+/** The reply of an accepted generation; the real queue decides the position and the wait. */
+const accepted = (prompt: string) => new RegExp(`^🎨 “${prompt}” — (starting now|position \\d+ in the queue), ready in about \\d+ (s|min)\\.$`);
 
 /** Messages opened after the command's reply, with what each was last shown. */
 function anotherMessages() {
@@ -40,6 +38,67 @@ function anotherMessages() {
 }
 
 describe('chat commands', () => {
+  let stack: ServiceStack;
+  beforeAll(async () => {
+    // A permutation prompt's four combinations are queued at once, one more than the default per-user cap of jobs.
+    stack = await startServiceStack({ name: 'core-commands', jobCaps: { perUser: 4 } });
+  }, 120_000);
+  afterAll(() => stack?.stop());
+
+  function context(requester: Requester, options: OptionValues, extra: Partial<CommandContext> = {}): CommandContext {
+    return {
+      requester,
+      subcommand: [],
+      options,
+      service: stack.service,
+      config: stack.chatConfig,
+      openGenerationMessage: async () => 'reply-target-1',
+      openAnotherGenerationMessage: async () => {
+        throw new Error('one generation opens one message');
+      },
+      generationIdOfMessageLink: async () => null,
+      ...extra,
+    };
+  }
+
+  const run = (name: string, requester: Requester, options: OptionValues, extra: Partial<CommandContext> = {}) =>
+    runCommand(findCommand(name)!, context(requester, options, extra));
+
+  /** The requester's generations as the store has them, oldest first. */
+  const madeBy = async (requester: Requester) => (await stack.service.history(requester, 20)).reverse();
+
+  /** The jobs the model's queue holds (or held: finished jobs are kept a day) for the requester, by generation id. */
+  async function queuedFor(requester: Requester): Promise<string[]> {
+    const jobs = await stack.modelQueue.getJobs(['waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed']);
+    return jobs
+      .filter((job) => (job.data as QueuedGeneration).requester.userId === requester.userId)
+      .map((job) => (job.data as QueuedGeneration).generationId)
+      .sort();
+  }
+
+  const usedUnits = async (requester: Requester) => (await stack.ledger.standing(requester)).usedUnits;
+
+  /** The store, the queue and the ledger all hold exactly these generations of the requester. */
+  async function expectSubmitted(requester: Requester, records: GenerationRecord[]) {
+    expect((await madeBy(requester)).map((record) => record.request.generationId)).toEqual(records.map((record) => record.request.generationId));
+    expect(await queuedFor(requester)).toEqual(records.map((record) => record.request.generationId).sort());
+    expect(await usedUnits(requester)).toBe(records.reduce((sum, record) => sum + generationCost(record.request), 0));
+  }
+
+  /** Waits until the generation has succeeded and returns it. */
+  const finished = (generationId: string) =>
+    eventually(async () => {
+      const record = await stack.service.findGeneration(generationId);
+      return record?.status === 'succeeded' ? record : undefined;
+    });
+
+  /** A finished batch-1 imagine of the requester, small and quick on the fixture model: one picture a blend can take. */
+  async function finishedPicture(requester: Requester, prompt: string, extra: OptionValues = {}) {
+    await run('imagine', requester, { prompt: `${prompt} --steps 2`, batch: 1, ...extra });
+    const [latest] = await stack.service.history(requester, 1);
+    return finished(latest!.request.generationId);
+  }
+
   it('defines every command of the product once', () => {
     expect(CHAT_COMMANDS.map((command) => command.definition.name)).toEqual([
       'imagine',
@@ -54,127 +113,123 @@ describe('chat commands', () => {
     ]);
   });
 
-  it('/imagine submits a request aimed at the opened message and shows the queue position', async () => {
-    const service = new RecordingImagineService();
-    const view = await runCommand(findCommand('imagine')!, context(service, { prompt: 'a fox --ar 16:9 --seed 5' }));
-    expect(view.text).toBe('🎨 “a fox” — position 2 in the queue, ready in about 40 s.');
-    expect(service.submitted[0]).toMatchObject({
+  it('/imagine submits a request aimed at the opened message, charges it and shows the queue position', async () => {
+    const ada = member('ada');
+    const view = await run('imagine', ada, { prompt: 'a fox --ar 2:1 --seed 5 --steps 2', batch: 1 });
+    expect(view.text).toMatch(accepted('a fox'));
+    const [record] = await madeBy(ada);
+    expect(record!.request).toMatchObject({
       kind: 'imagine',
       replyTarget: 'reply-target-1',
-      requester: member,
-      params: { prompt: 'a fox', width: 680, height: 384, seed: 5 },
+      requester: { platform: 'discord', workspaceId: 'guild-core-commands', userId: 'ada' },
+      params: { prompt: 'a fox', width: 128, height: 64, seed: 5, steps: 2, batch: 1, model: 'tiny-sd' },
     });
+    await expectSubmitted(ada, [record!]);
   });
 
   it('/imagine with a permutation prompt submits one generation per combination, each shown in its own message', async () => {
-    const service = new RecordingImagineService();
+    const bea = member('bea');
     const more = anotherMessages();
-    const view = await runCommand(findCommand('imagine')!, context(service, { prompt: 'a {red, green} {fox, cat} --seed 5' }, more));
-    expect(view.text).toMatch(/^🎨 “a red fox” — position 2 in the queue/);
-    expect(service.submitted.map((request) => [request.params.prompt, request.params.seed, request.replyTarget])).toEqual([
+    const view = await run('imagine', bea, { prompt: 'a {red, green} {fox, cat} --seed 5 --steps 2', batch: 1 }, more);
+    expect(view.text).toMatch(accepted('a red fox'));
+    const records = await madeBy(bea);
+    const byMessage = [...records].sort((a, b) => a.request.replyTarget.localeCompare(b.request.replyTarget));
+    expect(byMessage.map(({ request }) => [request.params.prompt, request.params.seed, request.replyTarget])).toEqual([
       ['a red fox', 5, 'reply-target-1'],
       ['a red cat', 5, 'reply-target-2'],
       ['a green fox', 5, 'reply-target-3'],
       ['a green cat', 5, 'reply-target-4'],
     ]);
     expect(more.shown.map((message) => message.text)).toEqual([
-      expect.stringMatching(/^🎨 “a red cat” — position/),
-      expect.stringMatching(/^🎨 “a green fox” — position/),
-      expect.stringMatching(/^🎨 “a green cat” — position/),
+      expect.stringMatching(accepted('a red cat')),
+      expect.stringMatching(accepted('a green fox')),
+      expect.stringMatching(accepted('a green cat')),
     ]);
+    await expectSubmitted(bea, records);
   });
 
   it('/imagine refuses more than four combinations, or a flag that one of them gets wrong, before anything is submitted', async () => {
-    const service = new RecordingImagineService();
-    const tooMany = await runCommand(findCommand('imagine')!, context(service, { prompt: 'a {red, green, blue} {fox, cat}' }, anotherMessages()));
+    const cy = member('cy');
+    const tooMany = await run('imagine', cy, { prompt: 'a {red, green, blue} {fox, cat}' }, anotherMessages());
     expect(tooMany).toMatchObject({ ephemeral: true, text: expect.stringMatching(/at least 6 prompts; one command runs at most 4/) });
-    const badFlag = await runCommand(findCommand('imagine')!, context(service, { prompt: 'a fox --steps {4, 400}' }, anotherMessages()));
+    const badFlag = await run('imagine', cy, { prompt: 'a fox --steps {4, 400}' }, anotherMessages());
     expect(badFlag).toMatchObject({ ephemeral: true, text: expect.stringMatching(/steps/) });
-    expect(() => findCommand('imagine')!.check!({ prompt: 'a {red fox' }, TEST_CHAT_CONFIG)).toThrow(/\{ without its \}/);
-    expect(service.submitted).toEqual([]);
+    expect(() => findCommand('imagine')!.check!({ prompt: 'a {red fox' }, stack.chatConfig)).toThrow(/\{ without its \}/);
+    await expectSubmitted(cy, []);
   });
 
   it('/imagine with a bad flag answers privately and submits nothing', async () => {
-    const service = new RecordingImagineService();
-    const view = await runCommand(findCommand('imagine')!, context(service, { prompt: 'fox --chaos 5' }));
+    const dee = member('dee');
+    const view = await run('imagine', dee, { prompt: 'fox --chaos 5' });
     expect(view.ephemeral).toBe(true);
     expect(view.text).toContain('--chaos is not a flag I know');
-    expect(service.submitted).toEqual([]);
+    await expectSubmitted(dee, []);
   });
 
-  it('refuses /admin to a member who is not an admin', async () => {
-    const service = new RecordingImagineService();
-    const view = await runCommand(findCommand('admin')!, context(service, { user: 'u2' }, { subcommand: ['ban'] }));
-    expect(view).toMatchObject({ ephemeral: true, text: '⚠️ Only admins can use /admin.' });
-    expect(service.adminCalls).toEqual([]);
+  it('refuses /admin to a member who is not an admin, and the member they named is neither banned nor limited', async () => {
+    const eli = member('eli');
+    const ban = await run('admin', eli, { user: 'fin' }, { subcommand: ['ban'] });
+    expect(ban).toMatchObject({ ephemeral: true, text: '⚠️ Only admins can use /admin.' });
+    const quotaSet = await run('admin', eli, { user: 'fin', units: 0 }, { subcommand: ['quota', 'set'] });
+    expect(quotaSet).toMatchObject({ ephemeral: true, text: '⚠️ Only admins can use /admin.' });
+    expect(await stack.ledger.standing(member('fin'))).toMatchObject({ banned: false, limitUnits: null });
   });
-
-  it('/admin quota set changes the quota when an admin asks', async () => {
-    const service = new RecordingImagineService();
-    const view = await runCommand(
-      findCommand('admin')!,
-      context(service, { user: 'u2', units: 50 }, { subcommand: ['quota', 'set'], requester: { ...member, isAdmin: true } }),
-    );
-    expect(service.adminCalls).toEqual(['setQuota g1 u2 50']);
-    expect(view.text).toBe('u2: 50 of 50 units left.');
-  });
-
-  it('/info finds a generation by seed', async () => {
-    const service = new RecordingImagineService();
-    await runCommand(findCommand('imagine')!, context(service, { prompt: 'a fox --seed 77' }));
-    const view = await runCommand(findCommand('info')!, context(service, { target: '77' }));
-    expect(view.text).toContain('Prompt: a fox');
-    expect(view.text).toContain('Seed: 77');
-  });
-
-  /** A finished generation of `count` pictures by pixel-32 at 32x32, as an imagine (count > 1) or an upscale. */
-  async function finishedPictures(service: RecordingImagineService, generationId: string, prompt: string, count = 1) {
-    await service.submit({
-      generationId,
-      kind: count > 1 ? 'imagine' : 'upscale',
-      params: { prompt, negativePrompt: '', width: 32, height: 32, steps: 20, guidance: 5, sampler: 'ddim', seed: 1, batch: count, model: 'pixel-32' },
-      requester: member,
-      mode: 'fast',
-      replyTarget: '{}',
-    });
-    service.finish(generationId, Array.from({ length: count }, (_, k) => `${generationId}-${k}`));
-  }
 
   it('/blend submits one latent blend of 2–4 pictures, sized by the first and prompted by all of theirs', async () => {
-    const service = new RecordingImagineService();
-    await finishedPictures(service, 'gen-apple-0001', 'red apple');
-    await finishedPictures(service, 'gen-pear-00001', 'green pear');
-    const view = await runCommand(findCommand('blend')!, context(service, { image1: 'gen-apple-0001', image2: 'https://example/link' }, { generationIdOfMessageLink: async () => 'gen-pear-00001' }));
-    expect(view.text).toMatch(/^🎨 “red apple, green pear” — position 2 in the queue/);
-    expect(service.submitted.at(-1)).toMatchObject({
+    const gil = member('gil');
+    const apple = await finishedPicture(gil, 'red apple', { size: '128x64' });
+    const pear = await finishedPicture(gil, 'green pear');
+    expect(pear.request.params).toMatchObject({ width: 64, height: 64 });
+    const view = await run(
+      'blend',
+      gil,
+      { image1: apple.request.generationId, image2: 'https://chat.example/m/pear' },
+      { generationIdOfMessageLink: async (link) => (link === 'https://chat.example/m/pear' ? pear.request.generationId : null) },
+    );
+    expect(view.text).toMatch(accepted('red apple, green pear'));
+    const records = await madeBy(gil);
+    expect(records.at(-1)!.request).toMatchObject({
       kind: 'blend',
-      params: { prompt: 'red apple, green pear', width: 64, height: 64, batch: 1, model: 'pixel-32' },
-      parent: { generationId: 'gen-apple-0001', imageIndex: 0 },
+      params: { prompt: 'red apple, green pear', width: 128, height: 64, batch: 1, steps: 2, model: 'tiny-sd' },
+      parent: { generationId: apple.request.generationId, imageIndex: 0 },
       blendParents: [
-        { generationId: 'gen-apple-0001', imageIndex: 0 },
-        { generationId: 'gen-pear-00001', imageIndex: 0 },
+        { generationId: apple.request.generationId, imageIndex: 0 },
+        { generationId: pear.request.generationId, imageIndex: 0 },
       ],
       replyTarget: 'reply-target-1',
     });
+    await expectSubmitted(gil, records);
     expect(findCommand('blend')!.definition.description).toContain('latent blend');
   });
 
   it('/blend refuses a grid, a picture that is gone and a single picture, and submits nothing', async () => {
-    const service = new RecordingImagineService();
-    await finishedPictures(service, 'gen-apple-0001', 'red apple');
-    await finishedPictures(service, 'gen-grid-00001', 'fruit', 4);
-    const blend = (options: OptionValues) => runCommand(findCommand('blend')!, context(service, options));
-    expect((await blend({ image1: 'gen-apple-0001', image2: 'gen-grid-00001' })).text).toBe(
-      '⚠️ "gen-grid-00001" is a grid of 4 pictures: upscale the one you want (U1–U4) and blend the upscale.',
+    const hal = member('hal');
+    const apple = await finishedPicture(hal, 'red apple');
+    await run('imagine', hal, { prompt: 'fruit --steps 2', batch: 4 });
+    const grid = await finished((await stack.service.history(hal, 1))[0]!.request.generationId);
+    expect(grid.result!.imageKeys).toHaveLength(4);
+    const ivy = member('ivy');
+    const gone = await finishedPicture(ivy, 'a pear');
+    await run('forget-me', ivy, { confirm: true });
+    const made = await madeBy(hal);
+
+    const blend = (options: OptionValues) => run('blend', hal, options);
+    expect((await blend({ image1: apple.request.generationId, image2: grid.request.generationId })).text).toBe(
+      `⚠️ "${grid.request.generationId}" is a grid of 4 pictures: upscale the one you want (U1–U4) and blend the upscale.`,
     );
-    expect((await blend({ image1: 'gen-apple-0001', image2: 'gen-gone-00001' })).text).toMatch(/^⚠️ I found no image for "gen-gone-00001"/);
-    expect((await blend({ image1: 'gen-apple-0001' })).text).toBe('⚠️ /blend takes 2 to 4 pictures; give at least 2.');
-    expect(service.submitted.map((request) => request.kind)).toEqual(['upscale', 'imagine']);
+    expect((await blend({ image1: apple.request.generationId, image2: gone.request.generationId })).text).toMatch(
+      new RegExp(`^⚠️ I found no image for "${gone.request.generationId}"`),
+    );
+    expect((await blend({ image1: apple.request.generationId })).text).toBe('⚠️ /blend takes 2 to 4 pictures; give at least 2.');
+    expect(made.map((record) => record.request.kind)).toEqual(['imagine', 'imagine']);
+    await expectSubmitted(hal, made);
   });
 
-  it('/settings refuses a model that does not exist', async () => {
-    const view = await runCommand(findCommand('settings')!, context(new RecordingImagineService(), { model: 'sdxl' }));
-    expect(view.text).toContain('is not one of emoji-tiny, pixel-32');
+  it('/settings refuses a model that does not exist, naming the models there are, and keeps no default', async () => {
+    const jo = member('jo');
+    const view = await run('settings', jo, { model: 'sdxl' });
+    expect(view).toMatchObject({ ephemeral: true, text: '⚠️ Model "sdxl" is not one of tiny-sd.' });
+    expect(await stack.service.settings(jo)).toEqual({});
   });
 });
 
