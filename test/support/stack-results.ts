@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto';
+import { planResultAction } from '../../src/core/chat/result-actions.js';
+import type { GenerationRecord } from '../../src/core/chat/service.js';
+import type { GenerationParams, GenerationRequest, Requester } from '../../src/core/generation.js';
+import { eventually, type ServiceStack } from './service-stack.js';
+
+/**
+ * Finished results made through a service stack's real queue and worker, for tests of what the chat does with them,
+ * and what a refusal must leave unchanged.
+ */
+
+/** The generation's record once it is done; one that failed or was cancelled stops the test with its reason. */
+export async function finishedGeneration(stack: ServiceStack, generationId: string): Promise<GenerationRecord> {
+  const record = await eventually(async () => {
+    const found = await stack.service.findGeneration(generationId);
+    return found && found.status !== 'queued' && found.status !== 'running' ? found : undefined;
+  });
+  if (record.status !== 'succeeded') throw new Error(`${generationId} ${record.status}: ${record.userMessage ?? 'no reason given'}`);
+  return record;
+}
+
+/** An imagine of "a red fox" at 64x64 in 2 steps (any of it overridden), finished. */
+export async function imagined(
+  stack: ServiceStack,
+  requester: Requester,
+  params: Partial<GenerationParams> = {},
+  mode: GenerationRequest['mode'] = 'fast',
+): Promise<GenerationRecord> {
+  const generationId = randomUUID();
+  await stack.service.submit({
+    generationId,
+    kind: 'imagine',
+    params: { prompt: 'a red fox', negativePrompt: 'blur', width: 64, height: 64, steps: 2, guidance: 5, sampler: 'euler', seed: 7, batch: 1, model: stack.chatConfig.defaultModel, ...params },
+    requester,
+    mode,
+    replyTarget: '{}',
+  });
+  return finishedGeneration(stack, generationId);
+}
+
+/** Picture `imageIndex` of a result, upscaled by `requester` as the Upscale button does it, finished. */
+export async function upscaled(stack: ServiceStack, requester: Requester, record: GenerationRecord, imageIndex = 0): Promise<GenerationRecord> {
+  const plan = await planResultAction({ action: 'upscale', generationId: record.request.generationId, imageIndex }, requester, stack.service, stack.chatConfig);
+  if (plan.type !== 'generate') throw new Error(`expected an upscale to queue, got ${plan.type}`);
+  await stack.service.submit({ ...plan.draft, replyTarget: '{}' });
+  return finishedGeneration(stack, plan.draft.generationId);
+}
+
+/** What `requester` has asked for and been charged, and how many jobs the model's queue ever took. */
+export async function queuedAndCharged(stack: ServiceStack, requester: Requester) {
+  const jobCounts = await stack.modelQueue.getJobCounts();
+  return {
+    generationIds: (await stack.service.history(requester, 20)).map((record) => record.request.generationId),
+    jobsEverQueued: Object.values(jobCounts).reduce((sum, count) => sum + count, 0),
+    usedUnits: (await stack.ledger.standing(requester)).usedUnits,
+  };
+}
