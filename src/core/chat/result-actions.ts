@@ -279,6 +279,7 @@ async function findResult(action: ResultAction, service: ImagineService): Promis
 }
 
 function checkFinishedImage(record: GenerationRecord, imageIndex: number): void {
+  if (record.deletedAt) throw new ImagineError('not_found', 'That image was deleted.');
   if (record.status !== 'succeeded') throw new ImagineError('invalid_input', 'That generation has no finished image to work on yet.');
   const imageCount = record.result?.imageKeys.length ?? record.request.params.batch;
   if (imageIndex >= imageCount) throw new ImagineError('invalid_input', `That result has ${imageCount} image(s); there is no image ${imageIndex + 1}.`);

@@ -202,9 +202,11 @@ describe('chat commands', () => {
     expect(findCommand('blend')!.definition.description).toContain('latent blend');
   });
 
-  it('/blend refuses a grid, a picture that is gone and a single picture, and submits nothing', async () => {
+  it('/blend refuses a grid, a picture that is gone or deleted and a single picture, and submits nothing', async () => {
     const hal = member('hal');
     const apple = await finishedPicture(hal, 'red apple');
+    const deleted = await finishedPicture(hal, 'a plum');
+    await stack.service.deleteGeneration(deleted.request.generationId);
     await run('imagine', hal, { prompt: 'fruit --steps 2', batch: 4 });
     const grid = await finished((await stack.service.history(hal, 1))[0]!.request.generationId);
     expect(grid.result!.imageKeys).toHaveLength(4);
@@ -220,8 +222,11 @@ describe('chat commands', () => {
     expect((await blend({ image1: apple.request.generationId, image2: gone.request.generationId })).text).toMatch(
       new RegExp(`^⚠️ I found no image for "${gone.request.generationId}"`),
     );
+    expect((await blend({ image1: apple.request.generationId, image2: deleted.request.generationId })).text).toMatch(
+      new RegExp(`^⚠️ I found no image for "${deleted.request.generationId}"`),
+    );
     expect((await blend({ image1: apple.request.generationId })).text).toBe('⚠️ /blend takes 2 to 4 pictures; give at least 2.');
-    expect(made.map((record) => record.request.kind)).toEqual(['imagine', 'imagine']);
+    expect(made.map((record) => record.request.kind)).toEqual(['imagine', 'imagine', 'imagine']);
     await expectSubmitted(hal, made);
   });
 

@@ -104,6 +104,15 @@ describe('the Vary (Region) form', () => {
     expect(refused).toMatchObject({ kind: 'forbidden', userMessage: expect.stringMatching(/^Only the person who asked for this picture can vary a region of it/) });
   }, GENERATION_TIMEOUT_MS);
 
+  it('answers a form sent for a picture deleted after it opened with that the picture was deleted', async () => {
+    const owner = person('web-form-deleted');
+    const upscale = await upscaleOf64(owner);
+    const form = formFor(upscale);
+    await stack.service.deleteGeneration(upscale.request.generationId);
+    const error = await errorOf(planRegionEdit(form, { region: 'left' }, owner, stack.service, stack.chatConfig));
+    expect(error).toMatchObject({ kind: 'not_found', userMessage: 'That image was deleted.' });
+  }, GENERATION_TIMEOUT_MS);
+
   it('plans a preset or a rectangle with an optional new prompt as a vary-region of the picture', async () => {
     const owner = person('web-region-owner');
     const upscale = await upscaleOf64(owner);

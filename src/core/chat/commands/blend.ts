@@ -16,7 +16,8 @@ async function pictureOf(target: string, { service, generationIdOfMessageLink }:
   const generationId = /^https?:\/\//.test(target) ? await generationIdOfMessageLink(target) : GENERATION_ID.test(target) ? target : null;
   if (!generationId) throw invalidInput(`"${target}" is neither a link to one of my messages nor a generation id.`);
   const record = await service.findGeneration(generationId);
-  if (!record) throw new ImagineError('not_found', `I found no image for "${target}": it was deleted, or its owner asked to be forgotten.`);
+  // A deleted result keeps its row (for history and lineage) but no pictures.
+  if (!record || record.deletedAt) throw new ImagineError('not_found', `I found no image for "${target}": it was deleted, or its owner asked to be forgotten.`);
   if (record.status !== 'succeeded' || !record.result) throw invalidInput(`"${target}" has no finished picture yet; wait for it, then blend.`);
   if (record.result.imageKeys.length !== 1) throw invalidInput(`"${target}" is a grid of ${record.result.imageKeys.length} pictures: upscale the one you want (U1–U4) and blend the upscale.`);
   return record;
