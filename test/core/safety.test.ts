@@ -2,11 +2,11 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImagineError } from '../../src/core/errors.js';
 import { GenerationRequest, type Requester } from '../../src/core/generation.js';
-import { generationCost } from '../../src/core/quota.js';
 import { findBlockedTerm, withSafety, type SafetyPolicy } from '../../src/core/safety.js';
 import { createRedisRateLimiter } from '../../src/service/rate-limit.js';
 import { imagineRequest } from '../support/generation-requests.js';
 import { eventually, startServiceStack, type ServiceStack } from '../support/service-stack.js';
+import { expectHeldExactly } from '../support/stack-results.js';
 
 describe('prompt blocklist', () => {
   const blocklist = ['gore', 'Blood Bath', 'c++'];
@@ -71,28 +71,11 @@ describe('safety in front of the real ImagineService (Redis queue, PGlite store,
     return GenerationRequest.parse(input);
   };
 
-  const recorded = async (requester: Requester) => (await stack.service.history(requester, 10)).map((record) => record.request.generationId).sort();
-  /** The requester's jobs in the model's queue, in any state (finished jobs are kept for a day). */
-  const queued = async (requester: Requester) =>
-    (await stack.modelQueue.getJobs())
-      .filter((job) => job.data.requester.userId === requester.userId && job.data.requester.workspaceId === requester.workspaceId)
-      .map((job) => job.id)
-      .sort();
-  const charged = async (requester: Requester) => (await stack.ledger.standing(requester)).usedUnits;
   const statusOf = async (generationId: string) => (await stack.service.findGeneration(generationId))?.status;
   const reaches = (generationId: string, status: string) => eventually(async () => ((await statusOf(generationId)) === status ? true : undefined));
 
-  const expectNothingReachedTheService = async (requester: Requester) => {
-    expect(await recorded(requester)).toEqual([]);
-    expect(await queued(requester)).toEqual([]);
-    expect(await charged(requester)).toBe(0);
-  };
-  const expectServed = async (requester: Requester, ...requests: GenerationRequest[]) => {
-    const ids = requests.map((served) => served.generationId).sort();
-    expect(await recorded(requester)).toEqual(ids);
-    expect(await queued(requester)).toEqual(ids);
-    expect(await charged(requester)).toBe(requests.reduce((units, served) => units + generationCost(served), 0));
-  };
+  const expectNothingReachedTheService = (requester: Requester) => expectHeldExactly(stack, requester, []);
+  const expectServed = (requester: Requester, ...requests: GenerationRequest[]) => expectHeldExactly(stack, requester, requests);
 
   it('refuses a blocked prompt as invalid input naming the term, and queues, records and charges nothing', async () => {
     const writer = person('safety-blocked-writer');

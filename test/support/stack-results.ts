@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { planResultAction } from '../../src/core/chat/result-actions.js';
 import type { GenerationRecord } from '../../src/core/chat/service.js';
 import type { GenerationParams, GenerationRequest, Requester } from '../../src/core/generation.js';
+import { expect } from 'vitest';
+import { generationCost } from '../../src/core/quota.js';
 import { eventually, type ServiceStack } from './service-stack.js';
 
 /**
@@ -54,4 +56,27 @@ export async function queuedAndCharged(stack: ServiceStack, requester: Requester
     jobsEverQueued: Object.values(jobCounts).reduce((sum, count) => sum + count, 0),
     usedUnits: (await stack.ledger.standing(requester)).usedUnits,
   };
+}
+
+/**
+ * The requester's generations in each place that keeps them, by id: recorded in the store, queued in the model's queue
+ * (in any state: finished jobs are kept a day), and the units the ledger charged.
+ */
+export async function heldFor(stack: ServiceStack, requester: Requester) {
+  const jobs = await stack.modelQueue.getJobs(['waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed']);
+  const same = (other: Requester) => other.platform === requester.platform && other.workspaceId === requester.workspaceId && other.userId === requester.userId;
+  return {
+    recorded: (await stack.service.history(requester, 50)).map((record) => record.request.generationId).sort(),
+    queued: jobs
+      .filter((job) => same((job.data as GenerationRequest).requester))
+      .map((job) => (job.data as GenerationRequest).generationId)
+      .sort(),
+    usedUnits: (await stack.ledger.standing(requester)).usedUnits,
+  };
+}
+
+/** The store, the queue and the ledger each hold exactly these requests of the requester, charged at their cost. */
+export async function expectHeldExactly(stack: ServiceStack, requester: Requester, requests: GenerationRequest[]): Promise<void> {
+  const ids = requests.map((request) => request.generationId).sort();
+  expect(await heldFor(stack, requester)).toEqual({ recorded: ids, queued: ids, usedUnits: requests.reduce((sum, request) => sum + generationCost(request), 0) });
 }

@@ -5,10 +5,9 @@ import type { CommandContext, OptionValues } from '../../../src/core/chat/comman
 import { CHAT_COMMANDS, findCommand, runCommand } from '../../../src/core/chat/commands/index.js';
 import type { GenerationRecord } from '../../../src/core/chat/service.js';
 import type { ChatView } from '../../../src/core/chat/views.js';
-import { generationCost } from '../../../src/core/quota.js';
-import type { QueuedGeneration } from '../../../src/queue/job.js';
 import { TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
-import { eventually, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
+import { startServiceStack, type ServiceStack } from '../../support/service-stack.js';
+import { expectHeldExactly, finishedGeneration } from '../../support/stack-results.js';
 
 /**
  * The chat commands as every adapter runs them (runCommand), over the real ImagineService of one service stack: the
@@ -67,30 +66,9 @@ describe('chat commands', () => {
   /** The requester's generations as the store has them, oldest first. */
   const madeBy = async (requester: Requester) => (await stack.service.history(requester, 20)).reverse();
 
-  /** The jobs the model's queue holds (or held: finished jobs are kept a day) for the requester, by generation id. */
-  async function queuedFor(requester: Requester): Promise<string[]> {
-    const jobs = await stack.modelQueue.getJobs(['waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed']);
-    return jobs
-      .filter((job) => (job.data as QueuedGeneration).requester.userId === requester.userId)
-      .map((job) => (job.data as QueuedGeneration).generationId)
-      .sort();
-  }
+  const expectSubmitted = (requester: Requester, records: GenerationRecord[]) => expectHeldExactly(stack, requester, records.map((record) => record.request));
 
-  const usedUnits = async (requester: Requester) => (await stack.ledger.standing(requester)).usedUnits;
-
-  /** The store, the queue and the ledger all hold exactly these generations of the requester. */
-  async function expectSubmitted(requester: Requester, records: GenerationRecord[]) {
-    expect((await madeBy(requester)).map((record) => record.request.generationId)).toEqual(records.map((record) => record.request.generationId));
-    expect(await queuedFor(requester)).toEqual(records.map((record) => record.request.generationId).sort());
-    expect(await usedUnits(requester)).toBe(records.reduce((sum, record) => sum + generationCost(record.request), 0));
-  }
-
-  /** Waits until the generation has succeeded and returns it. */
-  const finished = (generationId: string) =>
-    eventually(async () => {
-      const record = await stack.service.findGeneration(generationId);
-      return record?.status === 'succeeded' ? record : undefined;
-    });
+  const finished = (generationId: string) => finishedGeneration(stack, generationId);
 
   /** A finished batch-1 imagine of the requester, small and quick on the fixture model: one picture a blend can take. */
   async function finishedPicture(requester: Requester, prompt: string, extra: OptionValues = {}) {
