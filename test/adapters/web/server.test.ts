@@ -2,6 +2,7 @@ import { request as httpRequest } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -14,6 +15,7 @@ import type { Requester } from '../../../src/core/generation.js';
 import { publishEvent } from '../../../src/queue/events.js';
 import { imagineKeys, queueNameForModel } from '../../../src/queue/job.js';
 import { waitFor } from '../../support/recording-imagine-service.js';
+import { TEST_POSTGRES_URL } from '../../support/postgres.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
 import { queuedAndCharged } from '../../support/stack-results.js';
 
@@ -319,6 +321,65 @@ describe('web chat live updates', () => {
     const stranger = await connect(await visit());
     expect(stranger.messages()).toEqual([]);
   });
+});
+
+describe('web chat live updates racing the command', () => {
+  let raceStack: ServiceStack;
+  let raceChat: WebChat;
+  let locks: pg.Client;
+  /** Database-wide, so unlike any other test's key. */
+  const holdKey = randomBytes(4).readInt32BE();
+
+  beforeAll(async () => {
+    // PostgreSQL, not PGlite: another connection holds the lock that the second combination's insert waits on.
+    raceStack = await startServiceStack({ name: 'web-chat-race', database: 'postgres' });
+    raceChat = await startWebChat({ service: raceStack.service, config: raceStack.chatConfig, port: 0, session: { secret: randomBytes(32) }, onError: () => {} });
+    // The database holds the green fox's insert until the test lets go of the lock, as a busy database would; nothing
+    // else waits on it.
+    await raceStack.database.prisma.$executeRawUnsafe(`
+      CREATE FUNCTION hold_green_fox() RETURNS trigger AS $$
+      BEGIN
+        IF NEW.prompt = 'a green fox' THEN PERFORM pg_advisory_xact_lock(${holdKey}); END IF;
+        RETURN NEW;
+      END $$ LANGUAGE plpgsql`);
+    await raceStack.database.prisma.$executeRawUnsafe('CREATE TRIGGER hold_green_fox BEFORE INSERT ON "Generation" FOR EACH ROW EXECUTE FUNCTION hold_green_fox()');
+    locks = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await locks.connect();
+  }, GENERATION_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await locks?.end();
+    await raceChat?.close();
+    await raceStack?.stop();
+  });
+
+  it('keeps the step a fast worker reported over the queue position that arrives after it', async () => {
+    const client = await ChatClient.connect(raceChat, { cookie: cookiesOf((await fetch(raceChat.url)).headers.getSetCookie()) });
+    clients.push(client);
+    // Paused, the worker leaves the red fox queued: the step the test writes is the only one.
+    await raceStack.modelQueue.pause();
+    await locks.query('SELECT pg_advisory_lock($1)', [holdKey]);
+    try {
+      // The red fox's answer comes once the green fox is queued too, and the green fox's insert waits for the lock: the
+      // red fox's step arrives first, as from a worker faster than the answer.
+      client.send({ type: 'command', text: '/imagine a {red, green} fox --steps 2' });
+      const [red] = await eventually(async () => {
+        const records = await raceStack.service.history(client.requester, 2);
+        return records.length === 1 ? records : undefined;
+      });
+      const { generationId, replyTarget } = red.request;
+      await publishToEventStream({ type: 'progress', platform: 'web', generationId, replyTarget, step: 1, totalSteps: 2 }, raceStack);
+      const { messageId } = decodeReplyTarget(replyTarget)!;
+      await waitFor(() => client.message(messageId)?.text === '🎨 “a red fox” — step 1/2');
+      await locks.query('SELECT pg_advisory_unlock($1)', [holdKey]);
+      await client.waitForMessage((message) => QUEUED('a green fox').test(message.text));
+      await client.roundTrip('/quota');
+      expect(client.message(messageId)!.text).toBe('🎨 “a red fox” — step 1/2');
+    } finally {
+      await locks.query('SELECT pg_advisory_unlock_all()');
+      await raceStack.modelQueue.resume();
+    }
+  }, GENERATION_TIMEOUT_MS);
 });
 
 describe('web chat actions', () => {
