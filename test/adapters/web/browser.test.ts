@@ -1,159 +1,164 @@
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import type { Locator, Page } from 'playwright-core';
-import { decodeReplyTarget } from '../../../src/adapters/web/reply-target.js';
 import { startWebChat, type WebChat } from '../../../src/adapters/web/server.js';
-import { SESSION_COOKIE, sessionValue } from '../../../src/adapters/web/session.js';
+import { SESSION_COOKIE } from '../../../src/adapters/web/session.js';
+import { createWebTranscriptStore } from '../../../src/store/web-transcripts.js';
 import { launchChromium, type LaunchedChromium } from '../../support/chromium.js';
-import { RecordingImagineService, TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
+import { GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
 
-const SCREENSHOT_PATH = join(tmpdir(), 'imagine-web-chat-staged.png');
-const SCREENSHOT_USER_ID = 'web-0123456789abcdef0123456789abcdef';
+/**
+ * The web chat page in Chromium over the real stack (Redis queue, PGlite, worker running the tiny-sd fixture, the real
+ * ImagineService): what the page draws while a generation forms, and the admin sign-in it keeps out of the chat. The
+ * rest of the page's flows (U1 and the upscale, refusals, restart, ❌, /settings) are in test/e2e/web.test.ts.
+ */
 const ADMIN_TOKEN = 'browser-test-admin-token';
 const SESSION_KEYS = { secret: randomBytes(32), adminToken: ADMIN_TOKEN };
+const OTHER_USER_ID = 'web-0000000000000000000000000000b0b0';
 
-/** A small painted fox, so the screenshot shows what a person would see rather than placeholder bytes. */
-function foxSvg(sizePx: number, skyHue: number, offsetX: number): Buffer {
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${sizePx}" height="${sizePx}" viewBox="0 0 100 100">
-    <defs><linearGradient id="sky" x1="0" y1="0" x2="0" y2="1">
-      <stop offset="0" stop-color="hsl(${skyHue},45%,32%)"/><stop offset="1" stop-color="hsl(${skyHue},35%,72%)"/>
-    </linearGradient></defs>
-    <rect width="100" height="100" fill="url(#sky)"/>
-    <ellipse cx="50" cy="96" rx="70" ry="16" fill="#eef2f7"/>
-    <g transform="translate(${offsetX} 0)">
-      <path d="M30 30 L38 12 L46 34 Z M54 34 L62 12 L70 30 Z" fill="#c4501a"/>
-      <path d="M26 32 Q50 22 74 32 L50 76 Z" fill="#e4672a"/>
-      <path d="M32 44 Q42 52 50 76 Q40 62 32 44 Z M68 44 Q58 52 50 76 Q60 62 68 44 Z" fill="#fbf3ea"/>
-      <circle cx="41" cy="42" r="3" fill="#1b1b1b"/><circle cx="59" cy="42" r="3" fill="#1b1b1b"/>
-      <circle cx="50" cy="74" r="3.4" fill="#1b1b1b"/>
-    </g>
-  </svg>`;
-  return Buffer.from(svg);
-}
-
-const png = (svg: Buffer) => sharp(svg).png().toBuffer();
-
-async function gridPng(): Promise<Buffer> {
-  const tiles = await Promise.all([200, 30, 270, 160].map((hue, k) => png(foxSvg(256, hue, (k - 1.5) * 6))));
-  return sharp({ create: { width: 512, height: 512, channels: 3, background: '#000' } })
-    .composite(tiles.map((input, k) => ({ input, left: (k % 2) * 256, top: Math.floor(k / 2) * 256 })))
-    .png()
-    .toBuffer();
-}
-
-let service: RecordingImagineService;
+let stack: ServiceStack;
 let chat: WebChat;
-let browser: LaunchedChromium;
+let browser: LaunchedChromium | undefined;
 let page: Page;
 
 beforeAll(async () => {
-  service = new RecordingImagineService();
-  chat = await startWebChat({ service, config: TEST_CHAT_CONFIG, port: 0, session: SESSION_KEYS });
+  // Every step makes a preview, so the page has some to show before the result replaces them.
+  stack = await startServiceStack({ name: 'web-browser', previewIntervalMs: 0 });
+  const transcriptStore = createWebTranscriptStore(stack.database.prisma);
+  chat = await startWebChat({ service: stack.service, config: stack.chatConfig, port: 0, session: SESSION_KEYS, transcriptStore });
 });
 
 afterAll(async () => {
   await browser?.close();
   await chat?.close();
+  await stack?.stop();
 });
 
-/** The decoded width of an <img>, 0 until it has loaded (the tsconfig has no DOM types, hence the shape). */
+/** The decoded width of an <img>, 0 until it has loaded (the tsconfig has no DOM types, hence the shapes). */
 const loadedWidth = (image: Locator) =>
   image.evaluate((img) => {
     const element = img as unknown as { complete: boolean; naturalWidth: number };
     return element.complete ? element.naturalWidth : 0;
   });
 
-/** The page's document, typed by hand for the same reason; the callbacks run in the page, so the cast is inside. */
-type PageGlobals = { document: { cookie: string } };
+/** One state of a bot message as the page drew it. */
+interface DrawnMessage {
+  text: string;
+  images: { alt: string; src: string }[];
+}
+
+interface ElementLike {
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+  querySelector(selectors: string): ElementLike | null;
+  querySelectorAll(selectors: string): Iterable<ElementLike>;
+}
+
+/** The page's globals, typed by hand; the callbacks run in the page, so the casts are inside them. */
+interface PageGlobals {
+  document: ElementLike & { cookie: string };
+  MutationObserver: new (callback: () => void) => { observe(target: unknown, options: object): void };
+  drawnBotMessages?: DrawnMessage[];
+}
+
+/** Keeps every state the page draws of its bot messages: a preview is on screen only until the result replaces it. */
+const recordBotMessages = () =>
+  page.evaluate(() => {
+    const globals = globalThis as unknown as PageGlobals;
+    const drawn: DrawnMessage[] = [];
+    globals.drawnBotMessages = drawn;
+    new globals.MutationObserver(() => {
+      for (const item of globals.document.querySelectorAll('li.message.bot')) {
+        const images = [...item.querySelectorAll('img')].map((img) => ({ alt: img.getAttribute('alt') ?? '', src: img.getAttribute('src') ?? '' }));
+        drawn.push({ text: item.querySelector('.text')?.textContent ?? '', images });
+      }
+    }).observe(globals.document.querySelector('#messages'), { childList: true, subtree: true, characterData: true, attributes: true });
+  });
+
+const drawnBotMessages = () => page.evaluate(() => (globalThis as unknown as PageGlobals).drawnBotMessages ?? []);
+
+const send = async (line: string) => {
+  await page.getByLabel('Message').fill(line);
+  await page.getByLabel('Message').press('Enter');
+};
+
+/** Opens the chat in a new tab; gives the visitor id the page shows (one cookie jar: the same for every tab). */
+async function openChat(): Promise<string> {
+  // Launched inside a test, so a machine without Chromium reports a failed test, not a skipped one.
+  browser ??= await launchChromium({ width: 1100, height: 1400 });
+  page = await browser.context.newPage();
+  await page.goto(chat.url);
+  await page.locator('#status[data-state="open"]').waitFor();
+  await expect.poll(() => page.locator('#who').textContent()).toMatch(/^you are web-[0-9a-f]{32}$/);
+  return (await page.locator('#who').textContent())!.replace('you are ', '');
+}
 
 const botMessages = () => page.locator('li.message.bot');
 
 describe('the web chat in Chromium', () => {
-  it('shows the id the server gave it (in a cookie the page cannot read), runs /imagine from the chat box through preview, grid, U1 and the upscale, and shows it all again after a reload', async () => {
-    // Launched inside the test, so a machine without Chromium reports this test failed, not skipped.
-    browser = await launchChromium({ width: 1100, height: 1400 });
-    page = await browser.context.newPage();
-    await page.goto(chat.url);
-    await page.locator('#status[data-state="open"]').waitFor();
-    await expect.poll(() => page.locator('#who').textContent()).toMatch(/^you are web-[0-9a-f]{32}$/);
-    const [cookie] = await browser.context.cookies(chat.url);
+  it('shows the id the server gave it (in a cookie the page cannot read), runs /imagine from the chat box through its previews to the grid with its buttons, and shows it again after a reload', async () => {
+    const userId = await openChat();
+    const [cookie] = await browser!.context.cookies(chat.url);
     expect(cookie).toMatchObject({ name: SESSION_COOKIE, httpOnly: true, sameSite: 'Strict' });
     expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.cookie)).toBe('');
-    // A fixed id (and seed) keep the committed screenshot the same from run to run.
-    await browser.context.addCookies([{ name: SESSION_COOKIE, value: sessionValue(SESSION_KEYS, SCREENSHOT_USER_ID), url: chat.url }]);
-    await page.reload();
-    await page.getByText(`you are ${SCREENSHOT_USER_ID}`).waitFor();
-    await page.locator('#status[data-state="open"]').waitFor();
 
-    const submitted = service.nextSubmit();
-    await page.getByLabel('Message').fill('/imagine a red fox --seed 1234');
-    await page.getByLabel('Message').press('Enter');
-    const request = await submitted;
-    expect(request).toMatchObject({
-      kind: 'imagine',
-      params: { prompt: 'a red fox', seed: 1234, batch: 4 },
-      requester: { platform: 'web', workspaceId: 'local', userId: SCREENSHOT_USER_ID, isAdmin: false },
+    await recordBotMessages();
+    await send('/imagine a red fox --seed 1234 --steps 4');
+    const generation = botMessages().first();
+    await generation.getByRole('button', { name: 'U1', exact: true }).waitFor({ timeout: GENERATION_TIMEOUT_MS });
+
+    // The request was made as the visitor the page names.
+    const [record] = await stack.service.history({ platform: 'web', workspaceId: 'local', userId, isAdmin: false }, 5);
+    expect(record).toMatchObject({
+      status: 'succeeded',
+      request: { kind: 'imagine', params: { prompt: 'a red fox', seed: 1234, batch: 4, steps: 4 }, requester: { platform: 'web', workspaceId: 'local', userId, isAdmin: false } },
     });
-    const { messageId } = decodeReplyTarget(request.replyTarget)!;
-    const generationMessage = page.locator(`#m-${messageId}`);
-    await generationMessage.getByText('“a red fox” — position 2 in the queue').waitFor();
 
-    const previewKey = `previews/${request.generationId}/12.webp`;
-    service.images.set(previewKey, await sharp(foxSvg(256, 200, 0)).blur(14).webp().toBuffer());
-    service.emit({ type: 'progress', generationId: request.generationId, platform: 'web', replyTarget: request.replyTarget, step: 12, totalSteps: 30, previewKey });
-    await generationMessage.getByText('step 12/30').waitFor();
-    const preview = generationMessage.getByRole('img', { name: 'Preview of the image being made' });
-    await expect.poll(() => loadedWidth(preview)).toBe(256);
+    const previews = (await drawnBotMessages()).filter((drawn) => drawn.images.some((image) => image.alt === 'Preview of the image being made'));
+    expect(previews.length).toBeGreaterThan(0);
+    for (const drawn of previews) expect(drawn.text).toMatch(/^🎨 “a red fox” — step [1-4]\/4$/);
+    const previewUrl = new URL(previews[0].images[0].src, chat.url).href;
+    expect(previewUrl).toContain(record.request.generationId);
+    const preview = await page.request.get(previewUrl);
+    // The four forming 64×64 pictures, in a 2×2 grid like the result.
+    expect(await sharp(await preview.body()).metadata()).toMatchObject({ format: 'webp', width: 128, height: 128 });
 
-    const record = service.finish(request.generationId, [0, 1, 2, 3].map((k) => `generations/${request.generationId}/${k}.png`), `generations/${request.generationId}/grid.png`);
-    service.images.set(record.result!.gridKey!, await gridPng());
-    service.emit({ type: 'succeeded', generationId: request.generationId, platform: 'web', replyTarget: request.replyTarget, result: record.result! });
-    const u1 = generationMessage.getByRole('button', { name: 'U1', exact: true });
-    await u1.waitFor();
-    for (const name of ['U4', 'V1', 'V4', 'Reroll']) await expect(generationMessage.getByRole('button', { name, exact: true }).count()).resolves.toBe(1);
-    await expect(generationMessage.locator('button.chip').allTextContents()).resolves.toEqual(['🔄', '✉️', '❌']);
-    const grid = generationMessage.getByRole('img');
-    await expect.poll(() => loadedWidth(grid)).toBe(512);
-
-    const upscaleSubmitted = service.nextSubmit();
-    await u1.click();
-    const upscale = await upscaleSubmitted;
-    expect(upscale).toMatchObject({ kind: 'upscale', parent: { generationId: request.generationId, imageIndex: 0 }, requester: request.requester });
-    const upscaleMessage = page.locator(`#m-${decodeReplyTarget(upscale.replyTarget)!.messageId}`);
-    await upscaleMessage.getByText('position 2 in the queue').waitFor();
-    await expect(botMessages().count()).resolves.toBe(2);
-
-    const upscaled = service.finish(upscale.generationId, [`generations/${upscale.generationId}/0.png`]);
-    service.images.set(upscaled.result!.imageKeys[0], await png(foxSvg(512, 200, -9)));
-    service.emit({ type: 'succeeded', generationId: upscale.generationId, platform: 'web', replyTarget: upscale.replyTarget, result: upscaled.result! });
-    // A 2048×2048 upscale is as large as the engine makes: no Upscale button that could only fail.
-    await upscaleMessage.getByRole('button', { name: 'Vary (subtle)', exact: true }).waitFor();
-    expect(await upscaleMessage.getByRole('button', { name: 'Upscale', exact: true }).count()).toBe(0);
-    await expect.poll(() => loadedWidth(upscaleMessage.getByRole('img'))).toBe(512);
-
-    await page.mouse.move(0, 0);
-    await page.screenshot({ path: SCREENSHOT_PATH });
+    const buttonLabels = await generation.locator('.rows button').evaluateAll((buttons) => buttons.map((button) => (button as unknown as ElementLike).getAttribute('aria-label')));
+    expect(buttonLabels).toEqual(['U1', 'U2', 'U3', 'U4', 'V1', 'V2', 'V3', 'V4', 'Reroll', 'Show me the parameters', 'Delete']);
+    await expect(generation.locator('button.chip').allTextContents()).resolves.toEqual(['🔄', '✉️', '❌']);
 
     await page.reload();
     await page.locator('#status[data-state="open"]').waitFor();
-    await expect(botMessages().count()).resolves.toBe(2);
-    await page.locator(`#m-${messageId}`).getByRole('button', { name: 'U1', exact: true }).waitFor();
-  }, 60_000);
+    await expect(botMessages().count()).resolves.toBe(1);
+    await botMessages().first().getByRole('button', { name: 'U1', exact: true }).waitFor();
+    // The 2×2 grid of 64×64 pictures.
+    await expect.poll(() => loadedWidth(botMessages().first().getByRole('img'))).toBe(128);
+  }, 2 * GENERATION_TIMEOUT_MS);
 
   it('signs in as admin with /admin login <token> typed in the chat box, without the token entering the chat', async () => {
-    await page.getByLabel('Message').fill('/admin login not-the-token-at-all');
-    await page.getByLabel('Message').press('Enter');
+    const userId = await openChat();
+    const grant = `/admin quota grant @${OTHER_USER_ID} 5`;
+    const grants = () => stack.database.prisma.adminAction.findMany({ where: { action: 'quota.grant' } });
+    await send(grant);
+    await expect.poll(() => botMessages().last().textContent()).toContain('Only admins can use /admin.');
+    expect(await grants()).toEqual([]);
+
+    await send('/admin login not-the-token-at-all');
     await page.getByText('⚠️ That is not the admin token.').waitFor();
-    await page.getByLabel('Message').fill(`/admin login ${ADMIN_TOKEN}`);
-    await page.getByLabel('Message').press('Enter');
+    await send(`/admin login ${ADMIN_TOKEN}`);
     await page.getByText('Signed in as admin.').waitFor();
-    await page.getByText(`you are ${SCREENSHOT_USER_ID} · admin`).waitFor();
-    await page.getByLabel('Message').fill('/admin quota grant @web-0000000000000000000000000000b0b0 5');
-    await page.getByLabel('Message').press('Enter');
-    await expect.poll(() => service.adminCalls).toEqual(['grantQuota local web-0000000000000000000000000000b0b0 5']);
+    await page.getByText(`you are ${userId} · admin`).waitFor();
+
+    await send(grant);
+    await expect.poll(grants).toEqual([expect.objectContaining({ platform: 'web', actorUserId: userId, target: OTHER_USER_ID, details: expect.objectContaining({ units: 5 }) })]);
+    expect((await stack.ledger.standing({ platform: 'web', workspaceId: 'local', userId: OTHER_USER_ID })).usedUnits).toBe(-5);
+
     expect(await page.locator('body').textContent()).not.toContain(ADMIN_TOKEN);
-  }, 30_000);
+    // The stored conversation has the commands sent over the socket, and none of the sign-in lines.
+    const storedTranscript = async () =>
+      (await stack.database.prisma.webChatMessage.findMany({ where: { user: { platformUserId: userId } } })).map((row) => JSON.stringify(row.message)).join('\n');
+    await expect.poll(storedTranscript).toContain(grant);
+    expect(await storedTranscript()).not.toMatch(new RegExp(`admin login|${ADMIN_TOKEN}|not-the-token-at-all`));
+  }, GENERATION_TIMEOUT_MS);
 });
