@@ -51,7 +51,7 @@ export function createImageEngine(model: ModelFolder): ImageEngine {
     async generate(job, hooks): Promise<EngineOutput> {
       const { params } = job;
       if (NEEDS_PARENT.has(job.kind) && !hooks.parentImage) {
-        throw invalidInput(`A ${job.kind} needs the image it acts on, and it is no longer available.`);
+        throw invalidInput(`The picture this ${job.kind} works on is no longer available: it was deleted before the job ran.`);
       }
       const parent = hooks.parentImage!;
       const passes = params.upscalePasses ?? 0;

@@ -290,7 +290,7 @@ describe('web chat live updates', () => {
       return answered;
     });
     const failed = await client.waitForMessage((message) => message.id === upscale.messageId && message.text.startsWith('⚠️'), GENERATION_TIMEOUT_MS);
-    expect(failed.text).toBe('⚠️ “a fox” failed: A upscale needs the image it acts on, and it is no longer available. Your quota was refunded.');
+    expect(failed.text).toBe('⚠️ “a fox” failed: The picture this upscale works on is no longer available: it was deleted before the job ran. Your quota was refunded.');
     expect((await stack.service.findGeneration(upscale.record.request.generationId))?.status).toBe('failed');
     expect((await queuedAndCharged(stack, client.requester)).usedUnits).toBe(usedUnits);
   }, 2 * GENERATION_TIMEOUT_MS);
