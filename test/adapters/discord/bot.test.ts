@@ -190,7 +190,7 @@ describe('Discord bot', () => {
     });
     const upscaleMessageId = decodeReplyTarget(upscale.request.replyTarget)!.messageId;
     const failed = await waitFor(() => (fake.messages.get(upscaleMessageId)?.content.startsWith('⚠️') ? fake.messages.get(upscaleMessageId) : undefined), GENERATION_TIMEOUT_MS);
-    expect(failed.content).toBe('⚠️ “a lighthouse” failed: A upscale needs the image it acts on, and it is no longer available. Your quota was refunded.');
+    expect(failed.content).toBe('⚠️ “a lighthouse” failed: The picture this upscale works on is no longer available: it was deleted before the job ran. Your quota was refunded.');
     expect(await stack.service.findGeneration(upscale.request.generationId)).toMatchObject({ status: 'failed' });
     expect(await stack.ledger.settlement(upscale.request.generationId)).toBe('refunded');
     expect((await stack.ledger.standing(requester(stranger))).usedUnits).toBe(usedBefore);
