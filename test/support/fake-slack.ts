@@ -40,7 +40,7 @@ export class FakeSlack {
   readonly workspaceAdmins = new Set<string>();
   private counter = 0;
   private sockets = new Set<WebSocket>();
-  private rateLimits: { method: string; retryAfterSeconds: number }[] = [];
+  private rateLimits: { method: string; retryAfterSeconds: number; ts?: string }[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -71,9 +71,9 @@ export class FakeSlack {
     return this.sockets.size > 0;
   }
 
-  /** The next call of `method` answers HTTP 429 with this Retry-After. */
-  rateLimitNext(method: string, retryAfterSeconds: number): void {
-    this.rateLimits.push({ method, retryAfterSeconds });
+  /** The next call of `method` (on the message `ts`, when given) answers HTTP 429 with this Retry-After. */
+  rateLimitNext(method: string, retryAfterSeconds: number, ts?: string): void {
+    this.rateLimits.push({ method, retryAfterSeconds, ts });
   }
 
   waitForCall(predicate: (call: RecordedSlackCall) => boolean, after = 0): Promise<RecordedSlackCall> {
@@ -204,7 +204,7 @@ export class FakeSlack {
     else for (const [key, value] of new URLSearchParams(raw.toString('utf8'))) args[key] = JSON_FIELDS.has(key) ? JSON.parse(value) : value;
     this.calls.push({ method, authorization: request.headers.authorization, args });
 
-    const limit = this.rateLimits.findIndex((candidate) => candidate.method === method);
+    const limit = this.rateLimits.findIndex((candidate) => candidate.method === method && (candidate.ts === undefined || candidate.ts === args.ts));
     if (limit >= 0) {
       const { retryAfterSeconds } = this.rateLimits.splice(limit, 1)[0];
       response.writeHead(429, { 'retry-after': String(retryAfterSeconds), 'content-type': 'application/json' });

@@ -1,41 +1,71 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SlackBot } from '../../../src/adapters/slack/bot.js';
 import { decodeReplyTarget } from '../../../src/adapters/slack/reply-target.js';
+import type { GenerationRecord } from '../../../src/core/chat/service.js';
+import type { Requester } from '../../../src/core/generation.js';
 import { encodeActionId } from '../../../src/core/chat/result-actions.js';
+import { childGenerations } from '../../../src/store/generations.js';
 import { FakeSlack } from '../../support/fake-slack.js';
 import { startSocketModeBot, stopSocketModeBot } from '../../support/slack-socket-bot.js';
-import { RecordingImagineService, TEST_CHAT_CONFIG, waitFor } from '../../support/recording-imagine-service.js';
+import { waitFor } from '../../support/recording-imagine-service.js';
+import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
+import { expectHeldExactly } from '../../support/stack-results.js';
 
+/**
+ * Real Bolt in Socket Mode against the loopback Slack, over the real service: Redis queue, worker running the tiny-sd
+ * fixture, PGlite store and ledger. What Slack received is read from the fake; what was asked for, from the store.
+ * The grid's progress, upload and buttons and U2's upscale are in test/e2e/slack.test.ts, 🔄's reroll in
+ * test/e2e/slack-deliveries.test.ts, the Upscale and Delete buttons' owner checks in test/e2e/buttons.test.ts.
+ */
+
+let stack: ServiceStack;
 let fake: FakeSlack;
-let service: RecordingImagineService;
 let bot: SlackBot;
 
-beforeEach(async () => {
+beforeAll(async () => {
+  stack = await startServiceStack({ name: 'slack-bot', quotaUnitsPerPeriod: 1000 });
   fake = await FakeSlack.start();
-  service = new RecordingImagineService();
-  bot = await startSocketModeBot(fake, { service, config: TEST_CHAT_CONFIG });
+  bot = await startSocketModeBot(fake, { service: stack.service, config: stack.chatConfig });
 });
 
-afterEach(async () => {
+afterAll(async () => {
   await stopSocketModeBot(bot, fake);
+  await stack?.stop();
 });
 
-async function imagine(text: string, userId = 'UANA') {
-  const submitted = service.nextSubmit();
-  fake.push('slash_commands', fake.slashCommandPayload('/imagine', text, userId));
-  const request = await submitted;
-  const target = decodeReplyTarget(request.replyTarget)!;
-  await waitFor(() => fake.message(target.channel, target.ts)?.text.includes('position'));
-  return { request, target };
+const requester = (userId: string): Requester => ({ platform: 'slack', workspaceId: fake.teamId, userId, isAdmin: false });
+const accepted = (prompt: string) => new RegExp(`^🎨 “${prompt}” — (starting now|position \\d+ in the queue), ready in about \\d+ (s|min)\\.$`);
+const updatesOf = (ts: string) => fake.calls.filter((call) => call.method === 'chat.update' && call.args.ts === ts);
+const hasButtons = (blocks: any[] = []) => blocks.some((block) => block.type === 'actions');
+
+/** The user's generations, newest first, once there are `count` of them. */
+const generationsOf = (userId: string, count: number) =>
+  eventually(async () => {
+    const records = await stack.service.history(requester(userId), count);
+    return records.length === count ? records : undefined;
+  });
+
+/** Holds the model's queue (BullMQ's pause, which the worker obeys) while `during` runs: what it checks happens before any job starts. */
+async function withQueuePaused<T>(during: () => Promise<T>): Promise<T> {
+  await stack.modelQueue.pause();
+  try {
+    return await during();
+  } finally {
+    await stack.modelQueue.resume();
+  }
 }
 
-async function finishedResult(batch: number) {
-  const { request, target } = await imagine('a fox --seed 10');
-  service.finish(request.generationId, Array.from({ length: batch }, (_, k) => `${request.generationId}/${k}.png`), batch > 1 ? 'grid' : undefined);
-  const from = fake.calls.length;
-  service.emit({ type: 'succeeded', generationId: request.generationId, platform: 'slack', replyTarget: request.replyTarget, result: service.records.get(request.generationId)!.result! });
-  await fake.waitForCall((call) => call.method === 'reactions.add' && call.args.name === 'x', from);
-  return { request, target };
+/** Runs /imagine "`prompt` --steps 2" to its finished grid, shown with its buttons. */
+async function result(userId: string, prompt: string): Promise<{ channel: string; ts: string; record: GenerationRecord }> {
+  const before = (await stack.service.history(requester(userId), 1))[0]?.request.generationId;
+  fake.push('slash_commands', fake.slashCommandPayload('/imagine', `${prompt} --steps 2`, userId));
+  const record = await eventually(async () => {
+    const [latest] = await stack.service.history(requester(userId), 1);
+    return latest && latest.request.generationId !== before ? latest : undefined;
+  });
+  const { channel, ts } = decodeReplyTarget(record.request.replyTarget)!;
+  await waitFor(() => hasButtons(fake.message(channel, ts)?.blocks), GENERATION_TIMEOUT_MS);
+  return { channel, ts, record };
 }
 
 describe('Slack bot in Socket Mode', () => {
@@ -44,95 +74,98 @@ describe('Slack bot in Socket Mode', () => {
     expect(fake.calls.find((call) => call.method === 'auth.test')!.authorization).toBe('Bearer xoxb-fake');
   });
 
-  it('acks /imagine, submits the request and updates its channel message with the queue position', async () => {
-    const { request, target } = await imagine('a red fox --ar 2:3 --seed 8');
-    expect(request).toMatchObject({ kind: 'imagine', params: { prompt: 'a red fox', width: 416, height: 624, seed: 8 } });
-    expect(request.requester).toEqual({ platform: 'slack', workspaceId: fake.teamId, userId: 'UANA', isAdmin: false });
-    expect(target.channel).toBe(fake.channelId);
-    expect(fake.message(target.channel, target.ts)!.text).toBe('🎨 “a red fox” — position 2 in the queue, ready in about 40 s.');
-    expect(fake.acks.length).toBeGreaterThan(0);
+  it('queues /imagine for the member who asked and updates its channel message with the place in the queue', async () => {
+    await withQueuePaused(async () => {
+      fake.push('slash_commands', fake.slashCommandPayload('/imagine', 'a red fox --ar 2:1 --seed 8 --steps 2', 'UQUEUE'));
+      const [record] = await generationsOf('UQUEUE', 1);
+      expect(record.request).toMatchObject({ kind: 'imagine', params: { prompt: 'a red fox', width: 128, height: 64, seed: 8 } });
+      const target = decodeReplyTarget(record.request.replyTarget)!;
+      const update = await fake.waitForCall((call) => call.method === 'chat.update' && call.args.ts === target.ts);
+      expect(update.authorization).toBe('Bearer xoxb-fake');
+      expect(fake.message(target.channel, target.ts)!.text).toMatch(accepted('a red fox'));
+      await expectHeldExactly(stack, requester('UQUEUE'), [record.request]);
+    });
   });
 
   it('posts each further combination of a permutation prompt as its own channel message', async () => {
-    fake.push('slash_commands', fake.slashCommandPayload('/imagine', 'a {red, green} fox --seed 8', 'UANA'));
-    const [red, green] = await waitFor(() => (service.submitted.length === 2 ? service.submitted : undefined));
-    const [redTarget, greenTarget] = [red, green].map((request) => decodeReplyTarget(request.replyTarget)!);
-    expect(greenTarget.channel).toBe(fake.channelId);
-    expect(greenTarget.ts).not.toBe(redTarget.ts);
-    await waitFor(() => fake.message(greenTarget.channel, greenTarget.ts)?.text.includes('position'));
-    expect(fake.message(redTarget.channel, redTarget.ts)!.text).toMatch(/^🎨 “a red fox” — position/);
-    expect(fake.message(greenTarget.channel, greenTarget.ts)!.text).toBe('🎨 “a green fox” — position 2 in the queue, ready in about 40 s.');
+    await withQueuePaused(async () => {
+      fake.push('slash_commands', fake.slashCommandPayload('/imagine', 'a {red, green} fox --seed 8 --steps 2', 'UPERM'));
+      const [green, red] = await generationsOf('UPERM', 2);
+      expect([red.request.params.prompt, green.request.params.prompt]).toEqual(['a red fox', 'a green fox']);
+      const [redTarget, greenTarget] = [red, green].map((record) => decodeReplyTarget(record.request.replyTarget)!);
+      expect(greenTarget.channel).toBe(fake.channelId);
+      expect(greenTarget.ts).not.toBe(redTarget.ts);
+      await waitFor(() => fake.message(redTarget.channel, redTarget.ts)?.text.match(accepted('a red fox')));
+      await waitFor(() => fake.message(greenTarget.channel, greenTarget.ts)?.text.match(accepted('a green fox')));
+    });
   });
 
   it('answers a bad flag in the ack, privately, and submits nothing', async () => {
-    const envelope = fake.push('slash_commands', fake.slashCommandPayload('/imagine', 'a fox --chaos 3'));
+    const envelope = fake.push('slash_commands', fake.slashCommandPayload('/imagine', 'a fox --chaos 3', 'UFLAG'));
     const ack = await fake.waitForAck(envelope);
     expect(ack.payload.response_type).toBe('ephemeral');
     expect(ack.payload.text).toContain('--chaos is not a flag I know');
-    expect(service.submitted).toEqual([]);
+    await expectHeldExactly(stack, requester('UFLAG'), []);
   });
 
   it('refuses /admin to a member who is not a workspace admin', async () => {
-    fake.push('slash_commands', fake.slashCommandPayload('/admin', 'ban <@UBOB|bob>', 'UANA'));
-    await waitFor(() => fake.responses[0]);
-    expect(fake.responses[0].body).toMatchObject({ response_type: 'ephemeral', text: '⚠️ Only admins can use /admin.' });
-    expect(fake.calls.some((call) => call.method === 'users.info' && call.args.user === 'UANA')).toBe(true);
-    expect(service.adminCalls).toEqual([]);
+    const from = fake.responses.length;
+    fake.push('slash_commands', fake.slashCommandPayload('/admin', 'ban <@UVICTIM|victim>', 'UPLAIN'));
+    const answer = await waitFor(() => fake.responses[from]);
+    expect(answer.body).toMatchObject({ response_type: 'ephemeral', text: '⚠️ Only admins can use /admin.' });
+    expect(fake.calls.some((call) => call.method === 'users.info' && call.args.user === 'UPLAIN')).toBe(true);
+    expect(await stack.service.quota(requester('UVICTIM'))).toMatchObject({ banned: false });
   });
 
   it('runs /admin quota grant for a workspace admin', async () => {
     fake.workspaceAdmins.add('UBOSS');
-    fake.push('slash_commands', fake.slashCommandPayload('/admin', 'quota grant <@UBOB|bob> 5', 'UBOSS'));
-    await waitFor(() => service.adminCalls[0]);
-    expect(service.adminCalls).toEqual([`grantQuota ${fake.teamId} UBOB 5`]);
+    const from = fake.responses.length;
+    fake.push('slash_commands', fake.slashCommandPayload('/admin', 'quota grant <@UGIFT|gift> 5', 'UBOSS'));
+    const answer = await waitFor(() => fake.responses[from]);
+    expect(answer.body).toMatchObject({ response_type: 'ephemeral', text: 'UGIFT: 1005 of 1000 units left.' });
+    expect(await stack.service.quota(requester('UGIFT'))).toMatchObject({ remainingUnits: 1005, limitUnits: 1000 });
   });
 
-  it('uploads the finished image with files.uploadV2 and turns the message into the result with buttons and reactions', async () => {
-    const { request, target } = await finishedResult(4);
-    expect(fake.uploads).toHaveLength(1);
-    const complete = fake.calls.find((call) => call.method === 'files.completeUploadExternal')!;
-    expect(complete.args).toMatchObject({ channel_id: target.channel, thread_ts: target.ts });
-    const message = fake.message(target.channel, target.ts)!;
-    const actionIds = message.blocks.filter((block) => block.type === 'actions').map((block) => block.elements.map((element: any) => element.text.text));
-    expect(actionIds[0]).toEqual(['U1', 'U2', 'U3', 'U4']);
-    expect(message.text).toContain(`seed 10`);
-    expect(fake.calls.filter((call) => call.method === 'reactions.add').map((call) => call.args.name)).toEqual(['arrows_counterclockwise', 'envelope', 'x']);
-    expect(request.generationId).toBeDefined();
+  it('puts :arrows_counterclockwise:, :envelope: and :x: under a finished grid', async () => {
+    const { ts } = await result('UANA', 'a fox');
+    const reactionsOf = () => fake.calls.filter((call) => call.method === 'reactions.add' && call.args.timestamp === ts);
+    const reactions = await waitFor(() => (reactionsOf().length === 3 ? reactionsOf() : undefined));
+    expect(reactions.map((call) => call.args.name)).toEqual(['arrows_counterclockwise', 'envelope', 'x']);
   });
 
   it('waits out Retry-After when chat.update is rate limited, then shows the newest state', async () => {
-    const { request, target } = await imagine('a fox');
-    fake.rateLimitNext('chat.update', 1);
-    service.emit({ type: 'progress', generationId: request.generationId, platform: 'slack', replyTarget: request.replyTarget, step: 1, totalSteps: 30 });
-    await fake.waitForCall((call) => call.method === 'chat.update' && call.args.text.includes('step 1/30'));
-    service.emit({ type: 'progress', generationId: request.generationId, platform: 'slack', replyTarget: request.replyTarget, step: 2, totalSteps: 30 });
-    await waitFor(() => fake.message(target.channel, target.ts)!.text.includes('step 2/30'));
-    const updates = fake.calls.filter((call) => call.method === 'chat.update').map((call) => call.args.text);
-    expect(updates.at(-1)).toContain('step 2/30');
+    await withQueuePaused(async () => {
+      fake.push('slash_commands', fake.slashCommandPayload('/imagine', 'a fox --steps 2', 'ULIMIT'));
+      const [record] = await generationsOf('ULIMIT', 1);
+      const { channel, ts } = decodeReplyTarget(record.request.replyTarget)!;
+      await waitFor(() => updatesOf(ts)[0]);
+      fake.rateLimitNext('chat.update', 1, ts);
+      fake.push('slash_commands', fake.slashCommandPayload('/cancel', '', 'ULIMIT'));
+      await waitFor(() => updatesOf(ts).length === 3);
+      const [, limited, retried] = updatesOf(ts);
+      expect(retried.args.text).toBe(limited.args.text);
+      expect(fake.message(channel, ts)!.text).toBe('🚫 “a fox” was cancelled. Your quota was refunded.');
+    });
   });
 
-  it('hands a V3 click to the service as a subtle variation of image 3', async () => {
-    const { request, target } = await finishedResult(4);
-    const submitted = service.nextSubmit();
-    fake.push('interactive', fake.buttonClickPayload(target.channel, target.ts, encodeActionId({ action: 'vary-subtle', generationId: request.generationId, imageIndex: 2 }), 'UBOB'));
-    const variation = await submitted;
-    expect(variation).toMatchObject({ kind: 'vary-subtle', parent: { generationId: request.generationId, imageIndex: 2 }, requester: { userId: 'UBOB' } });
-  });
-
-  it('rerolls on a :repeat: reaction to the result', async () => {
-    const { request, target } = await finishedResult(4);
-    const submitted = service.nextSubmit();
-    fake.push('events_api', fake.reactionEventPayload(target.channel, target.ts, 'repeat', 'UBOB'));
-    expect(await submitted).toMatchObject({ kind: 'reroll', parent: { generationId: request.generationId } });
+  it('queues a V3 click as a subtle variation of picture 3, asked for by the member who clicked', async () => {
+    const { channel, ts, record } = await result('UANA', 'a fox');
+    fake.push('interactive', fake.buttonClickPayload(channel, ts, encodeActionId({ action: 'vary-subtle', generationId: record.request.generationId, imageIndex: 2 }), 'UBOB'));
+    const variation = await eventually(async () => (await childGenerations(stack.database.prisma, record.request.generationId))[0]);
+    expect(variation.request).toMatchObject({ kind: 'vary-subtle', parent: { generationId: record.request.generationId, imageIndex: 2 }, requester: requester('UBOB') });
   });
 
   it('deletes on :x: from the requester, but DMs a refusal to someone else', async () => {
-    const { target } = await finishedResult(1);
-    fake.push('events_api', fake.reactionEventPayload(target.channel, target.ts, 'x', 'UBOB'));
-    const dm = await fake.waitForCall((call) => call.method === 'chat.postMessage' && call.args.channel === 'UBOB');
-    expect(dm.args.text).toContain('Only the person who asked for this image');
-    expect(fake.message(target.channel, target.ts)).toBeDefined();
-    fake.push('events_api', fake.reactionEventPayload(target.channel, target.ts, 'x', 'UANA'));
-    await waitFor(() => !fake.message(target.channel, target.ts));
+    const { channel, ts, record } = await result('UANA', 'a fox');
+    const from = fake.calls.length;
+    fake.push('events_api', fake.reactionEventPayload(channel, ts, 'x', 'UBOB'));
+    const dm = await fake.waitForCall((call) => call.method === 'chat.postMessage' && call.args.channel === 'UBOB', from);
+    expect(dm.args.text).toContain('Only the person who asked for this image, or an admin, can delete it.');
+    expect(fake.message(channel, ts)).toBeDefined();
+    expect((await stack.service.findGeneration(record.request.generationId))!.deletedAt).toBeUndefined();
+
+    fake.push('events_api', fake.reactionEventPayload(channel, ts, 'x', 'UANA'));
+    await waitFor(() => !fake.message(channel, ts));
+    expect((await stack.service.findGeneration(record.request.generationId))!.deletedAt).toBeInstanceOf(Date);
   });
 });
