@@ -11,7 +11,7 @@ import type { Requester } from '../../src/core/generation.js';
 import { childGenerations } from '../../src/store/generations.js';
 import { FakeDiscord, type FakeMember } from '../support/fake-discord.js';
 import { FakeSlack } from '../support/fake-slack.js';
-import { waitFor } from '../support/recording-imagine-service.js';
+import { waitFor } from '../support/wait-for.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 import { startSocketModeBot, stopSocketModeBot } from '../support/slack-socket-bot.js';
 import { openWebChatPage } from '../support/web-chat-client.js';

@@ -8,7 +8,7 @@ import { encodeActionId } from '../../src/core/chat/result-actions.js';
 import { createRedisDeliveryLog } from '../../src/service/delivery-log.js';
 import { childGenerations } from '../../src/store/generations.js';
 import { FakeDiscord, type FakeMember } from '../support/fake-discord.js';
-import { waitFor } from '../support/recording-imagine-service.js';
+import { waitFor } from '../support/wait-for.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 
 /**

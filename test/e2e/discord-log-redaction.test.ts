@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDiscordBot, type DiscordBot } from '../../src/adapters/discord/bot.js';
 import { createLogger, REDACTED } from '../../src/service/logger.js';
 import { FakeDiscord } from '../support/fake-discord.js';
-import { waitFor } from '../support/recording-imagine-service.js';
+import { waitFor } from '../support/wait-for.js';
 import { startServiceStack, type ServiceStack } from '../support/service-stack.js';
 
 /**

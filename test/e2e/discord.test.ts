@@ -6,7 +6,7 @@ import type { Requester } from '../../src/core/generation.js';
 import { encodeActionId } from '../../src/core/chat/result-actions.js';
 import { ancestorGenerations, childGenerations } from '../../src/store/generations.js';
 import { FakeDiscord, type FakeMember } from '../support/fake-discord.js';
-import { waitFor } from '../support/recording-imagine-service.js';
+import { waitFor } from '../support/wait-for.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack, type ServiceStackOptions } from '../support/service-stack.js';
 
 /**

@@ -17,7 +17,7 @@ import { childGenerations } from '../../src/store/generations.js';
 import { launchChromium, type LaunchedChromium } from '../support/chromium.js';
 import { FakeDiscord, type FakeMember } from '../support/fake-discord.js';
 import { FakeSlack } from '../support/fake-slack.js';
-import { waitFor } from '../support/recording-imagine-service.js';
+import { waitFor } from '../support/wait-for.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 import { startSocketModeBot, stopSocketModeBot } from '../support/slack-socket-bot.js';
 

@@ -8,7 +8,7 @@ import type { GenerationRecord } from '../../src/core/chat/service.js';
 import type { Requester } from '../../src/core/generation.js';
 import { withSafety } from '../../src/core/safety.js';
 import { createRedisRateLimiter } from '../../src/service/rate-limit.js';
-import { waitFor } from '../support/recording-imagine-service.js';
+import { waitFor } from '../support/wait-for.js';
 import { deletePrefix, sharedRedisUrl, testPrefix } from '../support/redis.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 import { openWebChatPage } from '../support/web-chat-client.js';

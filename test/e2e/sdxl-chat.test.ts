@@ -3,7 +3,7 @@ import type { SlackBot } from '../../src/adapters/slack/bot.js';
 import { decodeReplyTarget } from '../../src/adapters/slack/reply-target.js';
 import { FakeSlack } from '../support/fake-slack.js';
 import { startSocketModeBot, stopSocketModeBot } from '../support/slack-socket-bot.js';
-import { waitFor } from '../support/recording-imagine-service.js';
+import { waitFor } from '../support/wait-for.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 
 /**

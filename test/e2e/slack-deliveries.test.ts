@@ -9,7 +9,7 @@ import type { Requester } from '../../src/core/generation.js';
 import { createRedisDeliveryLog } from '../../src/service/delivery-log.js';
 import { childGenerations } from '../../src/store/generations.js';
 import { FakeSlack, slackSignatureHeaders } from '../support/fake-slack.js';
-import { waitFor } from '../support/recording-imagine-service.js';
+import { waitFor } from '../support/wait-for.js';
 import { deletePrefix, testPrefix } from '../support/redis.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 

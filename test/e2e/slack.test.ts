@@ -5,7 +5,7 @@ import { encodeActionId } from '../../src/core/chat/result-actions.js';
 import { ancestorGenerations, childGenerations } from '../../src/store/generations.js';
 import { FakeSlack } from '../support/fake-slack.js';
 import { startSocketModeBot, stopSocketModeBot } from '../support/slack-socket-bot.js';
-import { waitFor } from '../support/recording-imagine-service.js';
+import { waitFor } from '../support/wait-for.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
 
 /**

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { waitFor } from './recording-imagine-service.js';
+import { waitFor } from './wait-for.js';
 
 /**
  * A loopback stand-in for Discord: the REST API (v10) and the gateway, speaking the wire format the real discord.js
@@ -37,7 +37,7 @@ export class FakeDiscord {
   readonly guildId = '910000000000000001';
   readonly channelId = '920000000000000001';
   readonly manageServerRoleId = '930000000000000001';
-  /** A role with no permissions, named as an admin role in TEST_CHAT_CONFIG. */
+  /** A role with no permissions, for a test to configure as the admin role (DISCORD_ADMIN_ROLE_IDS). */
   readonly configuredAdminRoleId = '930000000000000002';
   identify: any;
   private nextId = 1n;

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { waitFor } from './recording-imagine-service.js';
+import { waitFor } from './wait-for.js';
 
 /**
  * A loopback stand-in for Slack: the Web API (form-encoded POST /api/<method>), the files.uploadV2 upload URL,

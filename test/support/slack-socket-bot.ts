@@ -1,6 +1,6 @@
 import { startSlackBot, type SlackBot, type SlackBotOptions } from '../../src/adapters/slack/bot.js';
 import type { FakeSlack } from './fake-slack.js';
-import { waitFor } from './recording-imagine-service.js';
+import { waitFor } from './wait-for.js';
 
 /** Real Bolt in Socket Mode against the loopback Slack, connected before the test starts. */
 export async function startSocketModeBot(

@@ -8,7 +8,7 @@ import type { Requester } from '../../../src/core/generation.js';
 import { encodeActionId } from '../../../src/core/chat/result-actions.js';
 import { childGenerations } from '../../../src/store/generations.js';
 import { FakeDiscord, type FakeMember } from '../../support/fake-discord.js';
-import { waitFor } from '../../support/recording-imagine-service.js';
+import { waitFor } from '../../support/wait-for.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
 import { queuedAndCharged } from '../../support/stack-results.js';
 

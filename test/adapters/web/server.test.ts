@@ -14,7 +14,7 @@ import type { GenerationRecord } from '../../../src/core/chat/service.js';
 import type { Requester } from '../../../src/core/generation.js';
 import { publishEvent } from '../../../src/queue/events.js';
 import { imagineKeys, queueNameForModel } from '../../../src/queue/job.js';
-import { waitFor } from '../../support/recording-imagine-service.js';
+import { waitFor } from '../../support/wait-for.js';
 import { TEST_POSTGRES_URL } from '../../support/postgres.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
 import { queuedAndCharged } from '../../support/stack-results.js';

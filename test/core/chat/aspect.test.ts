@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseAspectRatio, parseSize, sizeForAspectRatio } from '../../../src/core/chat/aspect.js';
-import { TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
+import { TEST_CHAT_CONFIG } from '../../support/chat-config.js';
 
 const model = TEST_CHAT_CONFIG.models[0];
 

@@ -5,7 +5,7 @@ import type { CommandContext, OptionValues } from '../../../src/core/chat/comman
 import { CHAT_COMMANDS, findCommand, runCommand } from '../../../src/core/chat/commands/index.js';
 import type { GenerationRecord } from '../../../src/core/chat/service.js';
 import type { ChatView } from '../../../src/core/chat/views.js';
-import { TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
+import { TEST_CHAT_CONFIG } from '../../support/chat-config.js';
 import { startServiceStack, type ServiceStack } from '../../support/service-stack.js';
 import { expectHeldExactly, finishedGeneration } from '../../support/stack-results.js';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isImagineError } from '../../../src/core/errors.js';
 import { composerHints, parseImagine } from '../../../src/core/chat/imagine-options.js';
 import type { ChatConfig } from '../../../src/core/chat/chat-config.js';
-import { TEST_CHAT_CONFIG } from '../../support/recording-imagine-service.js';
+import { TEST_CHAT_CONFIG } from '../../support/chat-config.js';
 
 const config = TEST_CHAT_CONFIG;
 const fixedSeed = () => 42;
