@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDiscordBot, type DiscordBot } from '../../src/adapters/discord/bot.js';
 import type { SlackBot } from '../../src/adapters/slack/bot.js';
-import { decodeReplyTarget as decodeSlackTarget } from '../../src/adapters/slack/reply-target.js';
 import { decodeReplyTarget as decodeWebTarget } from '../../src/adapters/web/reply-target.js';
 import { startWebChat, type WebChat } from '../../src/adapters/web/server.js';
 import { encodeActionId, type ResultActionName } from '../../src/core/chat/result-actions.js';
@@ -13,7 +12,7 @@ import { FakeDiscord, type FakeMember } from '../support/fake-discord.js';
 import { FakeSlack } from '../support/fake-slack.js';
 import { waitFor } from '../support/wait-for.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../support/service-stack.js';
-import { startSocketModeBot, stopSocketModeBot } from '../support/slack-socket-bot.js';
+import { slackResult, startSocketModeBot, stopSocketModeBot } from '../support/slack-socket-bot.js';
 import { openWebChatPage } from '../support/web-chat-client.js';
 
 /**
@@ -123,17 +122,7 @@ describe('result buttons on Slack', () => {
     await stopSocketModeBot(bot, fake);
   });
 
-  async function result(userId: string, prompt: string): Promise<{ channel: string; ts: string; record: GenerationRecord }> {
-    const before = (await stack.service.history(requester(userId), 1))[0]?.request.generationId;
-    fake.push('slash_commands', fake.slashCommandPayload('/imagine', `${prompt} --steps 2`, userId));
-    const record = await eventually(async () => {
-      const [latest] = await stack.service.history(requester(userId), 1);
-      return latest && latest.request.generationId !== before ? latest : undefined;
-    });
-    const { channel, ts } = decodeSlackTarget(record.request.replyTarget)!;
-    await waitFor(() => fake.message(channel, ts)?.blocks.some((block) => block.type === 'actions'), GENERATION_TIMEOUT_MS);
-    return { channel, ts, record };
-  }
+  const result = (userId: string, prompt: string) => slackResult(fake, stack, requester(userId), prompt);
 
   const click = (target: { channel: string; ts: string }, actionId: string, userId: string) => {
     const payload = fake.buttonClickPayload(target.channel, target.ts, actionId, userId);

@@ -80,3 +80,20 @@ export async function expectHeldExactly(stack: ServiceStack, requester: Requeste
   const ids = requests.map((request) => request.generationId).sort();
   expect(await heldFor(stack, requester)).toEqual({ recorded: ids, queued: ids, usedUnits: requests.reduce((sum, request) => sum + generationCost(request), 0) });
 }
+
+/** The requester's generations, newest first, once there are at least `count` of them. */
+export const latestGenerations = (stack: ServiceStack, requester: Requester, count: number) =>
+  eventually(async () => {
+    const records = await stack.service.history(requester, count);
+    return records.length === count ? records : undefined;
+  });
+
+/** Holds the model's queue (BullMQ's pause, which the worker obeys) while `during` runs: a queued job stays queued while the test looks at it. */
+export async function withQueuePaused<T>(stack: ServiceStack, during: () => Promise<T>): Promise<T> {
+  await stack.modelQueue.pause();
+  try {
+    return await during();
+  } finally {
+    await stack.modelQueue.resume();
+  }
+}

@@ -10,7 +10,7 @@ import { childGenerations } from '../../../src/store/generations.js';
 import { FakeDiscord, type FakeMember } from '../../support/fake-discord.js';
 import { waitFor } from '../../support/wait-for.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
-import { queuedAndCharged } from '../../support/stack-results.js';
+import { latestGenerations, queuedAndCharged, withQueuePaused as withStackQueuePaused } from '../../support/stack-results.js';
 
 /**
  * The discord.js bot against the loopback Discord, over the real service: Redis queue, worker running the tiny-sd
@@ -48,22 +48,8 @@ const channelMessagePath = (messageId: string) => `/channels/${fake.channelId}/m
 const editsOf = (messageId: string) => fake.requests.filter((call) => call.method === 'PATCH' && call.path.endsWith(`/messages/${messageId}`));
 const isResult = (body: any) => (body?.components ?? []).length > 0;
 
-/** The member's generations, newest first, once there are `count` of them. */
-const generationsOf = (member: FakeMember, count: number) =>
-  eventually(async () => {
-    const records = await stack.service.history(requester(member), count);
-    return records.length === count ? records : undefined;
-  });
-
-/** Holds the model's queue (BullMQ's pause, which the worker obeys) while `during` runs: what it checks happens before any job starts. */
-async function withQueuePaused<T>(during: () => Promise<T>): Promise<T> {
-  await stack.modelQueue.pause();
-  try {
-    return await during();
-  } finally {
-    await stack.modelQueue.resume();
-  }
-}
+const generationsOf = (member: FakeMember, count: number) => latestGenerations(stack, requester(member), count);
+const withQueuePaused = <T>(during: () => Promise<T>) => withStackQueuePaused(stack, during);
 
 /** Runs /imagine "`prompt` --steps 2" to its finished result, shown with its buttons. */
 async function result(member: FakeMember, prompt: string, batch: number): Promise<{ messageId: string; record: GenerationRecord }> {

@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SlackBot } from '../../../src/adapters/slack/bot.js';
 import { decodeReplyTarget } from '../../../src/adapters/slack/reply-target.js';
-import type { GenerationRecord } from '../../../src/core/chat/service.js';
 import type { Requester } from '../../../src/core/generation.js';
 import { encodeActionId } from '../../../src/core/chat/result-actions.js';
 import { childGenerations } from '../../../src/store/generations.js';
 import { FakeSlack } from '../../support/fake-slack.js';
-import { startSocketModeBot, stopSocketModeBot } from '../../support/slack-socket-bot.js';
+import { slackResult, startSocketModeBot, stopSocketModeBot } from '../../support/slack-socket-bot.js';
 import { waitFor } from '../../support/wait-for.js';
-import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
-import { expectHeldExactly } from '../../support/stack-results.js';
+import { eventually, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
+import { expectHeldExactly, latestGenerations, withQueuePaused as withStackQueuePaused } from '../../support/stack-results.js';
 
 /**
  * Real Bolt in Socket Mode against the loopback Slack, over the real service: Redis queue, worker running the tiny-sd
@@ -36,37 +35,11 @@ afterAll(async () => {
 const requester = (userId: string): Requester => ({ platform: 'slack', workspaceId: fake.teamId, userId, isAdmin: false });
 const accepted = (prompt: string) => new RegExp(`^🎨 “${prompt}” — (starting now|position \\d+ in the queue), ready in about \\d+ (s|min)\\.$`);
 const updatesOf = (ts: string) => fake.calls.filter((call) => call.method === 'chat.update' && call.args.ts === ts);
-const hasButtons = (blocks: any[] = []) => blocks.some((block) => block.type === 'actions');
 
-/** The user's generations, newest first, once there are `count` of them. */
-const generationsOf = (userId: string, count: number) =>
-  eventually(async () => {
-    const records = await stack.service.history(requester(userId), count);
-    return records.length === count ? records : undefined;
-  });
+const generationsOf = (userId: string, count: number) => latestGenerations(stack, requester(userId), count);
+const withQueuePaused = <T>(during: () => Promise<T>) => withStackQueuePaused(stack, during);
 
-/** Holds the model's queue (BullMQ's pause, which the worker obeys) while `during` runs: what it checks happens before any job starts. */
-async function withQueuePaused<T>(during: () => Promise<T>): Promise<T> {
-  await stack.modelQueue.pause();
-  try {
-    return await during();
-  } finally {
-    await stack.modelQueue.resume();
-  }
-}
-
-/** Runs /imagine "`prompt` --steps 2" to its finished grid, shown with its buttons. */
-async function result(userId: string, prompt: string): Promise<{ channel: string; ts: string; record: GenerationRecord }> {
-  const before = (await stack.service.history(requester(userId), 1))[0]?.request.generationId;
-  fake.push('slash_commands', fake.slashCommandPayload('/imagine', `${prompt} --steps 2`, userId));
-  const record = await eventually(async () => {
-    const [latest] = await stack.service.history(requester(userId), 1);
-    return latest && latest.request.generationId !== before ? latest : undefined;
-  });
-  const { channel, ts } = decodeReplyTarget(record.request.replyTarget)!;
-  await waitFor(() => hasButtons(fake.message(channel, ts)?.blocks), GENERATION_TIMEOUT_MS);
-  return { channel, ts, record };
-}
+const result = (userId: string, prompt: string) => slackResult(fake, stack, requester(userId), prompt);
 
 describe('Slack bot in Socket Mode', () => {
   it('opens the socket with the app token and checks the bot token', () => {

@@ -17,7 +17,7 @@ import { imagineKeys, queueNameForModel } from '../../../src/queue/job.js';
 import { waitFor } from '../../support/wait-for.js';
 import { TEST_POSTGRES_URL } from '../../support/postgres.js';
 import { eventually, GENERATION_TIMEOUT_MS, startServiceStack, type ServiceStack } from '../../support/service-stack.js';
-import { queuedAndCharged } from '../../support/stack-results.js';
+import { latestGenerations, queuedAndCharged, withQueuePaused as withStackQueuePaused } from '../../support/stack-results.js';
 
 /**
  * The web chat over real WebSockets and HTTP, on the real stack: Redis queue, PGlite, the worker running the tiny-sd
@@ -138,22 +138,8 @@ afterEach(async () => {
   for (const client of clients.splice(0)) client.socket.close();
 });
 
-/** The worker takes nothing new until `work` is done, so a queued job stays queued while the test looks at it. */
-async function withQueuePaused<T>(work: () => Promise<T>): Promise<T> {
-  await stack.modelQueue.pause();
-  try {
-    return await work();
-  } finally {
-    await stack.modelQueue.resume();
-  }
-}
-
-/** The requester's generations, newest first, once there are `count` of them. */
-const generationsOf = (client: ChatClient, count: number) =>
-  eventually(async () => {
-    const records = await stack.service.history(client.requester, 20);
-    return records.length === count ? records : undefined;
-  });
+const withQueuePaused = <T>(work: () => Promise<T>) => withStackQueuePaused(stack, work);
+const generationsOf = (client: ChatClient, count: number) => latestGenerations(stack, client.requester, count);
 
 /** Does what queues one generation; resolves with its record and the message it answers in, once answered. */
 async function queueOne(client: ChatClient, act: () => void): Promise<{ record: GenerationRecord; messageId: string }> {
