@@ -3,15 +3,12 @@ import { parseArgs } from 'node:util';
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { GenerationHistory, GenerationIntake, ImageEngine, ImageStore, QuotaLedger } from '../core/ports.js';
-import { defaultQuotaPolicy } from '../core/quota.js';
 import { createGenerationQueue } from '../queue/producer.js';
 import { redisOptions } from '../service/redis.js';
 import { startWorker } from '../service/worker.js';
-import { dropSchema, openDatabase } from '../store/database.js';
-import { createGenerationHistory } from '../store/generations.js';
-import { createGenerationIntake } from '../store/intake.js';
-import { PrismaQuotaLedger } from '../store/quota-ledger.js';
+import { dropSchema, withSchema } from '../store/database.js';
 import { appendBenchmarkRow, machineDescription } from './report.js';
+import { openUnlimitedStores } from './stores.js';
 
 /**
  * `npm run bench:queue -- [--jobs N] [--latency-jobs N] [--redis URL] [--database URL] [--json]`
@@ -110,17 +107,10 @@ async function measure(ports: Ports) {
 }
 
 const schema = `bench_queue_${randomBytes(6).toString('hex')}`;
-const schemaUrl = new URL(values.database);
-schemaUrl.searchParams.set('schema', schema);
-const database = await openDatabase({ url: schemaUrl.toString(), poolSize: 4 });
-const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
+const { database, ...postgresPorts } = await openUnlimitedStores(withSchema(values.database, schema));
 let withDatabase: Awaited<ReturnType<typeof measure>>;
 try {
-  withDatabase = await measure({
-    ledger: new PrismaQuotaLedger(database.prisma, ledgerOptions),
-    history: createGenerationHistory(database.prisma),
-    intake: createGenerationIntake(database.prisma, ledgerOptions),
-  });
+  withDatabase = await measure(postgresPorts);
 } finally {
   await database.close();
   await dropSchema(values.database, schema);

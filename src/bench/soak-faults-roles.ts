@@ -4,16 +4,12 @@ import { z } from 'zod';
 import { isImagineError, modelFailure } from '../core/errors.js';
 import { GenerationRequest } from '../core/generation.js';
 import type { ImageEngine } from '../core/ports.js';
-import { defaultQuotaPolicy } from '../core/quota.js';
 import type { JobCaps } from '../queue/claims.js';
 import { createGenerationQueue } from '../queue/producer.js';
 import { createImagineService } from '../service/imagine-service.js';
 import { startWorker } from '../service/worker.js';
-import { openDatabase } from '../store/database.js';
-import { createGenerationHistory } from '../store/generations.js';
 import { createLocalImageStore } from '../store/images-local.js';
-import { createGenerationIntake } from '../store/intake.js';
-import { PrismaQuotaLedger } from '../store/quota-ledger.js';
+import { openUnlimitedStores } from './stores.js';
 
 /**
  * The child processes of `npm run soak:faults` (src/bench/soak-faults.ts starts them with `--worker` or `--bot`): a
@@ -78,14 +74,6 @@ async function createSoakEngine(): Promise<ImageEngine> {
   };
 }
 
-/** The stores every soak process opens: the shared PostgreSQL database, with no quota limit. */
-export async function openSoakStores(databaseUrl: string) {
-  const database = await openDatabase({ url: databaseUrl, poolSize: 4 });
-  const ledgerOptions = { defaultPolicy: defaultQuotaPolicy({ unitsPerPeriod: null, period: 'day' }) };
-  const ledger = new PrismaQuotaLedger(database.prisma, ledgerOptions);
-  return { database, ledgerOptions, ledger, history: createGenerationHistory(database.prisma) };
-}
-
 /** A soak run that crashes must not leave children behind: the parent's end closes this pipe. */
 function exitWithParent(): void {
   process.stdin.once('close', () => process.exit(1));
@@ -93,7 +81,7 @@ function exitWithParent(): void {
 }
 
 export async function runWorkerChild(config: WorkerConfig): Promise<void> {
-  const { database, ledger, history } = await openSoakStores(config.databaseUrl);
+  const { database, ledger, history } = await openUnlimitedStores(config.databaseUrl);
   const worker = await startWorker({
     redisUrl: config.redisUrl,
     prefix: config.prefix,
@@ -120,13 +108,13 @@ export async function runWorkerChild(config: WorkerConfig): Promise<void> {
  * the path a chat command takes, and its poster appends to a file the parent audits.
  */
 export async function runBotChild(config: BotConfig): Promise<void> {
-  const { database, ledgerOptions, ledger, history } = await openSoakStores(config.databaseUrl);
+  const { database, ledger, history, intake } = await openUnlimitedStores(config.databaseUrl);
   const queue = createGenerationQueue({
     redisUrl: config.redisUrl,
     prefix: config.prefix,
     ledger,
     history,
-    intake: createGenerationIntake(database.prisma, ledgerOptions),
+    intake,
     caps: config.caps,
     retryDelayMs: RETRY_DELAY_MS,
   });

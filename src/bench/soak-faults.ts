@@ -12,12 +12,12 @@ import type { GenerationRequest } from '../core/generation.js';
 import { queueNameForModel } from '../queue/job.js';
 import { createReconciler } from '../service/reconciler.js';
 import { redisAnswers } from '../service/redis-server.js';
-import { dropSchema, parseDatabaseUrl } from '../store/database.js';
+import { dropSchema, parseDatabaseUrl, withSchema } from '../store/database.js';
 import { appendBenchmarkRow, machineDescription } from './report.js';
+import { openUnlimitedStores } from './stores.js';
 import {
   FAILING_PROMPT,
   MODEL_NAME,
-  openSoakStores,
   RECONCILE_GRACE_MS,
   RECONCILE_INTERVAL_MS,
   runBotChild,
@@ -258,9 +258,7 @@ async function runSoak(): Promise<void> {
   const appendOnly = values['redis-aof'] === 'yes';
   const startedAtMs = Date.now();
   const schema = `soak_${randomBytes(6).toString('hex')}`;
-  const schemaUrl = new URL(values.database);
-  schemaUrl.searchParams.set('schema', schema);
-  const databaseUrl = schemaUrl.toString();
+  const databaseUrl = withSchema(values.database, schema);
   const prefix = `soak-${randomUUID().slice(0, 8)}`;
   const scratchDir = await mkdtemp(join(tmpdir(), 'imagine-soak-'));
   const imageDir = join(scratchDir, 'images');
@@ -271,7 +269,7 @@ async function runSoak(): Promise<void> {
   let redisRestarts = 0;
   let botKills = 0;
   const redis = await startSoakRedis(scratchDir, appendOnly);
-  const { database, ledger, history } = await openSoakStores(databaseUrl);
+  const { database, ledger, history } = await openUnlimitedStores(databaseUrl);
   const reconciler = createReconciler({ prisma: database.prisma, ledger, history, redisUrl: redis.url, prefix, graceMs: RECONCILE_GRACE_MS });
   reconciler.start(RECONCILE_INTERVAL_MS);
 

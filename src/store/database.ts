@@ -45,9 +45,16 @@ export function parseDatabaseUrl(url: string): { connectionString: string; schem
   return { connectionString: parsed.toString(), schema };
 }
 
+/** The same database with Prisma's `?schema=` set: everything opened through it lives in that schema. */
+export function withSchema(url: string, schema: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('schema', schema);
+  return parsed.toString();
+}
+
 const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-/** Drops a PostgreSQL schema and everything in it: what a benchmark made for itself (it names its own schema). */
+/** Drops a PostgreSQL schema and everything in it: what a benchmark or a test made for itself (it names its own schema). */
 export async function dropSchema(databaseUrl: string, schema: string): Promise<void> {
   const sql = new pg.Client({ connectionString: parseDatabaseUrl(databaseUrl).connectionString });
   await sql.connect();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployWithPrismaEngine, diffMigrationsToSchema } from '../../prisma/schema-engine.js';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { GenerationRequest } from '../../src/core/generation.js';
-import { openDatabase, PrismaClient } from '../../src/store/database.js';
+import { dropSchema, openDatabase, parseDatabaseUrl, PrismaClient, withSchema } from '../../src/store/database.js';
 import { createGenerationHistory } from '../../src/store/generations.js';
 import { PrismaQuotaLedger } from '../../src/store/quota-ledger.js';
 import { imagineRequest } from '../support/generation-requests.js';
@@ -103,13 +103,14 @@ describe('a PostgreSQL database', () => {
   });
 
   it('migrates a new schema once when two processes start at the same time', async () => {
-    const url = database.url!.replace(/schema=(\w+)/, 'schema=$1_twin');
+    const twin = `${parseDatabaseUrl(database.url!).schema}_twin`;
+    const url = withSchema(database.url!, twin);
     const both = await Promise.all([openDatabase({ url }), openDatabase({ url })]);
     try {
       expect(both.map((opened) => opened.appliedMigrations.length).sort()).toEqual([0, database.appliedMigrations.length]);
     } finally {
       await Promise.all(both.map((opened) => opened.close()));
-      await database.prisma.$executeRawUnsafe(`DROP SCHEMA "${new URL(url).searchParams.get('schema')}" CASCADE`);
+      await dropSchema(url, twin);
     }
   });
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { openDatabase, parseDatabaseUrl, type Database } from '../../src/store/database.js';
+import { dropSchema, openDatabase, parseDatabaseUrl, withSchema, type Database } from '../../src/store/database.js';
 
 /** CI (.ci/run) starts this server; the tests that name PostgreSQL must not pass without it. */
 export const TEST_POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
@@ -30,20 +30,14 @@ export async function assertPostgresReachable(url = TEST_POSTGRES_URL): Promise<
 export async function openTestPostgres(): Promise<TestDatabase> {
   await assertPostgresReachable();
   const schema = `t_${randomBytes(6).toString('hex')}`;
-  const url = `${TEST_POSTGRES_URL}?schema=${schema}`;
+  const url = withSchema(TEST_POSTGRES_URL, schema);
   const database = await openDatabase({ url });
   return {
     ...database,
     url,
     async close() {
       await database.close();
-      const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      } finally {
-        await client.end();
-      }
+      await dropSchema(TEST_POSTGRES_URL, schema);
     },
   };
 }
