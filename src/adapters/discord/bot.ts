@@ -144,14 +144,14 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
     });
   };
 
-  const webhookMessageRoute = (webhook: NonNullable<DiscordReplyTarget['webhook']>) =>
-    Routes.webhookMessage(webhook.applicationId, webhook.token, webhook.messageId ?? '@original');
+  /** A private reply can only be reached through its interaction webhook; a public one through the channel. */
+  const messageRoute = ({ webhook, channelId, messageId }: DiscordReplyTarget) =>
+    webhook ? Routes.webhookMessage(webhook.applicationId, webhook.token, webhook.messageId ?? '@original') : Routes.channelMessage(channelId, messageId);
 
   const editTarget = async (target: DiscordReplyTarget, view: ChatView) => {
     const { view: shown, files } = await viewFiles(view, (key) => service.readImage(key));
     const body = renderDiscordMessage({ ...shown, ephemeral: false }, files);
-    const route = target.webhook ? webhookMessageRoute(target.webhook) : Routes.channelMessage(target.channelId, target.messageId);
-    await client.rest.patch(route, { body, files, auth: !target.webhook });
+    await client.rest.patch(messageRoute(target), { body, files, auth: !target.webhook });
   };
 
   const sendDirectMessage = async (userId: string, view: ChatView) => {
@@ -247,7 +247,7 @@ export async function startDiscordBot(options: DiscordBotOptions): Promise<Disco
         return {
           replyTarget: encodeReplyTarget(target),
           show: async (view) => coalescer.schedule(target.messageId, () => editTarget(target, view)),
-          remove: async () => void (await client.rest.delete(target.webhook ? webhookMessageRoute(target.webhook) : Routes.channelMessage(target.channelId, target.messageId))),
+          remove: async () => void (await client.rest.delete(messageRoute(target))),
         };
       },
       generationIdOfMessageLink,
